@@ -1,0 +1,196 @@
+"""The ``automl-noisy`` command. Imports are lazy: ``--help`` loads neither torch nor ray."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+PROG = "automl-noisy"
+DEFAULT_STORAGE = "sqlite:///automl-noisy.db"  # the same as automl_noisy.search.storage's
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr with exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _data_flags(p: argparse.ArgumentParser, train: bool = False) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=None if train else "digits",
+                   help="digits | synthetic | csv:PATH | npz:PATH" + (" (default: the pipeline's)" if train else
+                                                                      " (default: digits)"))
+    g.add_argument("--noise", default=None if train else "none",
+                   help="none | symmetric:R | pair:R | asymmetric:R[:a>b,..] | instance:R, injected into "
+                        "train and validation" + (" (default: the pipeline's, or none with --data)" if train else ""))
+    g.add_argument("--label-column", default="label", help="label column of a CSV file (default: label)")
+    g.add_argument("--val-fraction", type=float, default=0.1, help="noisy validation share of train (0.1)")
+    g.add_argument("--test-fraction", type=float, default=0.2, help="test share of the data (0.2)")
+    g.add_argument("--samples", type=int, help="synthetic: number of samples")
+    g.add_argument("--features", type=int, help="synthetic: number of features")
+    g.add_argument("--classes", type=int, help="synthetic: number of classes")
+
+
+def _storage_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--storage", default=DEFAULT_STORAGE,
+                   help=f"study database, any URL Optuna accepts (default: {DEFAULT_STORAGE})")
+    p.add_argument("--study", default=None, help="study name (default: derived from data, noise and space)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Search combinations of noisy-label learning methods.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("search", help="search method combinations; resumes an existing study")
+    _data_flags(s)
+    s.add_argument("--space", default="default", help="search space: a name in search_spaces/ or a YAML path")
+    s.add_argument("--trials", type=int, default=20, help="total trials in the study (default: 20)")
+    _storage_flags(s)
+    s.add_argument("--executor", choices=("ray", "local"), default="ray", help="where trials run (default: ray)")
+    s.add_argument("--workers", type=int, help="trials at once (default: as many as CPUs, or GPUs / fraction)")
+    s.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
+    s.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPU fraction per trial, e.g. 0.25")
+    s.add_argument("--seed", type=int, default=0, help="seed of data split, noise, sampler and training")
+    s.add_argument("--no-progress", action="store_true", help="no live progress bar")
+
+    e = sub.add_parser("export", help="write the best trial's complete pipeline as YAML")
+    e.add_argument("-o", "--output", default="best.yaml", help="output file (default: best.yaml)")
+    _storage_flags(e)
+
+    t = sub.add_parser("train", help="train an exported pipeline; save weights, metrics, label issues")
+    t.add_argument("pipeline", help="pipeline YAML written by 'automl-noisy export'")
+    t.add_argument("-o", "--output", default="out", help="output folder (default: out)")
+    _data_flags(t, train=True)
+    t.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as in a search trial)")
+    t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+
+    c = sub.add_parser("components", help="list method families, their choices and hyperparameters")
+    c.add_argument("--family", help="only this family")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from automl_noisy.errors import UserError
+
+    try:
+        return int(COMMANDS[args.command](args) or 0)
+    except UserError as e:
+        if args.debug:
+            raise
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug, not a user mistake: still one line unless --debug
+        if args.debug:
+            raise
+        text = " ".join(str(e).split())[:300]
+        print(f"{PROG}: internal error: {type(e).__name__}: {text} (rerun with --debug for details)",
+              file=sys.stderr)
+        return 1
+
+
+def _data_spec(args: argparse.Namespace, base: Any = None) -> Any:
+    from automl_noisy.data import DataSpec
+
+    options = {k: getattr(args, k) for k in ("samples", "features", "classes") if getattr(args, k) is not None}
+    if base is not None:  # train: start from the pipeline's data unless --data is given
+        if args.data is None:
+            noise = args.noise if args.noise is not None else base.noise
+            return DataSpec(**{**base.to_dict(), "noise": noise,
+                               "options": {**base.options, **options}})
+        noise = args.noise or "none"
+    else:
+        noise = args.noise
+    return DataSpec(source=args.data, noise=noise, label_column=args.label_column,
+                    val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                    seed=getattr(args, "seed", 0), options=options)
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from automl_noisy.search.controller import SearchOptions, search
+    from automl_noisy.search.storage import mask_url
+
+    options = SearchOptions(data=_data_spec(args), space=args.space, trials=args.trials, storage=args.storage,
+                            study=args.study, executor=args.executor, workers=args.workers,
+                            ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial, seed=args.seed,
+                            progress=not args.no_progress)
+    study = search(options)
+    from optuna.trial import TrialState
+
+    states = [t.state for t in study.trials]
+    print(f"study {study.study_name!r} in {mask_url(args.storage)}: {len(states)} trials "
+          f"({states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "
+          f"{states.count(TrialState.FAIL)} failed)")
+    if states.count(TrialState.COMPLETE):
+        best = study.best_trial
+        test = best.user_attrs.get("test_accuracy")
+        combo = ", ".join(f"{k}={v}" for k, v in best.user_attrs.get("combination", {}).items())
+        print(f"best trial {best.number}: val_accuracy {best.value:.4f}"
+              + (f", test_accuracy {test:.4f}" if test is not None else "") + f" ({combo})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from automl_noisy.search.export import export_best
+
+    _, provenance = export_best(args.storage, args.study, args.output)
+    print(f"wrote {args.output}: trial {provenance['trial']} of study {provenance['study']!r}, "
+          f"val_accuracy {provenance['val_accuracy']:.4f}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from automl_noisy.pipeline import read_pipeline_file
+
+    pipeline, _ = read_pipeline_file(args.pipeline)
+    data = _data_spec(args, base=pipeline.data)
+    from automl_noisy.train.final import train_pipeline
+    from automl_noisy.train.step import Methods
+
+    Methods.from_pipeline(pipeline)  # unknown components fail before any data is loaded
+
+    def report(m: Any) -> None:
+        test = f" test_accuracy {m.test_accuracy:.4f}" if m.test_accuracy is not None else ""
+        print(f"epoch {m.epoch:>3}/{pipeline.epochs}: loss {m.train_loss:.4f} val_accuracy {m.val_accuracy:.4f}{test}",
+              file=sys.stderr)
+
+    metrics = train_pipeline(pipeline, args.output, data=data, threads=args.threads, device=args.device,
+                             on_epoch=report)
+    test = metrics.get("test_accuracy")
+    print(f"val_accuracy {metrics['val_accuracy']:.4f}" + (f", test_accuracy {test:.4f}" if test is not None else "")
+          + f"; wrote {args.output}/model.pt, label_issues.csv, metrics.json")
+    return 0
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    from automl_noisy.components import FAMILIES
+    from automl_noisy.errors import choose_from
+
+    if args.family and args.family not in FAMILIES:
+        raise choose_from("family", args.family, list(FAMILIES))
+    for name, family in FAMILIES.items():
+        if args.family and name != args.family:
+            continue
+        kind = "several at once" if family.multi else "optional" if family.optional else "one"
+        print(f"{name}  (slot: {family.slot}; {kind})")
+        for choice in family.registry.names():
+            cls = family.registry.get(choice)
+            doc = (cls.__doc__ or "").strip().splitlines()[0]
+            print(f"  {choice:<18} {doc}")
+            for param, decl in cls.hyperparameters().items():
+                print(f"      {name}.{choice}.{param}: {decl.describe()}")
+    return 0
+
+
+COMMANDS = {"search": cmd_search, "export": cmd_export, "train": cmd_train, "components": cmd_components}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Method families, one registry each. Which slot a family fills is in ``FAMILIES``.
+
+To add a method, write one class in its family's module, decorate it with the family's
+``register`` and declare its hyperparameters with ``hyperparameter``; the contract tests in
+``tests/components`` then cover it.
+
+>>> from automl_noisy.components import build
+>>> from automl_noisy.pipeline import ComponentSpec
+>>> build("loss", ComponentSpec("gce", {"q": 0.5}))
+GeneralizedCrossEntropy(q=0.5)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from automl_noisy.components.adjustment import adjustments
+from automl_noisy.components.base import Component
+from automl_noisy.components.losses import losses
+from automl_noisy.components.mixing import mixings
+from automl_noisy.components.models import models
+from automl_noisy.components.penalties import penalties
+from automl_noisy.pipeline import ComponentSpec
+from automl_noisy.registry import Registry
+
+
+@dataclass(frozen=True)
+class Family:
+    """A method family: its registry, the slot it fills, and how many choices a pipeline holds."""
+
+    registry: Registry
+    slot: str
+    optional: bool = False  # 'none' is a valid choice
+    multi: bool = False  # a pipeline may hold several (each toggled on or off)
+
+
+FAMILIES: dict[str, Family] = {
+    "model": Family(models, "forward"),
+    "adjustment": Family(adjustments, "targets", optional=True),
+    "mixing": Family(mixings, "mixing", optional=True),
+    "loss": Family(losses, "per_sample_loss"),
+    "penalty": Family(penalties, "penalties", optional=True, multi=True),
+}
+
+
+def build(family: str, spec: ComponentSpec) -> Component:
+    """Instantiate ``spec`` from ``family``'s registry; unknown names and params are UserErrors."""
+    cls = FAMILIES[family].registry.get(spec.name)
+    return cls.from_params(spec.params, family)
+
+
+__all__ = ["FAMILIES", "Family", "build"]

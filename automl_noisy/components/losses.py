@@ -1,0 +1,77 @@
+"""Family ``loss`` (slot *per-sample loss*): robust losses on soft targets ``t`` (B, K).
+
+Every loss returns one value per sample; ``p = softmax(logits)``. With one-hot targets each
+reduces to its usual form in the label ``y``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from automl_noisy.components.base import PerSampleLoss, hyperparameter
+from automl_noisy.registry import Registry
+
+losses: Registry[type[PerSampleLoss]] = Registry("loss")
+
+
+@losses.register("ce")
+@dataclass
+class CrossEntropy(PerSampleLoss):
+    """Cross entropy, the baseline: ``-sum_k t_k log p_k`` (``-log p_y`` for a hard label)."""
+
+    def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(logits, targets, reduction="none")
+
+
+@losses.register("mae")
+@dataclass
+class MeanAbsoluteError(PerSampleLoss):
+    """Mean absolute error, symmetric hence noise-tolerant (Ghosh, Kumar & Sastry, AAAI 2017).
+
+    ``sum_k |p_k - t_k|``, which is ``2 (1 - p_y)`` for a hard label.
+    """
+
+    def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
+        return (logits.softmax(dim=1) - targets).abs().sum(dim=1)
+
+
+@losses.register("gce")
+@dataclass
+class GeneralizedCrossEntropy(PerSampleLoss):
+    """Generalized cross entropy, L_q (Zhang & Sabuncu, NeurIPS 2018).
+
+    ``sum_k t_k (1 - p_k^q) / q``: tends to CE as q -> 0 and equals MAE / 2 at q = 1.
+    """
+
+    q: float = hyperparameter(0.7, 0.05, 1.0)
+
+    def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
+        p = logits.softmax(dim=1).clamp_min(1e-12)
+        return (targets * (1.0 - p.pow(self.q))).sum(dim=1) / self.q
+
+
+@losses.register("sce")
+@dataclass
+class SymmetricCrossEntropy(PerSampleLoss):
+    """Symmetric cross entropy (Wang et al., ICCV 2019): ``alpha CE + beta RCE``.
+
+    Reverse CE swaps the roles of prediction and target, ``RCE = -sum_k p_k log t_k`` with
+    ``log 0`` clipped to ``log 1e-4`` (the paper's A = -4 in base 10 terms, a finite constant).
+    """
+
+    alpha: float = hyperparameter(0.1, 0.01, 1.0, log=True)
+    beta: float = hyperparameter(1.0, 0.1, 10.0, log=True)
+
+    def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
+        ce = F.cross_entropy(logits, targets, reduction="none")
+        rce = -(logits.softmax(dim=1) * targets.clamp(1e-4, 1.0).log()).sum(dim=1)
+        return self.alpha * ce + self.beta * rce
+
+
+def one_hot(labels: Tensor, num_classes: int) -> Tensor:
+    """Hard labels (B,) -> float one-hot targets (B, K)."""
+    return F.one_hot(labels, num_classes).to(torch.float32)

@@ -1,0 +1,58 @@
+"""Family ``model`` (slot *forward*, the architecture): factories that build a Classifier."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from torch import nn
+
+from automl_noisy.components.base import Classifier, ModelFactory, hyperparameter
+from automl_noisy.registry import Registry
+
+models: Registry[type[ModelFactory]] = Registry("model")
+
+
+@models.register("mlp")
+@dataclass
+class MLP(ModelFactory):
+    """A multilayer perceptron on flattened inputs: ``depth`` hidden layers of ``width`` ReLUs."""
+
+    width: int = hyperparameter(256, 32, 1024, log=True)
+    depth: int = hyperparameter(2, 1, 4)
+
+    def build(self, input_shape: tuple[int, ...], num_classes: int) -> Classifier:
+        layers: list[nn.Module] = [nn.Flatten()]
+        size = math.prod(input_shape)
+        for _ in range(self.depth):
+            layers += [nn.Linear(size, self.width), nn.ReLU()]
+            size = self.width
+        return Classifier(nn.Sequential(*layers), size, num_classes)
+
+
+@models.register("cnn")
+@dataclass
+class SmallCNN(ModelFactory):
+    """A small conv net for image-shaped data ``(C, H, W)``.
+
+    Two 3x3 conv-BN-ReLU blocks of ``channels``, a 2x2 max-pool, one block of ``2 * channels``,
+    then global average pooling into the features.
+    """
+
+    channels: int = hyperparameter(32, 8, 128, log=True)
+
+    @classmethod
+    def accepts(cls, input_shape: tuple[int, ...]) -> bool:
+        return len(input_shape) == 3 and min(input_shape[1:]) >= 2
+
+    def build(self, input_shape: tuple[int, ...], num_classes: int) -> Classifier:
+        c = self.channels
+
+        def block(c_in: int, c_out: int) -> list[nn.Module]:
+            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+        body = nn.Sequential(
+            *block(input_shape[0], c), *block(c, c), nn.MaxPool2d(2),
+            *block(c, 2 * c), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        return Classifier(body, 2 * c, num_classes)

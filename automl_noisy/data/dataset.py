@@ -1,0 +1,68 @@
+"""NoisyDataset: the train/validation/test arrays a trial trains and is scored on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from automl_noisy.data.noise import realized_rate
+from automl_noisy.data.spec import DataSpec
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class NoisyDataset:
+    """Split arrays with (possibly injected) label noise; built by :func:`automl_noisy.data.load_data`.
+
+    Features are float32 of shape ``(n, *input_shape)``, labels int64 in ``0..num_classes-1``.
+    ``y_train`` and ``y_val`` are the noisy labels training and model selection see; ``y_test``
+    holds the labels as the source gives them and is never noised. ``y_train_clean`` and
+    ``y_val_clean`` are the labels before noise, or None where they are unknown (a user's file with
+    no injected noise). ``train_index`` is each training sample's row in the source.
+    ``fingerprint`` identifies the source data (features and labels), whatever the spec.
+    """
+
+    spec: DataSpec
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    class_names: tuple[str, ...]
+    train_index: np.ndarray
+    y_train_clean: np.ndarray | None
+    y_val_clean: np.ndarray | None
+    fingerprint: str
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample, e.g. ``(1, 8, 8)`` for digits or ``(20,)`` for vectors."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def clean_labels_known(self) -> bool:
+        """Whether the labels before noise are known (built-in data, or noise injected by the spec)."""
+        return self.y_train_clean is not None
+
+    @property
+    def noise_mask(self) -> np.ndarray | None:
+        """``y_train != y_train_clean`` per training sample, or None when clean labels are unknown."""
+        return None if self.y_train_clean is None else self.y_train != self.y_train_clean
+
+    @property
+    def noise_rate(self) -> float | None:
+        """The realized noise rate on the training split, or None when clean labels are unknown."""
+        return None if self.y_train_clean is None else realized_rate(self.y_train, self.y_train_clean)
+
+    def summary(self) -> str:
+        """One line: source, split sizes, classes, input shape, noise spec and realized rate."""
+        rate = self.noise_rate
+        realized = "clean labels unknown" if rate is None else f"realized {rate:.3f} on train"
+        return (f"{self.spec.source}: {len(self.y_train)} train / {len(self.y_val)} val / "
+                f"{len(self.y_test)} test, {self.num_classes} classes, input {self.input_shape}, "
+                f"noise {self.spec.noise} ({realized})")
+
+    def __repr__(self) -> str:
+        return f"NoisyDataset({self.summary()}, fingerprint={self.fingerprint})"

@@ -1,0 +1,99 @@
+"""load_data: source -> stratified splits -> standardized features -> injected noise."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+
+from automl_noisy.data.dataset import NoisyDataset
+from automl_noisy.data.noise import inject_noise, parse_noise
+from automl_noisy.data.sources import RawData, load_source
+from automl_noisy.data.spec import DataSpec
+from automl_noisy.errors import UserError
+
+
+def fingerprint(x: np.ndarray, y: np.ndarray) -> str:
+    """The first 16 hex digits of the sha256 of the source features and labels (shape included)."""
+    digest = hashlib.sha256()
+    for array in (np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)):
+        digest.update(repr(array.shape).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _stratified_split(index: np.ndarray, y: np.ndarray, fraction: float, seed: int,
+                      what: str, flag: str) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    num_classes = len(np.unique(y))
+    held_out = math.ceil(fraction * len(index))
+    if held_out < num_classes or len(index) - held_out < num_classes:
+        raise UserError(f"{len(index)} samples are too few for a stratified {what} split of "
+                        f"{fraction:g} over {num_classes} classes; use more data or change {flag}")
+    try:
+        keep, out = train_test_split(index, test_size=fraction, stratify=y, random_state=seed)
+    except ValueError as exc:
+        raise UserError(f"cannot make a stratified {what} split: {exc}; use more data or change {flag}") from None
+    return np.sort(keep), np.sort(out)
+
+
+def split_indices(y: np.ndarray, spec: DataSpec,
+                  seq: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified train, validation and test row indices (each sorted): ``test_fraction`` of all
+    rows go to test, then ``val_fraction`` of the rest to validation."""
+    test_seed, val_seed = (int(s) for s in seq.generate_state(2))
+    rest, test = _stratified_split(np.arange(len(y)), y, spec.test_fraction, test_seed, "test", "--test-fraction")
+    train, val = _stratified_split(rest, y[rest], spec.val_fraction, val_seed, "validation", "--val-fraction")
+    return train, val, test
+
+
+def standardize(x_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """``(x - mean) / std`` with the training split's per-feature statistics (std 0 -> 1)."""
+    mean = x_train.mean(axis=0, dtype=np.float64)
+    std = x_train.std(axis=0, dtype=np.float64)
+    std[std == 0] = 1.0
+    return [((x - mean) / std).astype(np.float32) for x in (x_train, *others)]
+
+
+def load_data(spec: DataSpec) -> NoisyDataset:
+    """Build the split, noised arrays that ``spec`` describes; the same spec gives identical arrays.
+
+    >>> data = load_data(DataSpec(source="digits", noise="symmetric:0.4"))
+    >>> data.num_classes, data.input_shape, round(data.noise_rate, 2)
+    (10, (1, 8, 8), 0.4)
+    """
+    noise = parse_noise(spec.noise)
+    raw: RawData = load_source(spec)
+    split_seq, train_seq, val_seq = np.random.SeedSequence(spec.seed).spawn(3)
+    train, val, test = split_indices(raw.y, spec, split_seq)
+    x_train, x_val, x_test = raw.x[train], raw.x[val], raw.x[test]
+    if raw.standardize and raw.x.ndim == 2:
+        x_train, x_val, x_test = standardize(x_train, x_val, x_test)
+    num_classes = len(raw.class_names)
+
+    def noised(rows: np.ndarray, x: np.ndarray, seq: np.random.SeedSequence) -> np.ndarray:
+        rng = np.random.default_rng(seq)
+        return inject_noise(raw.y[rows], noise, num_classes, rng, x=x, default_class_map=raw.default_class_map)
+
+    clean_known = raw.labels_trusted or noise.kind != "none"
+
+    def contiguous(a: np.ndarray, dtype: type) -> np.ndarray:
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    return NoisyDataset(
+        spec=spec,
+        x_train=contiguous(x_train, np.float32),
+        y_train=contiguous(noised(train, x_train, train_seq), np.int64),
+        x_val=contiguous(x_val, np.float32),
+        y_val=contiguous(noised(val, x_val, val_seq), np.int64),
+        x_test=contiguous(x_test, np.float32),
+        y_test=contiguous(raw.y[test], np.int64),
+        num_classes=num_classes,
+        class_names=raw.class_names,
+        train_index=contiguous(train, np.int64),
+        y_train_clean=contiguous(raw.y[train], np.int64) if clean_known else None,
+        y_val_clean=contiguous(raw.y[val], np.int64) if clean_known else None,
+        fingerprint=fingerprint(raw.x, raw.y),
+    )

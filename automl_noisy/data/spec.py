@@ -1,0 +1,97 @@
+"""DataSpec: which data to load, which noise to inject, and how to split it.
+
+A DataSpec is plain data: it round-trips through YAML (``to_dict``/``from_dict``) and is stored in
+every exported pipeline, so the same spec always rebuilds the same arrays.
+
+>>> spec = DataSpec(source="synthetic", noise="symmetric:0.2", options={"samples": 500})
+>>> DataSpec.from_dict(spec.to_dict()) == spec
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from automl_noisy.data.noise import parse_noise
+from automl_noisy.errors import UserError
+
+#: The smallest share of the data left for training once test and validation are held out.
+MIN_TRAIN_SHARE = 0.1
+
+
+def _check_fraction(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise UserError(f"data.{name} must be a number in (0, 1), got {value!r}")
+    if not 0.0 < value < 1.0:
+        raise UserError(f"data.{name}={value} is outside (0, 1); pass a fraction such as 0.1")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the data comes from, the noise injected into it, and the split.
+
+    ``source`` is ``digits``, ``synthetic``, ``csv:PATH`` or ``npz:PATH``. ``noise`` is a noise spec
+    (see :func:`automl_noisy.data.noise.parse_noise`). ``test_fraction`` of the data is held out as
+    the test split, then ``val_fraction`` of the rest as the (noisy) validation split. ``seed``
+    drives synthetic generation, the splits and the noise. ``options`` are source-specific, e.g.
+    ``samples``, ``features`` and ``classes`` for ``synthetic``.
+    """
+
+    source: str = "digits"
+    noise: str = "none"
+    label_column: str = "label"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("source", "noise", "label_column"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise UserError(f"data.{name} must be a non-empty string, got {value!r}")
+        _check_fraction("val_fraction", self.val_fraction)
+        _check_fraction("test_fraction", self.test_fraction)
+        train_share = (1.0 - self.test_fraction) * (1.0 - self.val_fraction)
+        if train_share < MIN_TRAIN_SHARE:
+            raise UserError(
+                f"data.test_fraction={self.test_fraction} and data.val_fraction={self.val_fraction} "
+                f"leave only {train_share:.0%} of the data for training; "
+                f"lower them so at least {MIN_TRAIN_SHARE:.0%} is left"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise UserError(f"data.seed must be a non-negative integer, got {self.seed!r}")
+        if not isinstance(self.options, Mapping):
+            raise UserError(f"data.options must be a mapping, got {self.options!r}")
+        object.__setattr__(self, "options", dict(self.options))
+        parse_noise(self.noise)
+
+    def __hash__(self) -> int:
+        options = tuple(sorted((str(k), repr(v)) for k, v in self.options.items()))
+        return hash((self.source, self.noise, self.label_column, self.val_fraction,
+                     self.test_fraction, self.seed, options))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (str, int, float and nested dicts only) that ``yaml.safe_dump`` accepts."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["options"] = dict(self.options)
+        out["val_fraction"] = float(self.val_fraction)
+        out["test_fraction"] = float(self.test_fraction)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DataSpec:
+        """The inverse of :meth:`to_dict`; unknown keys are a :class:`UserError` listing valid ones."""
+        if not isinstance(d, Mapping):
+            raise UserError(f"data: expected a mapping of data settings, got {d!r}")
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in d if k not in valid)
+        if unknown:
+            raise UserError(f"unknown data key(s) {', '.join(unknown)}; valid keys are: {', '.join(valid)}")
+        kwargs = dict(d)
+        if kwargs.get("options") is None:
+            kwargs.pop("options", None)
+        return cls(**kwargs)

@@ -1,0 +1,18 @@
+"""Errors a user can fix. The CLI prints their message as one line and exits with code 2."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake in the user's input: a file, a flag, a YAML document, a dataset.
+
+    The message names the problem and, where there is one, the fix. It must fit on one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
+
+
+def choose_from(kind: str, given: object, valid: list[str] | tuple[str, ...]) -> UserError:
+    """The error for a name that is not one of ``valid``: it lists the valid choices."""
+    return UserError(f"unknown {kind} {given!r}; choose one of: {', '.join(valid)}")

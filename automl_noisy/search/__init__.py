@@ -1,0 +1,1 @@
+"""Search: space files, the ask/tell driver, executors, storage and export."""

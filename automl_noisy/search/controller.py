@@ -1,0 +1,215 @@
+"""The search driver: ask -> suggest -> Pipeline -> executor -> report/prune -> tell.
+
+Only the driver touches the study storage, so an SQLite file can serve a whole Ray cluster and no
+worker needs database credentials. Re-running the same search resumes its study up to the
+requested number of trials.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import optuna
+from optuna.trial import TrialState
+
+from automl_noisy.data import DataSpec, NoisyDataset, load_data
+from automl_noisy.errors import UserError
+from automl_noisy.search.executors import Executor
+from automl_noisy.search.progress import SearchProgress
+from automl_noisy.search.space import SearchSpace, load_space
+from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage
+from automl_noisy.train import EpochMetrics
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# The driver records heartbeats itself (ask/tell), and uses TPE's stable-in-practice options.
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+
+
+@dataclass
+class SearchOptions:
+    """Everything a search needs; the CLI flags map onto these fields one to one."""
+
+    data: DataSpec = field(default_factory=DataSpec)
+    space: str = "default"
+    trials: int = 20
+    storage: str = DEFAULT_STORAGE
+    study: str | None = None
+    executor: str = "ray"  # "ray" or "local"
+    workers: int | None = None
+    ray_address: str | None = None
+    gpus_per_trial: float = 0.0
+    seed: int = 0
+    progress: bool = True
+
+
+def search(options: SearchOptions) -> optuna.Study:
+    """Run (or resume) a search and return its study.
+
+    >>> from automl_noisy.data import DataSpec
+    >>> study = search(SearchOptions(DataSpec("digits", "symmetric:0.4"), space="quick", trials=2,
+    ...                              storage="sqlite:///:memory:", executor="local", progress=False))
+    >>> len(study.trials)
+    2
+    """
+    if options.trials < 1:
+        raise UserError(f"--trials must be at least 1, got {options.trials}")
+    if options.executor not in ("ray", "local"):
+        raise UserError(f"unknown executor {options.executor!r}; choose one of: local, ray")
+    space = load_space(options.space)
+    data = load_data(options.data)
+    space = space.for_shape(data.input_shape)
+    storage = open_storage(options.storage)
+    study = _open_study(storage, options, space, data)
+    _fail_interrupted(study)
+    remaining = options.trials - sum(_counts(study).values())
+    if remaining <= 0:
+        return study
+    if not study.trials:
+        _, params = space.baseline(data.spec, options.seed)
+        study.enqueue_trial(params, user_attrs={"baseline": True})
+    executor = _executor(options, data)
+    try:
+        _drive(study, space, data, executor, options, remaining)
+    finally:
+        executor.close()
+    return study
+
+
+def default_study_name(data: DataSpec, space: SearchSpace) -> str:
+    source = data.source.split(":", 1)[-1] if ":" in data.source else data.source
+    stem = os.path.splitext(os.path.basename(source.rstrip("/")))[0] or data.source
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}-{data.noise}-{space.name}")
+
+
+def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, space: SearchSpace,
+                data: NoisyDataset) -> optuna.Study:
+    name = options.study or default_study_name(options.data, space)
+    identity = {"space_fingerprint": space.fingerprint(), "data": options.data.to_dict(), "seed": options.seed}
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+                                sampler=space.make_sampler(options.seed), pruner=space.make_pruner())
+    attrs = study.user_attrs
+    if "space_fingerprint" not in attrs:
+        for key, value in {**identity, "space": space.to_dict(), "space_name": space.name,
+                           "data_fingerprint": data.fingerprint, "noise_rate": data.noise_rate,
+                           "automl_noisy_version": version("automl-noisy")}.items():
+            study.set_user_attr(key, value)
+        return study
+    for key, what in (("space_fingerprint", "search space"), ("data", "data or noise"), ("seed", "seed")):
+        if attrs.get(key) != identity[key]:
+            raise UserError(f"study {name!r} in {mask_url(options.storage)} was created with a different "
+                            f"{what}; pass a new --study name, or the original {what}")
+    return study
+
+
+def _counts(study: optuna.Study) -> dict[str, int]:
+    """Finished trials by state; trials interrupted by a stopped driver do not count."""
+    counts = {"complete": 0, "pruned": 0, "failed": 0}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE:
+            counts["complete"] += 1
+        elif t.state == TrialState.PRUNED:
+            counts["pruned"] += 1
+        elif t.state == TrialState.FAIL and "fail_reason" in t.user_attrs and not t.user_attrs.get("interrupted"):
+            counts["failed"] += 1
+    return counts
+
+
+def _fail_interrupted(study: optuna.Study) -> None:
+    """Mark FAIL the trials a killed driver left RUNNING: at once when that driver ran on this host
+    and is gone, else once their heartbeat is stale (Optuna's ``fail_stale_trials``)."""
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        driver_host, _, pid = str(t.user_attrs.get("driver", "")).rpartition(":")
+        if driver_host == host and pid.isdigit() and not _alive(int(pid)):
+            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted: the search driver stopped")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+    optuna.storages.fail_stale_trials(study)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
+    if options.executor == "local":
+        from automl_noisy.search.executors.local import LocalExecutor
+
+        return LocalExecutor(data, threads=None)
+    from automl_noisy.search.executors.ray_executor import RayExecutor
+
+    return RayExecutor(data, workers=options.workers, address=options.ray_address,
+                       gpus_per_trial=options.gpus_per_trial)
+
+
+def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
+           options: SearchOptions, remaining: int) -> None:
+    running: dict[int, optuna.Trial] = {}
+    last: dict[int, EpochMetrics] = {}
+    launched, beat = 0, time.monotonic()
+    driver = f"{socket.gethostname()}:{os.getpid()}"
+    with SearchProgress(study, options.trials, enabled=options.progress) as progress:
+        try:
+            while launched < remaining or running:
+                while launched < remaining and len(running) < executor.capacity:
+                    trial = study.ask()
+                    pipeline = space.suggest(trial, data.spec, options.seed)
+                    trial.set_user_attr("pipeline", pipeline.to_dict())
+                    trial.set_user_attr("combination", pipeline.combination())
+                    trial.set_user_attr("driver", driver)
+                    executor.submit(trial.number, pipeline)
+                    running[trial.number] = trial
+                    launched += 1
+                event = executor.next_event(timeout=1.0)
+                if time.monotonic() - beat > HEARTBEAT_SECONDS / 2:
+                    for t in running.values():
+                        study._storage.record_heartbeat(t._trial_id)  # type: ignore[attr-defined]
+                    beat = time.monotonic()
+                if event is None:
+                    continue
+                trial = running[event.number]
+                if event.metrics is not None:
+                    last[event.number] = event.metrics
+                    trial.report(event.metrics.val_accuracy, event.metrics.epoch)
+                    if trial.should_prune():
+                        executor.cancel(event.number)
+                        _finish(study, running.pop(event.number), TrialState.PRUNED, last.get(event.number))
+                        progress.finished(TrialState.PRUNED, None)
+                elif event.done and event.number in last:
+                    _finish(study, running.pop(event.number), TrialState.COMPLETE, last[event.number])
+                    progress.finished(TrialState.COMPLETE, last[event.number].val_accuracy)
+                else:
+                    trial.set_user_attr("fail_reason", event.error or "the trial ended without an epoch")
+                    _finish(study, running.pop(event.number), TrialState.FAIL, None)
+                    progress.finished(TrialState.FAIL, None)
+        except KeyboardInterrupt:
+            for number, trial in running.items():
+                executor.cancel(number)
+                trial.set_user_attr("interrupted", True)
+                trial.set_user_attr("fail_reason", "interrupted: the search was stopped")
+                study.tell(trial, state=TrialState.FAIL)
+            raise
+
+
+def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, metrics: EpochMetrics | None) -> None:
+    if metrics is not None:
+        trial.set_user_attr("test_accuracy", metrics.test_accuracy)
+        trial.set_user_attr("epochs_run", metrics.epoch)
+        trial.set_user_attr("train_loss", metrics.train_loss)
+    if state == TrialState.COMPLETE:
+        study.tell(trial, metrics.val_accuracy)  # type: ignore[union-attr]
+    else:
+        study.tell(trial, state=state)

@@ -1,0 +1,95 @@
+"""RayExecutor: each trial is a Ray generator task streaming one EpochMetrics per epoch.
+
+The dataset is ``ray.put`` once and shared by every task. A CPU trial asks for one CPU and uses
+one thread, so a machine runs as many trials at once as it has CPUs; on GPU nodes a trial may
+take a fraction of a device (``gpus_per_trial``). Pruning cancels the task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import ray
+
+from automl_noisy.data import NoisyDataset
+from automl_noisy.errors import UserError
+from automl_noisy.pipeline import Pipeline
+from automl_noisy.search.executors.base import Executor, TrialEvent, describe_error
+from automl_noisy.train import EpochMetrics, run_trial
+
+
+def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int) -> Iterator[EpochMetrics]:
+    yield from run_trial(pipeline, data, threads=threads)
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Join the Ray cluster at ``address``, or start a local one (auth disabled on loopback)."""
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    try:
+        if address:
+            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        else:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
+                     log_to_driver=False)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        target = address or "a local Ray"
+        raise UserError(f"cannot start or join {target}: {' '.join(str(e).split())[:300]}") from None
+
+
+class RayExecutor(Executor):
+    """Runs trials as Ray tasks; ``workers`` caps how many run at once (default: all CPUs)."""
+
+    def __init__(self, data: NoisyDataset, workers: int | None = None, address: str | None = None,
+                 cpus_per_trial: float = 1, gpus_per_trial: float = 0) -> None:
+        connect(address, num_cpus=None)
+        resources = ray.cluster_resources()
+        if gpus_per_trial > 0:
+            fit = int(resources.get("GPU", 0) / gpus_per_trial)
+            if fit < 1:
+                raise UserError(f"--gpus-per-trial {gpus_per_trial} but the Ray cluster has "
+                                f"{resources.get('GPU', 0):g} GPUs; drop the flag or join a GPU cluster")
+        else:
+            fit = int(resources.get("CPU", 1) / cpus_per_trial)
+        self.capacity = max(1, workers or fit)
+        self._data_ref = ray.put(data)
+        threads = max(1, int(cpus_per_trial))
+        self._task = ray.remote(_trial_task).options(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
+                                                     max_retries=0)
+        self._threads = threads
+        self._running: dict[int, ray.ObjectRefGenerator] = {}
+
+    def submit(self, number: int, pipeline: Pipeline) -> None:
+        self._running[number] = self._task.remote(pipeline, self._data_ref, self._threads)
+
+    def next_event(self, timeout: float | None = None) -> TrialEvent | None:
+        if not self._running:
+            return None
+        numbers = {id(g): n for n, g in self._running.items()}
+        ready, _ = ray.wait(list(self._running.values()), num_returns=1, timeout=timeout)
+        if not ready:
+            return None
+        number = numbers[id(ready[0])]
+        try:
+            ref = next(self._running[number])
+            return TrialEvent(number, metrics=ray.get(ref))
+        except StopIteration:
+            del self._running[number]
+            return TrialEvent(number, done=True)
+        except Exception as e:  # noqa: BLE001 - task error, crashed worker, lost node
+            del self._running[number]
+            return TrialEvent(number, error=describe_error(e))
+
+    def cancel(self, number: int) -> None:
+        generator = self._running.pop(number, None)
+        if generator is not None:
+            ray.cancel(generator)
+
+    def running(self) -> int:
+        return len(self._running)
+
+    def close(self) -> None:
+        for number in list(self._running):
+            self.cancel(number)

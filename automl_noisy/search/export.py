@@ -1,0 +1,66 @@
+"""Export: the best trial's complete Pipeline as YAML, with provenance beside it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from automl_noisy.errors import UserError
+from automl_noisy.pipeline import Pipeline
+from automl_noisy.search.storage import mask_url, open_storage, resolve_study
+
+VERSIONED = ("automl-noisy", "torch", "torchvision", "optuna", "ray", "scikit-learn", "numpy")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def best_pipeline(study: optuna.Study, storage_url: str = "") -> tuple[Pipeline, dict[str, Any]]:
+    """The best complete trial's pipeline and its provenance."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        raise UserError(f"study {study.study_name!r} has no complete trial yet; run or resume the search first")
+    best = study.best_trial
+    if "pipeline" not in best.user_attrs:
+        raise UserError(f"trial {best.number} of study {study.study_name!r} holds no pipeline; "
+                        "was the study made by automl-noisy?")
+    pipeline = Pipeline.from_dict(best.user_attrs["pipeline"])
+    provenance = {
+        "study": study.study_name,
+        "storage": mask_url(storage_url) if storage_url else None,
+        "trial": best.number,
+        "val_accuracy": best.value,
+        "test_accuracy": best.user_attrs.get("test_accuracy"),
+        "combination": best.user_attrs.get("combination"),
+        "trials_in_study": len(study.trials),
+        "data_fingerprint": study.user_attrs.get("data_fingerprint"),
+        "noise_rate": study.user_attrs.get("noise_rate"),
+        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+    }
+    return pipeline, provenance
+
+
+def export_best(storage_url: str, study_name: str | None, path: str | Path) -> tuple[Pipeline, dict[str, Any]]:
+    """Write ``path`` (YAML) from the best trial of a stored study; returns what was written."""
+    storage = open_storage(storage_url, must_exist=True)
+    study = resolve_study(storage, study_name, storage_url)
+    pipeline, provenance = best_pipeline(study, storage_url)
+    path = Path(path)
+    if path.parent and not path.parent.is_dir():
+        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    path.write_text(pipeline.to_yaml(provenance), encoding="utf-8")
+    return pipeline, provenance

@@ -1,0 +1,272 @@
+"""Search spaces: a YAML file narrows what the components declare; define-by-run suggests it.
+
+A space file (``search_spaces/*.yaml``) lists, per family, the allowed choices and optional
+range overrides, plus the training budget, the sampler and the pruner::
+
+    epochs: 20
+    batch_size: 64                       # or a list of choices
+    optimizer: {sgd: {lr: [0.01, 0.2]}}  # choices with overrides (or a list of names)
+    schedule: cosine
+    sampler: {name: tpe, multivariate: true, group: true}
+    pruner: {name: median, n_warmup_steps: 5}
+    families:
+      model: {mlp: {width: [64, 512]}, cnn: {}}
+      loss: [ce, gce, sce]
+      adjustment: [none, label_smoothing]
+      penalty: [weight_decay]            # a multi family: each entry is toggled on or off
+
+Parameter names: ``loss`` picks a choice, ``loss.gce.q`` is that choice's parameter;
+``penalty.l1`` toggles a penalty; ``optimizer.sgd.lr``; ``batch_size``; ``schedule``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+
+from automl_noisy.components import FAMILIES
+from automl_noisy.data import DataSpec
+from automl_noisy.errors import UserError, choose_from
+from automl_noisy.hparams import Choice, HParam, Int, fixed_value
+from automl_noisy.pipeline import OPTIMIZERS, SCHEDULES, ComponentSpec, OptimizerSpec, Pipeline
+
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+TOP_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "sampler", "pruner", "families"}
+SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "gp": optuna.samplers.GPSampler, "cmaes": optuna.samplers.CmaEsSampler,
+            "qmc": optuna.samplers.QMCSampler}
+PRUNERS = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.PercentilePruner,
+           "hyperband": optuna.pruners.HyperbandPruner, "patient": None,
+           "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+           "threshold": optuna.pruners.ThresholdPruner, "none": optuna.pruners.NopPruner}
+
+Decide = Callable[[str, HParam], Any]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A parsed space: per family, the allowed choices with their (narrowed) hyperparameters."""
+
+    name: str
+    families: Mapping[str, Mapping[str, Mapping[str, HParam]]]  # family -> choice -> param -> decl
+    optimizers: Mapping[str, Mapping[str, HParam]]
+    schedule: Choice
+    batch_size: HParam
+    epochs: int
+    sampler: Mapping[str, Any] = field(default_factory=lambda: {"name": "tpe"})
+    pruner: Mapping[str, Any] = field(default_factory=lambda: {"name": "median"})
+
+    # -- define-by-run ------------------------------------------------------------------------
+    def suggest(self, trial: optuna.Trial, data: DataSpec, seed: int = 0) -> Pipeline:
+        """Sample a pipeline with ``trial``: choose each family, then only that choice's params."""
+
+        def decide(name: str, decl: HParam) -> Any:
+            fixed, value = fixed_value(decl)
+            if fixed:
+                return value
+            if isinstance(decl, Choice):
+                return trial.suggest_categorical(name, list(decl.choices))
+            if isinstance(decl, Int):
+                return trial.suggest_int(name, decl.low, decl.high, log=decl.log)
+            return trial.suggest_float(name, decl.low, decl.high, log=decl.log)
+
+        return self._walk(decide, data, seed)
+
+    def baseline(self, data: DataSpec, seed: int = 0) -> tuple[Pipeline, dict[str, Any]]:
+        """The plainest pipeline the space allows (CE, no methods, default params) and the Optuna
+        params that make ``suggest`` return it, for ``study.enqueue_trial``."""
+        params: dict[str, Any] = {}
+
+        def decide(name: str, decl: HParam) -> Any:
+            if not fixed_value(decl)[0]:
+                params[name] = decl.default
+            return decl.default
+
+        return self._walk(decide, data, seed), params
+
+    def _walk(self, decide: Decide, data: DataSpec, seed: int) -> Pipeline:
+        chosen: dict[str, Any] = {}
+        for family, choices in self.families.items():
+            if FAMILIES[family].multi:
+                on = [c for c in choices if decide(f"{family}.{c}", Choice(False, (False, True)))]
+                chosen[family] = tuple(self._component(decide, family, c) for c in on)
+            else:
+                names = tuple(choices)
+                plain = "ce" if "ce" in names else "none" if "none" in names else names[0]
+                choice = decide(family, Choice(plain, names))
+                chosen[family] = None if choice == "none" else self._component(decide, family, choice)
+        opt_name = decide("optimizer", Choice(next(iter(self.optimizers)), tuple(self.optimizers)))
+        opt_params = {p: decide(f"optimizer.{opt_name}.{p}", d) for p, d in self.optimizers[opt_name].items()}
+        optimizer = OptimizerSpec(opt_name, schedule=decide("schedule", self.schedule), **opt_params)
+        return Pipeline(**chosen, optimizer=optimizer, epochs=self.epochs,
+                        batch_size=decide("batch_size", self.batch_size), seed=seed, data=data)
+
+    def _component(self, decide: Decide, family: str, choice: str) -> ComponentSpec:
+        decls = self.families[family][choice]
+        return ComponentSpec(choice, {p: decide(f"{family}.{choice}.{p}", d) for p, d in decls.items()})
+
+    # -- identity and Optuna objects -------------------------------------------------------------
+    def for_shape(self, input_shape: tuple[int, ...]) -> "SearchSpace":
+        """Keep only the models that accept data of this shape (a CNN needs images)."""
+        models = FAMILIES["model"].registry
+        kept = {m: p for m, p in self.families["model"].items() if models.get(m).accepts(input_shape)}
+        if not kept:
+            raise UserError(f"space {self.name!r} has no model for data of shape {input_shape}; "
+                            f"allow one of: {', '.join(m for m in models if models.get(m).accepts(input_shape))}")
+        return SearchSpace(**{**self.__dict__, "families": {**self.families, "model": kept}})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A canonical, JSON-safe description (what the space hash is computed from)."""
+        def decl(d: HParam) -> dict[str, Any]:
+            return {"type": type(d).__name__, **{k: list(v) if isinstance(v, tuple) else v
+                                                 for k, v in d.__dict__.items()}}
+        return {
+            "families": {f: {c: {p: decl(d) for p, d in ps.items()} for c, ps in cs.items()}
+                         for f, cs in self.families.items()},
+            "optimizers": {o: {p: decl(d) for p, d in ps.items()} for o, ps in self.optimizers.items()},
+            "schedule": decl(self.schedule), "batch_size": decl(self.batch_size), "epochs": self.epochs,
+            "sampler": dict(self.sampler), "pruner": dict(self.pruner),
+        }
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def make_sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        return _build("sampler", SAMPLERS, {"seed": seed, **self.sampler})
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        spec = dict(self.pruner)
+        if spec.get("name") == "patient":  # PatientPruner wraps a median pruner
+            patience = spec.pop("patience", 2)
+            spec["name"] = "median"
+            return optuna.pruners.PatientPruner(_build("pruner", PRUNERS, spec), patience=patience)
+        return _build("pruner", PRUNERS, spec)
+
+
+def _build(kind: str, table: Mapping[str, Any], spec: Mapping[str, Any]) -> Any:
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    if name not in table:
+        raise choose_from(kind, name, sorted(table))
+    try:
+        return table[name](**spec)
+    except TypeError as e:
+        raise UserError(f"{kind} {name!r}: {e}") from None
+
+
+# -- reading space files ---------------------------------------------------------------------------
+def load_space(name_or_path: str) -> SearchSpace:
+    """Read a space by name (``default``, ``quick``: files in search_spaces/) or by path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        candidate = SPACES_DIR / f"{name_or_path}.yaml"
+        if candidate.is_file() and os.sep not in name_or_path:
+            path = candidate
+        else:
+            known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
+            raise UserError(f"search space not found: {name_or_path}; give a YAML file or one of: {known}")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read search space {path}: {e}") from None
+    return parse_space(doc, name=path.stem, where=str(path))
+
+
+def parse_space(doc: Any, name: str = "space", where: str = "space") -> SearchSpace:
+    """Validate a space document; every mistake is a UserError naming the key."""
+    if not isinstance(doc, Mapping):
+        raise UserError(f"{where}: a search space must be a mapping with keys among {', '.join(sorted(TOP_KEYS))}")
+    unknown = sorted(set(doc) - TOP_KEYS)
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(TOP_KEYS))}")
+    families_doc = doc.get("families") or {}
+    if not isinstance(families_doc, Mapping):
+        raise UserError(f"{where}: 'families' must map a family to its choices")
+    for family in families_doc:
+        if family not in FAMILIES:
+            raise choose_from("family", family, list(FAMILIES))
+    families = {}
+    for family, fam in FAMILIES.items():
+        default = fam.registry.names() if family == "model" else ["ce"] if family == "loss" else []
+        entries = families_doc.get(family, default)
+        choices = _choices(family, entries, where)
+        if not choices and not fam.optional:
+            raise UserError(f"{where}: family {family!r} needs at least one choice")
+        if choices:
+            families[family] = choices
+    epochs = doc.get("epochs", 20)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise UserError(f"{where}: epochs must be a positive integer, got {epochs!r}")
+    batch = doc.get("batch_size", 64)
+    batch_decl: HParam = (Choice(batch[0], tuple(batch)) if isinstance(batch, list) and batch
+                          else Choice(batch, (batch,)))
+    for b in batch_decl.choices:  # type: ignore[union-attr]
+        if isinstance(b, bool) or not isinstance(b, int) or b < 2:
+            raise UserError(f"{where}: batch_size must be integers >= 2, got {b!r}")
+    optimizers = _overrides("optimizer", doc.get("optimizer", ["sgd"]), OPTIMIZERS, where)
+    schedule = doc.get("schedule", "cosine")
+    schedules = tuple(schedule) if isinstance(schedule, list) else (schedule,)
+    for s in schedules:
+        if s not in SCHEDULES:
+            raise choose_from("schedule", s, list(SCHEDULES))
+    sampler = _named(doc.get("sampler", {"name": "tpe"}), "sampler", where)
+    pruner = _named(doc.get("pruner", {"name": "median"}), "pruner", where)
+    space = SearchSpace(name, families, optimizers, Choice(schedules[0], schedules), batch_decl, epochs,
+                        sampler, pruner)
+    space.make_pruner(), space.make_sampler(0)  # fail now, not in the middle of a search
+    return space
+
+
+def _choices(family: str, entries: Any, where: str) -> dict[str, dict[str, HParam]]:
+    registry = FAMILIES[family].registry
+    declared = {n: registry.get(n).hyperparameters() for n in registry.names()}
+    if FAMILIES[family].optional and not FAMILIES[family].multi:
+        declared["none"] = {}
+    return _overrides(family, entries, declared, where)
+
+
+def _overrides(kind: str, entries: Any, declared: Mapping[str, Mapping[str, HParam]],
+               where: str) -> dict[str, dict[str, HParam]]:
+    """``[a, b]`` or ``{a: {param: override}, b: null}`` -> choice -> narrowed declarations."""
+    if isinstance(entries, str):
+        entries = [entries]
+    if isinstance(entries, list):
+        entries = {e: None for e in entries}
+    if not isinstance(entries, Mapping):
+        raise UserError(f"{where}: {kind} must be a list of choices or a mapping choice -> parameters")
+    out: dict[str, dict[str, HParam]] = {}
+    for choice, params in entries.items():
+        if choice not in declared:
+            raise choose_from(kind, choice, list(declared))
+        params = params or {}
+        if not isinstance(params, Mapping):
+            raise UserError(f"{where}: {kind}.{choice} must map parameter names to ranges, got {params!r}")
+        decls = dict(declared[choice])
+        for param, override in params.items():
+            if param not in decls:
+                valid = ", ".join(decls) or "none"
+                raise UserError(f"{where}: {kind}.{choice} has no parameter {param!r}; its parameters: {valid}")
+            decls[param] = decls[param].narrow(f"{kind}.{choice}.{param}", override)
+        out[choice] = decls
+    return out
+
+
+def _named(value: Any, kind: str, where: str) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, Mapping) or "name" not in value:
+        raise UserError(f"{where}: {kind} must be a name or a mapping with 'name'")
+    return dict(value)
