@@ -11,7 +11,6 @@ import os
 import re
 import socket
 import time
-import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
@@ -26,10 +25,6 @@ from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage
 from automl_noisy.train import EpochMetrics
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-# The driver records heartbeats itself (ask/tell), and uses TPE's stable-in-practice options.
-warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
 
 
 @dataclass

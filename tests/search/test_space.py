@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from automl_noisy.components import FAMILIES
+from automl_noisy.data import DataSpec
+from automl_noisy.errors import UserError
+from automl_noisy.search.space import SPACES_DIR, load_space, parse_space
+from automl_noisy.train.step import Methods
+
+IMAGES, VECTORS = (1, 8, 8), (8,)
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
+def test_every_shipped_space_samples_pipelines_that_build(name):
+    """Many trials from each shipped space: every sampled combination builds (no invalid combos)."""
+    for shape in (IMAGES, VECTORS):
+        space = load_space(name).for_shape(shape)
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+        seen = set()
+        for _ in range(60):
+            trial = study.ask()
+            pipeline = space.suggest(trial, DataSpec())
+            Methods.from_pipeline(pipeline)
+            model = FAMILIES["model"].registry.get(pipeline.model.name)
+            assert model.accepts(shape)
+            model.from_params(pipeline.model.params).build(shape, 3)
+            seen.add(tuple(sorted(pipeline.combination().items())))
+            study.tell(trial, 0.5)
+        assert len(seen) > 10
+
+
+def test_parameter_names_follow_family_choice_param():
+    space = load_space("quick").for_shape(IMAGES)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    names = set()
+    for _ in range(40):
+        trial = study.ask()
+        space.suggest(trial, DataSpec())
+        names |= set(trial.params)
+        study.tell(trial, 0.0)
+    assert {"model", "loss", "adjustment", "mixing", "penalty.l1", "penalty.weight_decay"} <= names
+    assert {"loss.gce.q", "model.mlp.width", "mixing.mixup.alpha", "optimizer.sgd.lr"} <= names
+    for name in names:
+        parts = name.split(".")
+        assert parts[0] in set(FAMILIES) | {"optimizer", "batch_size", "schedule"}
+
+
+def test_conditionals_only_sample_the_chosen_choice_params():
+    space = load_space("quick").for_shape(IMAGES)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        pipeline = space.suggest(trial, DataSpec())
+        for name in trial.params:
+            if name.startswith("loss."):
+                assert name.split(".")[1] == pipeline.loss.name
+        study.tell(trial, 0.0)
+
+
+def test_baseline_is_plain_ce_and_enqueues():
+    space = load_space("default").for_shape(IMAGES)
+    pipeline, params = space.baseline(DataSpec())
+    assert pipeline.combination() == {"model": "mlp", "adjustment": "none", "mixing": "none",
+                                      "loss": "ce", "penalty": "none"}
+    study = optuna.create_study()
+    study.enqueue_trial(params)
+    trial = study.ask()
+    assert space.suggest(trial, DataSpec()) == pipeline
+
+
+def test_for_shape_drops_models_that_do_not_fit():
+    assert set(load_space("quick").for_shape(VECTORS).families["model"]) == {"mlp"}
+    only_cnn = parse_space({"families": {"model": ["cnn"]}})
+    with pytest.raises(UserError, match="has no model for data of shape"):
+        only_cnn.for_shape(VECTORS)
+
+
+def test_fingerprint_changes_with_the_space():
+    a = parse_space({"families": {"loss": ["ce", "gce"]}})
+    b = parse_space({"families": {"loss": ["ce", "gce"]}})
+    c = parse_space({"families": {"loss": {"ce": None, "gce": {"q": [0.5, 0.9]}}}})
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+@pytest.mark.parametrize("doc, message", [
+    ({"families": {"losses": ["ce"]}}, "unknown family 'losses'; choose one of: model"),
+    ({"families": {"loss": ["cee"]}}, "unknown loss 'cee'; choose one of: ce, gce"),
+    ({"families": {"loss": {"gce": {"r": [0.1, 0.2]}}}}, "has no parameter 'r'"),
+    ({"families": {"loss": {"gce": {"q": [0.5, 3.0]}}}}, "must lie inside"),
+    ({"families": {"loss": []}}, "needs at least one choice"),
+    ({"epochs": 0}, "epochs must be a positive integer"),
+    ({"batch_size": [1]}, "batch_size must be integers"),
+    ({"pruner": {"name": "median", "bogus": 1}}, "pruner 'median'"),
+    ({"sampler": {"name": "magic"}}, "unknown sampler 'magic'"),
+    ({"optimizer": ["rmsprop"]}, "unknown optimizer 'rmsprop'"),
+    ({"schedule": "step"}, "unknown schedule 'step'"),
+    ({"bogus": 1}, "unknown key"),
+    (["loss"], "must be a mapping"),
+])
+def test_bad_space_documents_are_user_errors(doc, message):
+    with pytest.raises(UserError, match=message):
+        parse_space(doc)
+
+
+def test_load_space_errors(tmp_path):
+    with pytest.raises(UserError, match="search space not found: nope; give a YAML file or one of: default"):
+        load_space("nope")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("families:\n  loss: [ce\n")
+    with pytest.raises(UserError, match="not valid YAML at line"):
+        load_space(str(bad))
