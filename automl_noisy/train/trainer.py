@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from automl_noisy.components import build
 from automl_noisy.components.base import Classifier, TrainInfo
 from automl_noisy.data import NoisyDataset
+from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.step import Methods, step_loss
 
@@ -64,6 +65,9 @@ class Trainer:
         self.device = torch.device(device) if device is not None else default_device()
         self.methods = Methods.from_pipeline(pipeline)
         factory = build("model", pipeline.model)
+        if not factory.accepts(data.input_shape):
+            raise UserError(f"model {factory.name!r} does not fit data of shape {data.input_shape}; "
+                            "choose another model in the pipeline")
         self.model: Classifier = factory.build(data.input_shape, data.num_classes).to(self.device)  # type: ignore[attr-defined]
         info = TrainInfo(len(data.y_train), data.num_classes, data.input_shape, pipeline.epochs, self.device)
         for component in self.methods.components():

@@ -1,0 +1,180 @@
+"""The command line: the README's flow end to end, and one clear line + exit 2 for each mistake."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+
+from automl_noisy.cli import main
+
+TINY_FLAGS = ["--data", "synthetic", "--samples", "300", "--features", "8", "--classes", "3"]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_imports_neither_torch_nor_ray():
+    code = ("import sys\nfrom automl_noisy.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "for sub in ('search', 'train', 'export', 'components'):\n"
+            "    try:\n        main([sub, '--help'])\n    except SystemExit:\n        pass\n"
+            "print('LOADED', sorted(m for m in ('torch', 'ray', 'optuna') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("LOADED []")
+
+
+def test_search_export_train_reproduces_the_trial(tmp_path, capsys, monkeypatch):
+    """The README flow on digits: the exported pipeline re-trains to the trial's validation accuracy."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "search", "--data", "digits", "--noise", "symmetric:0.4", "--trials", "3",
+                       "--space", "quick", "--executor", "local", "--no-progress")
+    assert code == 0 and "best trial" in out
+    assert Path("automl-noisy.db").is_file()
+    code, out, _ = run(capsys, "export", "-o", "best.yaml")
+    assert code == 0 and "wrote best.yaml" in out
+    doc = yaml.safe_load(Path("best.yaml").read_text())
+    prov = doc["provenance"]
+    assert {"study", "trial", "val_accuracy", "versions", "data_fingerprint"} <= set(prov)
+    assert doc["pipeline"]["data"]["noise"] == "symmetric:0.4"
+    code, out, err = run(capsys, "train", "best.yaml", "-o", "out")
+    assert code == 0 and "val_accuracy" in out and "epoch   1/4" in err
+    metrics = json.loads(Path("out/metrics.json").read_text())
+    assert abs(metrics["val_accuracy"] - prov["val_accuracy"]) <= 0.005
+    assert metrics["data_fingerprint"] == prov["data_fingerprint"]
+    assert Path("out/model.pt").is_file() and Path("out/label_issues.csv").is_file()
+
+
+def test_train_on_other_data_and_csv_flow(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(240, 5))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    csv = tmp_path / "my.csv"
+    csv.write_text("a,b,c,d,e,target\n" + "\n".join(",".join(f"{v:.4f}" for v in row) + f",{'yes' if t else 'no'}"
+                                                        for row, t in zip(x, y)))
+    db = f"sqlite:///{tmp_path}/csv.db"
+    code, _, err = run(capsys, "search", "--data", f"csv:{csv}", "--label-column", "target", "--trials", "2",
+                       "--space", "quick", "--executor", "local", "--storage", db, "--no-progress")
+    assert code == 0, err
+    assert run(capsys, "export", "--storage", db, "-o", str(tmp_path / "best.yaml"))[0] == 0
+    code, out, err = run(capsys, "train", str(tmp_path / "best.yaml"), "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    assert "test_accuracy" not in out  # labels of a user file are not known to be clean
+    rows = (tmp_path / "out" / "label_issues.csv").read_text().splitlines()
+    assert rows[0] == "index,given_label,predicted_label,suspicion" and rows[1].split(",")[1] in ("yes", "no")
+    # the pipeline is a recipe: it trains afresh on other data of another shape
+    code, out, err = run(capsys, "train", str(tmp_path / "best.yaml"), "-o", str(tmp_path / "out2"), *TINY_FLAGS)
+    assert code == 0 and "test_accuracy" in out, err
+    cnn = tmp_path / "cnn.yaml"
+    cnn.write_text("pipeline:\n  model: {name: cnn}\n  epochs: 1\n")
+    code, out, err = run(capsys, "train", str(cnn), "-o", str(tmp_path / "out3"), "--data", f"csv:{csv}",
+                         "--label-column", "target")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "model 'cnn' does not fit data of shape (5,)" in err
+
+
+def test_components_lists_families(capsys):
+    code, out, _ = run(capsys, "components")
+    assert code == 0
+    for text in ("loss  (slot: per_sample_loss; one)", "loss.gce.q: float [0.05, 1]", "penalty.l1.coef",
+                 "model.mlp.width", "mixing.mixup.alpha", "adjustment.label_smoothing.epsilon"):
+        assert text in out
+
+
+def _write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.fixture
+def files(tmp_path):
+    single = _write(tmp_path / "single.csv", "a,label\n1,x\n2,x\n3,x\n4,x\n")
+    nan = _write(tmp_path / "nan.csv", "a,b,label\n1,,x\n2,1,y\n3,1,x\n4,1,y\n5,1,x\n6,1,y\n")
+    ok_csv = _write(tmp_path / "ok.csv", "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    bad_yaml = _write(tmp_path / "bad.yaml", "pipeline: {model: [unclosed\n")
+    unknown = _write(tmp_path / "unknown.yaml", "pipeline:\n  model: {name: mlp}\n  loss: {name: cee}\n  epochs: 1\n")
+    unknown_space = _write(tmp_path / "space.yaml", "families:\n  loss: [ce, focal]\n")
+    family_space = _write(tmp_path / "fam.yaml", "families:\n  losses: [ce]\n")
+    bad_space = _write(tmp_path / "badspace.yaml", "families: {loss: [ce\n")
+    return dict(single=single, nan=nan, ok_csv=ok_csv, bad_yaml=bad_yaml, unknown=unknown,
+                unknown_space=unknown_space, family_space=family_space, bad_space=bad_space, dir=tmp_path)
+
+
+SEARCH = ["search", "--executor", "local", "--trials", "1", "--no-progress", "--space", "quick"]
+
+CASES = {
+    "missing data file": (lambda f: SEARCH + ["--data", f"csv:{f['dir']}/missing.csv"], "data file not found"),
+    "missing pipeline file": (lambda f: ["train", f"{f['dir']}/nope.yaml"], "pipeline file not found"),
+    "missing space file": (lambda f: SEARCH[:-2] + ["--space", f"{f['dir']}/nope.yaml"], "search space not found"),
+    "malformed pipeline yaml": (lambda f: ["train", f["bad_yaml"]], "not valid YAML at line"),
+    "malformed space yaml": (lambda f: SEARCH[:-2] + ["--space", f["bad_space"]], "not valid YAML at line"),
+    "unknown component in pipeline": (lambda f: ["train", f["unknown"], "-o", f"{f['dir']}/o"],
+                                      "unknown loss 'cee'; choose one of: ce, gce, mae, sce"),
+    "unknown component in space": (lambda f: SEARCH[:-2] + ["--space", f["unknown_space"]], "unknown loss 'focal'"),
+    "unknown family in space": (lambda f: SEARCH[:-2] + ["--space", f["family_space"]], "unknown family 'losses'"),
+    "label column absent": (lambda f: SEARCH + ["--data", f"csv:{f['ok_csv']}", "--label-column", "target"],
+                            "label column 'target'"),
+    "single class": (lambda f: SEARCH + ["--data", f"csv:{f['single']}"], "single class"),
+    "nan features": (lambda f: SEARCH + ["--data", f"csv:{f['nan']}"], "NaN"),
+    "bad noise spec": (lambda f: SEARCH + ["--noise", "symetric:0.4"], "bad noise spec 'symetric:0.4'"),
+    "noise rate out of range": (lambda f: SEARCH + ["--noise", "symmetric:1.5"], "bad noise spec"),
+    "unknown data source": (lambda f: SEARCH + ["--data", "mnist"], "mnist"),
+    "unreachable storage": (lambda f: SEARCH + ["--storage", "postgresql+psycopg2://me:s3cret@127.0.0.1:9/db"],
+                            "cannot open storage postgresql+psycopg2://me:***@127.0.0.1:9/db"),
+    "storage folder missing": (lambda f: SEARCH + ["--storage", f"sqlite:///{f['dir']}/no/such/dir/x.db"],
+                               "does not exist"),
+    "bad storage url": (lambda f: SEARCH + ["--storage", "not a url"], "bad storage URL"),
+    "export without database": (lambda f: ["export", "--storage", f"sqlite:///{f['dir']}/none.db"],
+                                "no study database"),
+    "bad trials count": (lambda f: SEARCH[:3] + ["--trials", "0"], "--trials must be at least 1"),
+    "bad flag value": (lambda f: ["search", "--trials", "many"], "invalid int value"),
+    "unknown family filter": (lambda f: ["components", "--family", "lossy"], "unknown family 'lossy'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_user_mistakes_give_one_line_and_exit_2(case, files, capsys, monkeypatch):
+    monkeypatch.chdir(files["dir"])
+    argv, expected = CASES[case]
+    with pytest.raises(SystemExit) if case == "bad flag value" else _nothing() as caught:
+        code = main(argv(files))
+    if case == "bad flag value":
+        code = caught.value.code
+    out, err = capsys.readouterr()
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert expected in lines[0] and "Traceback" not in err
+    assert "s3cret" not in err + out
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_space_changed_under_a_study_keeps_what_is_stored(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    common = ["search", *TINY_FLAGS, "--executor", "local", "--no-progress", "--study", "s"]
+    assert run(capsys, *common, "--space", "quick", "--trials", "2")[0] == 0
+    code, _, err = run(capsys, *common, "--space", "default", "--trials", "3")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "different search space" in err
+    assert len(optuna.load_study(study_name="s", storage="sqlite:///automl-noisy.db").trials) == 2
+
+
+def test_console_script_error_has_no_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("automl-noisy")
+    result = subprocess.run([str(exe), "train", str(tmp_path / "missing.yaml")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"automl-noisy: error: pipeline file not found: {tmp_path / 'missing.yaml'}"
