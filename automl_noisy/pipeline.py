@@ -23,8 +23,8 @@ from automl_noisy.errors import UserError
 from automl_noisy.hparams import Float, HParam
 
 #: The method families a pipeline holds, in the order of the training step. ``penalty`` is a list.
-FAMILIES = ("model", "adjustment", "mixing", "loss", "penalty")
-OPTIONAL_FAMILIES = ("adjustment", "mixing")
+FAMILIES = ("model", "scheme", "mixing", "adjustment", "loss", "selection", "penalty")
+OPTIONAL_FAMILIES = ("mixing", "adjustment", "selection")
 MULTI_FAMILIES = ("penalty",)
 SCHEDULES = ("cosine", "constant")
 #: Each optimizer's searchable hyperparameters (Adam's ignore ``momentum``).
@@ -77,9 +77,11 @@ class Pipeline:
     """A complete, re-runnable training recipe: methods per family, budget, seed and data."""
 
     model: ComponentSpec
-    loss: ComponentSpec = ComponentSpec("ce")
-    adjustment: ComponentSpec | None = None
+    scheme: ComponentSpec = ComponentSpec("single")
     mixing: ComponentSpec | None = None
+    adjustment: ComponentSpec | None = None
+    loss: ComponentSpec = ComponentSpec("ce")
+    selection: ComponentSpec | None = None
     penalty: tuple[ComponentSpec, ...] = ()
     optimizer: OptimizerSpec = OptimizerSpec()
     epochs: int = 30

@@ -20,6 +20,8 @@ from automl_noisy.components.losses import losses
 from automl_noisy.components.mixing import mixings
 from automl_noisy.components.models import models
 from automl_noisy.components.penalties import penalties
+from automl_noisy.components.schemes import schemes
+from automl_noisy.components.selection import selectors
 from automl_noisy.pipeline import ComponentSpec
 from automl_noisy.registry import Registry
 
@@ -36,9 +38,11 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "model": Family(models, "forward"),
-    "adjustment": Family(adjustments, "targets", optional=True),
+    "scheme": Family(schemes, "forward"),
     "mixing": Family(mixings, "mixing", optional=True),
+    "adjustment": Family(adjustments, "targets", optional=True),
     "loss": Family(losses, "per_sample_loss"),
+    "selection": Family(selectors, "weights", optional=True),
     "penalty": Family(penalties, "penalties", optional=True, multi=True),
 }
 

@@ -1,18 +1,21 @@
 """The slots of the training step and the tiny base class of each (DESIGN.md section 2).
 
-For a batch ``(x, y_noisy, idx)`` the step runs the slots in this order::
+For a batch ``(x, y_noisy, idx)`` the step runs the slots in this order, for each network of the
+scheme (``automl_noisy.train.step``)::
 
-    targets  = one_hot(y)                         # (B, K)
-    x, targets = mixing(x, targets)               # Mixing
-    logits   = model(x)                           # ModelFactory builds the network
-    logits, targets = adjustment(logits, targets) # TargetAdjustment
-    per_sample = loss(logits, targets)            # PerSampleLoss -> (B,)
-    loss = mean(per_sample) + sum(penalty(model, logits))   # Penalty
+    targets  = one_hot(y)                              # (B, K)
+    x, targets = mixing.mix_inputs(x, targets)         # Mixing (shared by the networks)
+    features = net.features(x); logits = net.head(features)   # ModelFactory, Scheme
+    logits, targets = adjustment(logits, targets)      # TargetAdjustment
+    per_sample = loss(logits, targets)                 # PerSampleLoss -> (B,)
+    w = scheme.weights(selection, ...)                 # Selector -> (B,) in [0, 1]
+    loss = sum(w * per_sample) / sum(w) + mixing.feature_loss(...) + sum(penalty(net, logits))
 
 A component is a dataclass whose fields are its hyperparameters, declared with
 :func:`hyperparameter` (default and range in one place). It knows its slot and nothing of
-Optuna or Ray. Components that keep per-sample state set it up in ``setup`` and update it in
-``on_epoch_end``.
+Optuna or Ray. Components that keep state set it up in ``setup``, may look at each epoch's start
+(``on_epoch_start``) and update their state from a pass over the training data at its end
+(``on_epoch_end``, which gets an :class:`EpochEnd`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -52,10 +56,27 @@ class TrainInfo:
     """What a component may know of the run at ``setup``: sizes and device, nothing else."""
 
     num_train: int
-    num_classes: int
+    num_classes: int  # K, not counting extra outputs
     input_shape: tuple[int, ...]
     epochs: int
     device: torch.device
+    feature_dim: int = 0  # width of the network's features (what ``Classifier.features`` returns)
+    seed: int = 0  # for components that draw random state (e.g. a random subset of samples)
+
+
+class EpochEnd(Protocol):
+    """What a component sees at the end of an epoch: one network's view of the training split.
+
+    ``logits()`` and ``features()`` are computed once per epoch in evaluation mode, over every
+    training sample in index order; ``labels`` are the labels training used this epoch.
+    """
+
+    epoch: int
+    labels: Tensor
+
+    def logits(self) -> Tensor: ...
+
+    def features(self) -> Tensor: ...
 
 
 @dataclass
@@ -64,6 +85,8 @@ class Component:
 
     name: ClassVar[str] = ""
     slot: ClassVar[str] = ""
+    #: Extra network outputs the component needs beyond the K classes (e.g. AUM's fake class).
+    extra_outputs: ClassVar[int] = 0
 
     @classmethod
     def hyperparameters(cls) -> dict[str, HParam]:
@@ -88,7 +111,18 @@ class Component:
     def setup(self, info: TrainInfo) -> None:
         """Called once before training; allocate per-sample state here."""
 
-    def on_epoch_end(self, epoch: int) -> None:
+    def modules(self) -> list[nn.Module]:
+        """Learnable parts the optimizer must train along with the network (none by default)."""
+        return []
+
+    def labels_for_epoch(self, labels: Tensor, epoch: int) -> Tensor:
+        """The training labels to use in ``epoch`` (the given noisy labels by default)."""
+        return labels
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """Called before each epoch (1-based)."""
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
         """Called after each epoch; update state read in the next epoch."""
 
 
@@ -110,13 +144,58 @@ class TargetAdjustment(Component, ABC):
     def __call__(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]: ...
 
 
-class Mixing(Component, ABC):
-    """Slot *mixing*: ``(x, targets) -> (mixed x, mixed targets)`` before the forward."""
+class Mixing(Component):
+    """Slot *mixing*: mix inputs before the forward, or mix features after it.
+
+    Input mixing overrides ``mix_inputs``; feature mixing overrides ``feature_loss``, an extra
+    loss term computed from the batch's features with the network's head.
+    """
 
     slot: ClassVar[str] = "mixing"
 
+    def mix_inputs(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+        return x, targets
+
+    def feature_loss(self, features: Tensor, targets: Tensor, head: nn.Module) -> Tensor | None:
+        return None
+
+
+class Selector(Component, ABC):
+    """Slot *weights* (sample selection): per-sample weights in ``[0, 1]``, 0 meaning "treat as
+    unlabeled", and per-sample suspicion scores for the label-issue report."""
+
+    slot: ClassVar[str] = "weights"
+
+    def observe(self, logits: Tensor, labels: Tensor, idx: Tensor) -> None:
+        """See the training logits of a batch (for statistics gathered during training)."""
+
     @abstractmethod
-    def __call__(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]: ...
+    def weights(self, per_sample: Tensor, logits: Tensor, labels: Tensor, idx: Tensor,
+                candidates: Tensor | None = None) -> Tensor:
+        """Weights ``(B,)`` for the batch; only ``candidates`` (a bool mask) may get a weight > 0."""
+
+    @abstractmethod
+    def scores(self) -> np.ndarray | None:
+        """Suspicion of each training sample's label (higher is more suspect), or None if the
+        selector has not yet seen an epoch."""
+
+
+class Scheme(Component):
+    """Slot *forward* (networks): how many networks train and which weights each trains with.
+
+    The default is a single network that trains with its own selection.
+    """
+
+    slot: ClassVar[str] = "forward"
+    networks: ClassVar[int] = 1
+    #: Two-network schemes exchange selections, so they need a selector.
+    needs_selection: ClassVar[bool] = False
+
+    def exchange(self, selectors: list["Selector | None"], per_sample: list[Tensor], logits: list[Tensor],
+                 labels: Tensor, idx: Tensor) -> list[Tensor | None]:
+        """Per network, the weights it trains with (None: every sample counts fully)."""
+        return [s.weights(l.detach(), z.detach(), labels, idx) if s is not None else None
+                for s, l, z in zip(selectors, per_sample, logits)]
 
 
 class Penalty(Component, ABC):

@@ -23,7 +23,7 @@ class Mixup(Mixing):
 
     alpha: float = hyperparameter(1.0, 0.1, 8.0, log=True)
 
-    def __call__(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def mix_inputs(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         lam = float(torch.distributions.Beta(self.alpha, self.alpha).sample())
         perm = torch.randperm(x.shape[0], device=x.device)
         return lam * x + (1 - lam) * x[perm], lam * targets + (1 - lam) * targets[perm]

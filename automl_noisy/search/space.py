@@ -16,7 +16,10 @@ range overrides, plus the training budget, the sampler and the pruner::
       penalty: [weight_decay]            # a multi family: each entry is toggled on or off
 
 Parameter names: ``loss`` picks a choice, ``loss.gce.q`` is that choice's parameter;
-``penalty.l1`` toggles a penalty; ``optimizer.sgd.lr``; ``batch_size``; ``schedule``.
+``penalty.l1`` toggles a penalty; ``optimizer.sgd.lr``; ``batch_size``; ``schedule``. Conditionals
+are resolved in order: a two-network scheme needs a selector, so after ``scheme=coteaching`` the
+selector is drawn as ``scheme.coteaching.selection`` (no ``none``), keeping one distribution per
+name for the life of a study.
 """
 
 from __future__ import annotations
@@ -49,6 +52,14 @@ PRUNERS = {"median": optuna.pruners.MedianPruner, "percentile": optuna.pruners.P
            "threshold": optuna.pruners.ThresholdPruner, "none": optuna.pruners.NopPruner}
 
 Decide = Callable[[str, HParam], Any]
+#: The baseline's choice in a family: the first of these the family offers, else its first choice.
+PLAIN = ("ce", "single", "none")
+#: What a family offers when a space file does not list it.
+DEFAULT_CHOICES = {"loss": ["ce"], "scheme": ["single"]}
+
+
+def _needs_selection(scheme: str) -> bool:
+    return bool(FAMILIES["scheme"].registry.get(scheme).needs_selection)
 
 
 @dataclass(frozen=True)
@@ -98,11 +109,14 @@ class SearchSpace:
             if FAMILIES[family].multi:
                 on = [c for c in choices if decide(f"{family}.{c}", Choice(False, (False, True)))]
                 chosen[family] = tuple(self._component(decide, family, c) for c in on)
-            else:
-                names = tuple(choices)
-                plain = "ce" if "ce" in names else "none" if "none" in names else names[0]
-                choice = decide(family, Choice(plain, names))
-                chosen[family] = None if choice == "none" else self._component(decide, family, choice)
+                continue
+            names, name = tuple(choices), family
+            if family == "selection" and _needs_selection(chosen["scheme"].name):
+                # a two-network scheme exchanges selections: 'none' is not offered, under its own name
+                names, name = tuple(c for c in names if c != "none"), f"scheme.{chosen['scheme'].name}.selection"
+            plain = next((p for p in PLAIN if p in names), names[0])
+            choice = decide(name, Choice(plain, names))
+            chosen[family] = None if choice == "none" else self._component(decide, family, choice)
         opt_name = decide("optimizer", Choice(next(iter(self.optimizers)), tuple(self.optimizers)))
         opt_params = {p: decide(f"optimizer.{opt_name}.{p}", d) for p, d in self.optimizers[opt_name].items()}
         optimizer = OptimizerSpec(opt_name, schedule=decide("schedule", self.schedule), **opt_params)
@@ -200,13 +214,17 @@ def parse_space(doc: Any, name: str = "space", where: str = "space") -> SearchSp
             raise choose_from("family", family, list(FAMILIES))
     families = {}
     for family, fam in FAMILIES.items():
-        default = fam.registry.names() if family == "model" else ["ce"] if family == "loss" else []
+        default = fam.registry.names() if family == "model" else DEFAULT_CHOICES.get(family, [])
         entries = families_doc.get(family, default)
         choices = _choices(family, entries, where)
         if not choices and not fam.optional:
             raise UserError(f"{where}: family {family!r} needs at least one choice")
         if choices:
             families[family] = choices
+    needing = [s for s in families["scheme"] if _needs_selection(s)]
+    if needing and not [c for c in families.get("selection", {}) if c != "none"]:
+        raise UserError(f"{where}: scheme {needing[0]!r} exchanges selections between its networks; "
+                        "list a selector under families.selection, e.g. [none, small_loss]")
     epochs = doc.get("epochs", 20)
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise UserError(f"{where}: epochs must be a positive integer, got {epochs!r}")

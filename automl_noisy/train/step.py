@@ -4,50 +4,94 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from automl_noisy.components import build
-from automl_noisy.components.base import Component, Mixing, Penalty, PerSampleLoss, TargetAdjustment
+from automl_noisy.components.base import (Classifier, Component, Mixing, Penalty, PerSampleLoss, Scheme,
+                                          Selector, TargetAdjustment)
 from automl_noisy.components.losses import one_hot
+from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 
 
 @dataclass
 class Methods:
-    """The built components of a pipeline, one attribute per slot they fill."""
+    """One network's built components, one attribute per slot they fill."""
 
     loss: PerSampleLoss
     adjustment: TargetAdjustment | None = None
     mixing: Mixing | None = None
+    selection: Selector | None = None
     penalties: tuple[Penalty, ...] = ()
 
     @classmethod
     def from_pipeline(cls, pipeline: Pipeline) -> "Methods":
+        def optional(family: str) -> Component | None:
+            spec = getattr(pipeline, family)
+            return build(family, spec) if spec is not None else None
+
         return cls(
             loss=build("loss", pipeline.loss),  # type: ignore[arg-type]
-            adjustment=build("adjustment", pipeline.adjustment) if pipeline.adjustment else None,  # type: ignore[arg-type]
-            mixing=build("mixing", pipeline.mixing) if pipeline.mixing else None,  # type: ignore[arg-type]
+            adjustment=optional("adjustment"),  # type: ignore[arg-type]
+            mixing=optional("mixing"),  # type: ignore[arg-type]
+            selection=optional("selection"),  # type: ignore[arg-type]
             penalties=tuple(build("penalty", p) for p in pipeline.penalty),  # type: ignore[misc]
         )
 
     def components(self) -> list[Component]:
-        found = [self.mixing, self.adjustment, self.loss, *self.penalties]
+        found = [self.mixing, self.adjustment, self.loss, self.selection, *self.penalties]
         return [c for c in found if c is not None]
 
 
-def step_loss(model: nn.Module, methods: Methods, x: Tensor, y: Tensor, num_classes: int) -> Tensor:
-    """The scalar loss of one batch: targets -> mixing -> forward -> adjustment -> loss -> penalties.
+def build_scheme(pipeline: Pipeline) -> Scheme:
+    """The pipeline's scheme, checked against its selection."""
+    scheme: Scheme = build("scheme", pipeline.scheme)  # type: ignore[assignment]
+    if scheme.needs_selection and pipeline.selection is None:
+        raise UserError(f"scheme {scheme.name!r} exchanges selections between its networks and needs one; "
+                        "add e.g. 'selection: small_loss' to the pipeline")
+    return scheme
 
-    ``loss = mean(per_sample) + sum(penalties)``; later slots (sample weights, an unlabeled term)
-    enter here as ``mean(w * per_sample) + lambda_u * unlabeled``.
+
+class TrainingStep:
+    """The loss of one batch for every network of the scheme.
+
+    Per network ``j``: ``sum(w_j * l_j) / sum(w_j)`` (the weighted mean over the samples its
+    weights keep; the plain mean without a selector) ``+ feature-mixing loss + sum(penalties)``;
+    the step returns the sum over networks, whose parameters are disjoint.
     """
-    targets = one_hot(y, num_classes)
-    if methods.mixing is not None:
-        x, targets = methods.mixing(x, targets)
-    logits = model(x)
-    if methods.adjustment is not None:
-        logits, targets = methods.adjustment(logits, targets)
-    loss = methods.loss(logits.float(), targets).mean()
-    for penalty in methods.penalties:
-        loss = loss + penalty(model, logits)
-    return loss
+
+    def __init__(self, scheme: Scheme, methods: list[Methods], networks: list[Classifier], num_outputs: int) -> None:
+        self.scheme, self.methods, self.networks, self.num_outputs = scheme, methods, networks, num_outputs
+
+    def components(self) -> list[Component]:
+        """Every component, the scheme first, then each network's."""
+        return [self.scheme] + [c for m in self.methods for c in m.components()]
+
+    def __call__(self, x: Tensor, labels: Tensor, idx: Tensor) -> Tensor:
+        targets = one_hot(labels, self.num_outputs)
+        shared = self.methods[0].mixing
+        if shared is not None:
+            x, targets = shared.mix_inputs(x, targets)
+        per_sample, logits, extras = [], [], []
+        for net, m in zip(self.networks, self.methods):
+            features = net.features(x)
+            z = net.head(features)
+            if m.selection is not None:
+                m.selection.observe(z.detach(), labels, idx)
+            adjusted, t = m.adjustment(z, targets) if m.adjustment is not None else (z, targets)
+            per_sample.append(m.loss(adjusted.float(), t))
+            logits.append(z)
+            extras.append(m.mixing.feature_loss(features, targets, net.head) if m.mixing is not None else None)
+        weights = self.scheme.exchange([m.selection for m in self.methods], per_sample, logits, labels, idx)
+        total: Tensor | float = 0.0
+        for j, (net, m) in enumerate(zip(self.networks, self.methods)):
+            w = weights[j]
+            if w is None:
+                total = total + per_sample[j].mean()
+            else:
+                total = total + (w * per_sample[j]).sum() / w.sum().clamp_min(1e-8)
+            if extras[j] is not None:
+                total = total + extras[j]
+            for penalty in m.penalties:
+                total = total + penalty(net, logits[j])
+        return total  # type: ignore[return-value]

@@ -18,7 +18,7 @@ from automl_noisy.components.base import Classifier, TrainInfo
 from automl_noisy.data import NoisyDataset
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
-from automl_noisy.train.step import Methods, step_loss
+from automl_noisy.train.step import Methods, TrainingStep, build_scheme
 
 EVAL_BATCH = 4096
 
@@ -46,7 +46,7 @@ def default_device() -> torch.device:
 
 
 class Trainer:
-    """Holds the network, the methods and the data tensors of one training run.
+    """Holds the networks, the training step and the data tensors of one training run.
 
     >>> from automl_noisy.data import DataSpec, load_data
     >>> from automl_noisy.pipeline import ComponentSpec, Pipeline
@@ -63,16 +63,26 @@ class Trainer:
         torch.manual_seed(pipeline.seed)
         self.pipeline, self.data = pipeline, data
         self.device = torch.device(device) if device is not None else default_device()
-        self.methods = Methods.from_pipeline(pipeline)
         factory = build("model", pipeline.model)
         if not factory.accepts(data.input_shape):
             raise UserError(f"model {factory.name!r} does not fit data of shape {data.input_shape}; "
                             "choose another model in the pipeline")
-        self.model: Classifier = factory.build(data.input_shape, data.num_classes).to(self.device)  # type: ignore[attr-defined]
-        info = TrainInfo(len(data.y_train), data.num_classes, data.input_shape, pipeline.epochs, self.device)
-        for component in self.methods.components():
+        scheme = build_scheme(pipeline)
+        methods = [Methods.from_pipeline(pipeline) for _ in range(scheme.networks)]
+        k = data.num_classes
+        outputs = k + sum(c.extra_outputs for c in methods[0].components())
+        self.networks: list[Classifier] = [factory.build(data.input_shape, outputs).to(self.device)  # type: ignore[attr-defined]
+                                           for _ in range(scheme.networks)]
+        self.step = TrainingStep(scheme, methods, self.networks, outputs)
+        info = TrainInfo(len(data.y_train), k, data.input_shape, pipeline.epochs, self.device,
+                         self.networks[0].feature_dim, pipeline.seed)
+        for component in self.step.components():
             component.setup(info)
-        self.optimizer = _optimizer(pipeline, self.model)
+        params = [p for net in self.networks for p in net.parameters()]
+        for component in self.step.components():
+            for module in component.modules():
+                params += list(module.to(self.device).parameters())
+        self.optimizer = _optimizer(pipeline, params)
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, pipeline.epochs)
                           if pipeline.optimizer.schedule == "cosine" else None)
         self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
@@ -83,15 +93,28 @@ class Trainer:
         self._autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
                           else nullcontext())
 
+    @property
+    def model(self) -> nn.Module:
+        """What ``model.pt`` holds: the network, or a ModuleList of a scheme's networks."""
+        return self.networks[0] if len(self.networks) == 1 else nn.ModuleList(self.networks)
+
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
         return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
 
     def epochs(self) -> Iterator[EpochMetrics]:
         """Train epoch by epoch, yielding metrics after each; raises TrainingDiverged on NaN."""
-        n, bs, k = len(self.y_train), self.pipeline.batch_size, self.data.num_classes
+        n, bs = len(self.y_train), self.pipeline.batch_size
+        components = self.step.components()
+        leaders = self.step.methods[0].components()
         for epoch in range(1, self.pipeline.epochs + 1):
             start = time.perf_counter()
-            self.model.train()
+            labels = self.y_train
+            for component in leaders:
+                labels = component.labels_for_epoch(labels, epoch)
+            for component in components:
+                component.on_epoch_start(epoch)
+            for net in self.networks:
+                net.train()
             order = torch.randperm(n, generator=self._generator).to(self.device)
             total, batches = 0.0, 0
             for begin in range(0, n, bs):
@@ -99,7 +122,7 @@ class Trainer:
                 if len(idx) < 2 and batches:  # a batch of one breaks batch norm; fold it away
                     continue
                 with self._autocast:
-                    loss = step_loss(self.model, self.methods, self.x_train[idx], self.y_train[idx], k)
+                    loss = self.step(self.x_train[idx], labels[idx], idx)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -110,40 +133,71 @@ class Trainer:
                 raise TrainingDiverged(f"non-finite training loss in epoch {epoch}")
             if self.scheduler is not None:
                 self.scheduler.step()
-            for component in self.methods.components():
-                component.on_epoch_end(epoch)
+            for j, methods in enumerate(self.step.methods):
+                view = _EpochView(self, j, epoch, labels)
+                for component in methods.components():
+                    component.on_epoch_end(view)
             test = self.accuracy(self.x_test, self.y_test) if self.x_test is not None else None
             yield EpochMetrics(epoch, mean_loss, self.accuracy(self.x_val, self.y_val), test,
                                time.perf_counter() - start)
 
     @torch.inference_mode()
-    def logits(self, x: Tensor) -> Tensor:
-        """Logits of the network in evaluation mode, computed in chunks."""
-        self.model.eval()
+    def outputs(self, x: Tensor, network: int, features: bool = False) -> Tensor:
+        """One network's logits (or features) in evaluation mode, computed in chunks."""
+        net = self.networks[network].eval()
+        fn = net.features if features else net
         with self._autocast:
-            return torch.cat([self.model(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)])
+            return torch.cat([fn(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)])
+
+    def log_probs(self, x: Tensor) -> Tensor:
+        """Log class probabilities of the scheme's networks, averaged (over the K classes only)."""
+        k = self.data.num_classes
+        probs = [self.outputs(x, j)[:, :k].softmax(dim=1) for j in range(len(self.networks))]
+        return torch.stack(probs).mean(dim=0).clamp_min(1e-12).log()
 
     def accuracy(self, x: Tensor, y: Tensor) -> float:
         if len(y) == 0:
             return float("nan")
-        return float((self.logits(x).argmax(dim=1) == y).float().mean())
+        return float((self.log_probs(x).argmax(dim=1) == y).float().mean())
 
     def suspicion_scores(self) -> np.ndarray:
-        """Per training sample, how suspect its given label is: the loss of that label (higher is
-        more suspect)."""
-        logits = self.logits(self.x_train)
-        return F.cross_entropy(logits, self.y_train, reduction="none").cpu().numpy()
+        """Per training sample, how suspect its given label is (higher is more suspect): the
+        selector's scores when the pipeline has one, else the loss of the given label."""
+        scores = [m.selection.scores() for m in self.step.methods if m.selection is not None]
+        scores = [s for s in scores if s is not None]
+        if scores:
+            return np.mean(scores, axis=0)
+        return F.nll_loss(self.log_probs(self.x_train), self.y_train, reduction="none").cpu().numpy()
 
     def predictions(self) -> np.ndarray:
-        return self.logits(self.x_train).argmax(dim=1).cpu().numpy()
+        return self.log_probs(self.x_train).argmax(dim=1).cpu().numpy()
 
 
-def _optimizer(pipeline: Pipeline, model: nn.Module) -> torch.optim.Optimizer:
+class _EpochView:
+    """The :class:`~automl_noisy.components.base.EpochEnd` of one network: lazy, computed once."""
+
+    def __init__(self, trainer: Trainer, network: int, epoch: int, labels: Tensor) -> None:
+        self._trainer, self._network, self.epoch, self.labels = trainer, network, epoch, labels
+        self._cache: dict[bool, Tensor] = {}
+
+    def _get(self, features: bool) -> Tensor:
+        if features not in self._cache:
+            self._cache[features] = self._trainer.outputs(self._trainer.x_train, self._network, features)
+        return self._cache[features]
+
+    def logits(self) -> Tensor:
+        return self._get(False)
+
+    def features(self) -> Tensor:
+        return self._get(True)
+
+
+def _optimizer(pipeline: Pipeline, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     spec = pipeline.optimizer
     if spec.name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
+        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum)
     cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
-    return cls(model.parameters(), lr=spec.lr)
+    return cls(params, lr=spec.lr)
 
 
 def run_trial(pipeline: Pipeline, data: NoisyDataset, device: str | torch.device | None = None,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from automl_noisy.components import FAMILIES, build
-from automl_noisy.components.base import (Classifier, Mixing, ModelFactory, Penalty, PerSampleLoss,
+from automl_noisy.components.base import (Mixing, ModelFactory, Penalty, PerSampleLoss, Scheme, Selector,
                                           TargetAdjustment, TrainInfo)
 from automl_noisy.components.losses import one_hot
 from automl_noisy.hparams import Choice
 from automl_noisy.pipeline import ComponentSpec, Pipeline
-from automl_noisy.train.step import Methods, step_loss
+from automl_noisy.data import DataSpec, load_data
+from automl_noisy.train import Trainer
 
 ENTRIES = [(family, name) for family, fam in FAMILIES.items() for name in fam.registry.names()]
 SHAPES = [(6,), (1, 8, 8), (3, 5, 5)]
@@ -30,9 +32,9 @@ def entry(request):
 def test_slot_base_matches_family(entry):
     family, name = entry
     cls = FAMILIES[family].registry.get(name)
-    bases = {"forward": ModelFactory, "per_sample_loss": PerSampleLoss, "targets": TargetAdjustment,
-             "mixing": Mixing, "penalties": Penalty}
-    assert issubclass(cls, bases[FAMILIES[family].slot])
+    bases = {"model": ModelFactory, "scheme": Scheme, "loss": PerSampleLoss, "adjustment": TargetAdjustment,
+             "mixing": Mixing, "selection": Selector, "penalty": Penalty}
+    assert issubclass(cls, bases[family])
     assert cls.slot == FAMILIES[family].slot
     assert cls.name == name
 
@@ -58,39 +60,59 @@ def test_hyperparameters_are_sane(entry):
     assert build(family, ComponentSpec(name, component.params())) == component
 
 
-def _step_pipeline(family: str, name: str, shape: tuple[int, ...]) -> Pipeline | None:
+def _entry_pipeline(family: str, name: str, spec_data) -> Pipeline:
+    """A small pipeline that uses the entry (plus whatever it needs, e.g. a selector for a scheme)."""
     spec = ComponentSpec(name)
-    model = ComponentSpec("mlp", {"width": 32, "depth": 1})
+    parts: dict = {"model": ComponentSpec("mlp", {"width": 32, "depth": 1})}
     if family == "model":
-        if not FAMILIES["model"].registry.get(name).accepts(shape):
-            return None
-        model = spec
-    extra = {"penalty": (spec,)} if FAMILIES[family].multi else {} if family == "model" else {family: spec}
-    return Pipeline(model=model, **extra)
+        parts["model"] = spec
+    elif FAMILIES[family].multi:
+        parts[family] = (spec,)
+    else:
+        parts[family] = spec
+    if family == "scheme" and FAMILIES["scheme"].registry.get(name).needs_selection:
+        parts["selection"] = ComponentSpec("small_loss")
+    return Pipeline(**parts, epochs=3, batch_size=16, data=spec_data)
 
 
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_full_step_forward_backward(entry, shape):
-    """Every entry, inside a real training step: finite scalar loss and gradients on every weight."""
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory):
+    """Tiny vector and image datasets (a few dozen samples per class)."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for kind, shape in (("vectors", (6,)), ("images", (1, 8, 8))):
+        y = np.arange(90) % K
+        x = rng.normal(size=(90, *shape)).astype(np.float32) + y.reshape(-1, *[1] * len(shape))
+        path = tmp_path_factory.mktemp(kind) / "d.npz"
+        np.savez(path, X=x, y=y)
+        out[kind] = load_data(DataSpec(f"npz:{path}", "symmetric:0.2"))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["vectors", "images"])
+def test_full_step_forward_backward_and_epochs(entry, kind, tiny_sets):
+    """Every entry inside the real training step: a finite scalar loss, gradients on every weight
+    of every network, and whole epochs (hooks included) with finite metrics."""
     family, name = entry
-    pipeline = _step_pipeline(family, name, shape)
-    if pipeline is None:
-        pytest.skip(f"{name} does not accept shape {shape}")
-    torch.manual_seed(0)
-    model = build("model", pipeline.model).build(shape, K)
-    assert isinstance(model, Classifier)
-    methods = Methods.from_pipeline(pipeline)
-    info = TrainInfo(num_train=8, num_classes=K, input_shape=shape, epochs=2, device=torch.device("cpu"))
-    for component in methods.components():
-        component.setup(info)
-    x, y = torch.randn(8, *shape), torch.arange(8) % K
-    loss = step_loss(model, methods, x, y, K)
+    data = tiny_sets[kind]
+    pipeline = _entry_pipeline(family, name, data.spec)
+    if not FAMILIES["model"].registry.get(pipeline.model.name).accepts(data.input_shape):
+        pytest.skip(f"{pipeline.model.name} does not accept {kind}")
+    trainer = Trainer(pipeline, data)
+    metrics = list(trainer.epochs())
+    assert [m.epoch for m in metrics] == [1, 2, 3]
+    assert all(np.isfinite(m.train_loss) and 0 <= m.val_accuracy <= 1 for m in metrics)
+    idx = torch.arange(16)
+    loss = trainer.step(trainer.x_train[idx], trainer.y_train[idx], idx)
     assert loss.shape == () and torch.isfinite(loss)
+    for net in trainer.networks:
+        net.train()
+        net.zero_grad()
     loss.backward()
-    grads = [p.grad for p in model.parameters()]
-    assert all(g is not None and torch.isfinite(g).all() for g in grads)
-    for component in methods.components():
-        component.on_epoch_end(1)
+    for net in trainer.networks:
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+    scores = trainer.suspicion_scores()
+    assert scores.shape == (len(data.y_train),) and np.isfinite(scores).all()
 
 
 def test_slot_shapes(entry):
@@ -98,8 +120,14 @@ def test_slot_shapes(entry):
     family, name = entry
     component = build(family, ComponentSpec(name))
     torch.manual_seed(0)
-    logits = torch.randn(5, K, requires_grad=True)
-    targets = one_hot(torch.tensor([0, 1, 2, 0, 1]), K)
+    info = TrainInfo(num_train=20, num_classes=K, input_shape=(4,), epochs=3, device=torch.device("cpu"),
+                     feature_dim=4, seed=0)
+    component.setup(info)
+    component.on_epoch_start(1)
+    logits = torch.randn(5, K + component.extra_outputs, requires_grad=True)
+    labels = torch.tensor([0, 1, 2, 0, 1])
+    targets = one_hot(labels, K + component.extra_outputs)
+    idx = torch.tensor([3, 7, 1, 0, 12])
     if isinstance(component, PerSampleLoss):
         out = component(logits, targets)
         assert out.shape == (5,) and torch.isfinite(out).all() and (out >= -1e-6).all()
@@ -109,9 +137,28 @@ def test_slot_shapes(entry):
         assert torch.allclose(new_targets.sum(dim=1), torch.ones(5), atol=1e-5)
     elif isinstance(component, Mixing):
         x = torch.randn(5, 1, 4, 4)
-        new_x, new_targets = component(x, targets)
+        new_x, new_targets = component.mix_inputs(x, targets)
         assert new_x.shape == x.shape and new_targets.shape == targets.shape
         assert torch.allclose(new_targets.sum(dim=1), torch.ones(5), atol=1e-5)
+        head = torch.nn.Linear(4, K)
+        extra = component.feature_loss(torch.randn(5, 4, requires_grad=True), targets, head)
+        assert extra is None or (extra.shape == () and torch.isfinite(extra))
+        assert all(p.requires_grad for m in component.modules() for p in m.parameters())
+    elif isinstance(component, Selector):
+        component.observe(logits.detach(), labels, idx)
+        w = component.weights(torch.rand(5), logits.detach(), labels, idx)
+        assert w.shape == (5,) and ((w >= 0) & (w <= 1)).all()
+        only = torch.tensor([True, False, True, False, False])
+        w = component.weights(torch.rand(5), logits.detach(), labels, idx, candidates=only)
+        assert (w[~only] == 0).all()
+    elif isinstance(component, Scheme):
+        selectors = [build("selection", ComponentSpec("small_loss")) for _ in range(component.networks)]
+        for sel in selectors:
+            sel.setup(info)
+        weights = component.exchange(selectors, [torch.rand(5)] * component.networks,
+                                     [logits.detach()] * component.networks, labels, idx)
+        assert len(weights) == component.networks
+        assert all(w is None or w.shape == (5,) for w in weights)
     elif isinstance(component, Penalty):
         model = torch.nn.Linear(4, K)
         value = component(model, logits)

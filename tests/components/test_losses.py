@@ -109,7 +109,7 @@ def test_mixup_is_a_convex_combination_of_pairs():
     torch.manual_seed(0)
     x = torch.eye(6).reshape(6, 6)
     targets = one_hot(torch.arange(6) % 3, 3)
-    mixed_x, mixed_t = Mixup(alpha=1.0)(x, targets)
+    mixed_x, mixed_t = Mixup(alpha=1.0).mix_inputs(x, targets)
     # each mixed row mixes two one-hot inputs with weights lam and 1 - lam
     weights = mixed_x.sort(dim=1, descending=True).values[:, :2]
     lam = weights[0].max()
