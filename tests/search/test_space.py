@@ -7,28 +7,46 @@ from automl_noisy.components import FAMILIES
 from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError
 from automl_noisy.search.space import SPACES_DIR, load_space, parse_space
-from automl_noisy.train.step import Methods
+from automl_noisy.pipeline import ComponentSpec
+from automl_noisy.train import Trainer
 
 IMAGES, VECTORS = (1, 8, 8), (8,)
 
 
+def test_two_network_schemes_draw_a_selector_under_their_own_name():
+    space = parse_space({"families": {"scheme": ["single", "coteaching"], "selection": ["none", "small_loss"]}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(30):
+        trial = study.ask()
+        pipeline = space.suggest(trial, DataSpec())
+        if pipeline.scheme.name == "coteaching":
+            assert "selection" not in trial.params  # drawn as scheme.coteaching.selection (fixed: one option)
+            assert pipeline.selection == ComponentSpec("small_loss", pipeline.selection.params)
+        else:
+            assert "selection" in trial.params
+        study.tell(trial, 0.0)
+    with pytest.raises(UserError, match="scheme 'coteaching' exchanges selections"):
+        parse_space({"families": {"scheme": ["single", "coteaching"]}})
+
+
 @pytest.mark.parametrize("name", sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
-def test_every_shipped_space_samples_pipelines_that_build(name):
-    """Many trials from each shipped space: every sampled combination builds (no invalid combos)."""
-    for shape in (IMAGES, VECTORS):
-        space = load_space(name).for_shape(shape)
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
-        seen = set()
-        for _ in range(60):
-            trial = study.ask()
-            pipeline = space.suggest(trial, DataSpec())
-            Methods.from_pipeline(pipeline)
-            model = FAMILIES["model"].registry.get(pipeline.model.name)
-            assert model.accepts(shape)
-            model.from_params(pipeline.model.params).build(shape, 3)
-            seen.add(tuple(sorted(pipeline.combination().items())))
-            study.tell(trial, 0.5)
-        assert len(seen) > 10
+@pytest.mark.parametrize("kind", ["images", "vectors"])
+def test_every_shipped_space_samples_pipelines_that_build(name, kind, tiny_data, image_data):
+    """Many trials from each shipped space: every sampled combination builds into a trainer
+    (networks, scheme, every component set up), so no invalid combination is ever sampled."""
+    data = image_data if kind == "images" else tiny_data
+    space = load_space(name).for_shape(data.input_shape)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    seen = set()
+    for _ in range(80):
+        trial = study.ask()
+        pipeline = space.suggest(trial, data.spec)
+        Trainer(pipeline, data)
+        seen.add(tuple(sorted(pipeline.combination().items())))
+        study.tell(trial, 0.5)
+    assert len(seen) > 20
+    schemes = {dict(c)["scheme"] for c in seen}
+    assert len(schemes) > 1 and all(dict(c)["selection"] != "none" for c in seen if dict(c)["scheme"] != "single")
 
 
 def test_parameter_names_follow_family_choice_param():
