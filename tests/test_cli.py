@@ -117,7 +117,7 @@ CASES = {
     "malformed pipeline yaml": (lambda f: ["train", f["bad_yaml"]], "not valid YAML at line"),
     "malformed space yaml": (lambda f: SEARCH[:-2] + ["--space", f["bad_space"]], "not valid YAML at line"),
     "unknown component in pipeline": (lambda f: ["train", f["unknown"], "-o", f"{f['dir']}/o"],
-                                      "unknown loss 'cee'; choose one of: ce, gce, mae, sce"),
+                                      "unknown loss 'cee'; choose one of: ce, gce, mae, nce_rce, sce"),
     "unknown component in space": (lambda f: SEARCH[:-2] + ["--space", f["unknown_space"]], "unknown loss 'focal'"),
     "unknown family in space": (lambda f: SEARCH[:-2] + ["--space", f["family_space"]], "unknown family 'losses'"),
     "label column absent": (lambda f: SEARCH + ["--data", f"csv:{f['ok_csv']}", "--label-column", "target"],

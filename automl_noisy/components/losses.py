@@ -72,6 +72,26 @@ class SymmetricCrossEntropy(PerSampleLoss):
         return self.alpha * ce + self.beta * rce
 
 
+@losses.register("nce_rce")
+@dataclass
+class NormalizedCrossEntropyReverse(PerSampleLoss):
+    """Active-passive loss NCE+RCE (Ma et al., ICML 2020, "Normalized loss functions for deep
+    learning with noisy labels"): ``alpha NCE + beta RCE``.
+
+    ``NCE = sum_k t_k (-log p_k) / sum_k (-log p_k)`` lies in [0, 1] and sums to 1 over the K
+    possible labels (hence noise-robust); RCE is the reverse CE of ``sce`` (``log 0 -> log 1e-4``).
+    """
+
+    alpha: float = hyperparameter(1.0, 0.1, 10.0, log=True)
+    beta: float = hyperparameter(1.0, 0.1, 10.0, log=True)
+
+    def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
+        nll = -logits.log_softmax(dim=1)
+        nce = (targets * nll).sum(dim=1) / nll.sum(dim=1)
+        rce = -(logits.softmax(dim=1) * targets.clamp(1e-4, 1.0).log()).sum(dim=1)
+        return self.alpha * nce + self.beta * rce
+
+
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:
     """Hard labels (B,) -> float one-hot targets (B, K)."""
     return F.one_hot(labels, num_classes).to(torch.float32)

@@ -1,4 +1,4 @@
-"""Family ``mixing`` (slot *mixing*): combine inputs and targets before the forward pass."""
+"""mixup (Zhang et al., ICLR 2018)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import torch
 from torch import Tensor
 
 from automl_noisy.components.base import Mixing, hyperparameter
-from automl_noisy.registry import Registry
-
-mixings: Registry[type[Mixing]] = Registry("mixing")
+from automl_noisy.components.mixing import mixings
 
 
 @mixings.register("mixup")
