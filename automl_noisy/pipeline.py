@@ -23,8 +23,8 @@ from automl_noisy.errors import UserError
 from automl_noisy.hparams import Float, HParam
 
 #: The method families a pipeline holds, in the order of the training step. ``penalty`` is a list.
-FAMILIES = ("model", "scheme", "mixing", "adjustment", "loss", "selection", "penalty")
-OPTIONAL_FAMILIES = ("mixing", "adjustment", "selection")
+FAMILIES = ("model", "scheme", "correction", "mixing", "adjustment", "loss", "selection", "semi", "penalty")
+OPTIONAL_FAMILIES = ("correction", "mixing", "adjustment", "selection", "semi")
 MULTI_FAMILIES = ("penalty",)
 SCHEDULES = ("cosine", "constant")
 #: Each optimizer's searchable hyperparameters (Adam's ignore ``momentum``).
@@ -78,10 +78,12 @@ class Pipeline:
 
     model: ComponentSpec
     scheme: ComponentSpec = ComponentSpec("single")
+    correction: ComponentSpec | None = None
     mixing: ComponentSpec | None = None
     adjustment: ComponentSpec | None = None
     loss: ComponentSpec = ComponentSpec("ce")
     selection: ComponentSpec | None = None
+    semi: ComponentSpec | None = None
     penalty: tuple[ComponentSpec, ...] = ()
     optimizer: OptimizerSpec = OptimizerSpec()
     epochs: int = 30

@@ -25,7 +25,7 @@ def test_roundtrip_through_yaml(tmp_path):
 
 def test_combination_names_each_family():
     assert FULL.combination() == {"model": "mlp", "adjustment": "label_smoothing", "mixing": "none",
-                                  "loss": "gce", "penalty": "l1+weight_decay", "scheme": "single", "selection": "none"}
+                                  "loss": "gce", "penalty": "l1+weight_decay", "scheme": "single", "selection": "none", "correction": "none", "semi": "none"}
 
 
 @pytest.mark.parametrize("doc, message", [

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from automl_noisy.components.adjustment import adjustments
+from automl_noisy.components.correction import corrections
 from automl_noisy.components.base import Component
 from automl_noisy.components.losses import losses
 from automl_noisy.components.mixing import mixings
@@ -22,6 +23,7 @@ from automl_noisy.components.models import models
 from automl_noisy.components.penalties import penalties
 from automl_noisy.components.schemes import schemes
 from automl_noisy.components.selection import selectors
+from automl_noisy.components.semi import semis
 from automl_noisy.pipeline import ComponentSpec
 from automl_noisy.registry import Registry
 
@@ -39,10 +41,12 @@ class Family:
 FAMILIES: dict[str, Family] = {
     "model": Family(models, "forward"),
     "scheme": Family(schemes, "forward"),
+    "correction": Family(corrections, "targets", optional=True),
     "mixing": Family(mixings, "mixing", optional=True),
     "adjustment": Family(adjustments, "targets", optional=True),
     "loss": Family(losses, "per_sample_loss"),
     "selection": Family(selectors, "weights", optional=True),
+    "semi": Family(semis, "unlabeled", optional=True),
     "penalty": Family(penalties, "penalties", optional=True, multi=True),
 }
 

@@ -4,12 +4,14 @@ For a batch ``(x, y_noisy, idx)`` the step runs the slots in this order, for eac
 scheme (``automl_noisy.train.step``)::
 
     targets  = one_hot(y)                              # (B, K)
+    targets  = correction.correct(targets, idx)        # LabelCorrection (shared by the networks)
     x, targets = mixing.mix_inputs(x, targets)         # Mixing (shared by the networks)
     features = net.features(x); logits = net.head(features)   # ModelFactory, Scheme
     logits, targets = adjustment(logits, targets)      # TargetAdjustment
     per_sample = loss(logits, targets)                 # PerSampleLoss -> (B,)
     w = scheme.weights(selection, ...)                 # Selector -> (B,) in [0, 1]
-    loss = sum(w * per_sample) / sum(w) + mixing.feature_loss(...) + sum(penalty(net, logits))
+    semi = semi.loss(SemiBatch(...))                   # SemiSupervised: weight-0 samples -> extra loss
+    loss = sum(w * per_sample) / sum(w) + semi + mixing.feature_loss(...) + sum(penalty(net, logits))
 
 A component is a dataclass whose fields are its hyperparameters, declared with
 :func:`hyperparameter` (default and range in one place). It knows its slot and nothing of
@@ -160,6 +162,59 @@ class Mixing(Component):
         return None
 
 
+class LabelCorrection(Component, ABC):
+    """Slot *targets*, before the forward: blend or replace targets with corrected labels learned
+    at epoch ends (``correct`` sees the batch's sample indices)."""
+
+    slot: ClassVar[str] = "targets"
+
+    @abstractmethod
+    def correct(self, targets: Tensor, idx: Tensor) -> Tensor: ...
+
+
+class Views(Protocol):
+    """Weak and strong random views of a batch (``automl_noisy.components.augment``)."""
+
+    def weak(self, x: Tensor) -> Tensor: ...
+
+    def strong(self, x: Tensor) -> Tensor: ...
+
+
+@dataclass
+class SemiBatch:
+    """What a semi-supervised method sees of a batch, for the network being trained."""
+
+    x: Tensor  # inputs, before any input mixing
+    labels: Tensor  # (B,) the epoch's labels
+    idx: Tensor  # (B,) sample indices
+    weights: Tensor  # (B,) this network's selection weights: 0 means unlabeled
+    clean: Tensor  # (B,) probability that each label is clean (the weights if the selector has none)
+    divided: bool  # whether the selector has divided the data yet (False during its warm-up)
+    network: int  # the index of the network being trained
+    networks: list["Classifier"]  # every network of the scheme
+    num_classes: int  # K (networks may have extra outputs beyond it)
+    views: Views
+
+
+@dataclass
+class SemiLoss:
+    """A semi-supervised method's terms: the unlabeled loss (already weighted by its lambda_u) and,
+    when the method also owns the labeled side, the supervised term it replaces."""
+
+    unlabeled: Tensor
+    labeled: Tensor | None = None
+
+
+class SemiSupervised(Component, ABC):
+    """Slot *unlabeled*: an extra loss from the samples whose selection weight is 0."""
+
+    slot: ClassVar[str] = "unlabeled"
+
+    @abstractmethod
+    def loss(self, batch: SemiBatch) -> SemiLoss | None:
+        """The batch's terms, or None to leave the step as it is (e.g. before the data is divided)."""
+
+
 class Selector(Component, ABC):
     """Slot *weights* (sample selection): per-sample weights in ``[0, 1]``, 0 meaning "treat as
     unlabeled", and per-sample suspicion scores for the label-issue report."""
@@ -179,6 +234,15 @@ class Selector(Component, ABC):
         """Suspicion of each training sample's label (higher is more suspect), or None if the
         selector has not yet seen an epoch."""
 
+    def clean_probability(self, idx: Tensor) -> Tensor | None:
+        """The probability that each sample's label is clean, for selectors that estimate one."""
+        return None
+
+    def divided(self) -> bool:
+        """Whether the selector sets samples aside yet (False during its warm-up). Called per
+        batch: override it with a cheap check."""
+        return self.scores() is not None
+
 
 class Scheme(Component):
     """Slot *forward* (networks): how many networks train and which weights each trains with.
@@ -190,6 +254,10 @@ class Scheme(Component):
     networks: ClassVar[int] = 1
     #: Two-network schemes exchange selections, so they need a selector.
     needs_selection: ClassVar[bool] = False
+
+    def source(self, network: int) -> int:
+        """Which network's selector chooses the samples ``network`` trains on."""
+        return network
 
     def exchange(self, selectors: list["Selector | None"], per_sample: list[Tensor], logits: list[Tensor],
                  labels: Tensor, idx: Tensor) -> list[Tensor | None]:

@@ -29,6 +29,9 @@ class CoTeaching(Scheme):
     networks = 2
     needs_selection = True
 
+    def source(self, network: int) -> int:
+        return 1 - network
+
     def exchange(self, selectors: list[Selector | None], per_sample: list[Tensor], logits: list[Tensor],
                  labels: Tensor, idx: Tensor) -> list[Tensor | None]:
         own = [s.weights(l.detach(), z.detach(), labels, idx)  # type: ignore[union-attr]
@@ -38,15 +41,13 @@ class CoTeaching(Scheme):
 
 @schemes.register("coteaching_plus")
 @dataclass
-class CoTeachingPlus(Scheme):
+class CoTeachingPlus(CoTeaching):
     """Co-teaching+ (Yu et al., ICML 2019): after ``init_epochs`` of co-teaching, each network
     selects for its peer only among the samples the two *disagree* on
     (``argmax f_0(x) != argmax f_1(x)``), which keeps the networks from converging to one another.
     With fewer than two disagreements in a batch the whole batch is the candidate pool.
     """
 
-    networks = 2
-    needs_selection = True
     init_epochs: int = hyperparameter(2, 0, 20)
     _epoch: int = field(default=1, init=False, repr=False, compare=False)
 

@@ -111,6 +111,9 @@ class SearchSpace:
                 chosen[family] = tuple(self._component(decide, family, c) for c in on)
                 continue
             names, name = tuple(choices), family
+            if family == "semi" and chosen.get("selection") is None:
+                chosen[family] = None  # semi-supervised training needs a selector's unlabeled set
+                continue
             if family == "selection" and _needs_selection(chosen["scheme"].name):
                 # a two-network scheme exchanges selections: 'none' is not offered, under its own name
                 names, name = tuple(c for c in names if c != "none"), f"scheme.{chosen['scheme'].name}.selection"

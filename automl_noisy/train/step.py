@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from automl_noisy.components import build
-from automl_noisy.components.base import (Classifier, Component, Mixing, Penalty, PerSampleLoss, Scheme,
-                                          Selector, TargetAdjustment)
+from automl_noisy.components.augment import views_for_shape
+from automl_noisy.components.base import (Classifier, Component, LabelCorrection, Mixing, Penalty, PerSampleLoss,
+                                          Scheme, SemiBatch, SemiSupervised, Selector, TargetAdjustment)
 from automl_noisy.components.losses import one_hot
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
@@ -16,39 +17,51 @@ from automl_noisy.pipeline import Pipeline
 
 @dataclass
 class Methods:
-    """One network's built components, one attribute per slot they fill."""
+    """One network's built components, one attribute per slot they fill.
+
+    Components that act before the forward pass (``correction``, and input mixing) are shared by
+    the scheme's networks: only the first network's Methods holds a correction.
+    """
 
     loss: PerSampleLoss
+    correction: LabelCorrection | None = None
     adjustment: TargetAdjustment | None = None
     mixing: Mixing | None = None
     selection: Selector | None = None
+    semi: SemiSupervised | None = None
     penalties: tuple[Penalty, ...] = ()
 
     @classmethod
-    def from_pipeline(cls, pipeline: Pipeline) -> "Methods":
+    def from_pipeline(cls, pipeline: Pipeline, leader: bool = True) -> "Methods":
         def optional(family: str) -> Component | None:
             spec = getattr(pipeline, family)
             return build(family, spec) if spec is not None else None
 
         return cls(
             loss=build("loss", pipeline.loss),  # type: ignore[arg-type]
+            correction=optional("correction") if leader else None,  # type: ignore[arg-type]
             adjustment=optional("adjustment"),  # type: ignore[arg-type]
             mixing=optional("mixing"),  # type: ignore[arg-type]
             selection=optional("selection"),  # type: ignore[arg-type]
+            semi=optional("semi"),  # type: ignore[arg-type]
             penalties=tuple(build("penalty", p) for p in pipeline.penalty),  # type: ignore[misc]
         )
 
     def components(self) -> list[Component]:
-        found = [self.mixing, self.adjustment, self.loss, self.selection, *self.penalties]
+        found = [self.correction, self.mixing, self.adjustment, self.loss, self.selection, self.semi,
+                 *self.penalties]
         return [c for c in found if c is not None]
 
 
 def build_scheme(pipeline: Pipeline) -> Scheme:
-    """The pipeline's scheme, checked against its selection."""
+    """The pipeline's scheme, checked against its selection (and the semi-supervised part's)."""
     scheme: Scheme = build("scheme", pipeline.scheme)  # type: ignore[assignment]
     if scheme.needs_selection and pipeline.selection is None:
         raise UserError(f"scheme {scheme.name!r} exchanges selections between its networks and needs one; "
                         "add e.g. 'selection: small_loss' to the pipeline")
+    if pipeline.semi is not None and pipeline.selection is None:
+        raise UserError(f"semi {pipeline.semi.name!r} trains on the samples a selector sets aside and needs one; "
+                        "add e.g. 'selection: gmm' to the pipeline")
     return scheme
 
 
@@ -56,12 +69,16 @@ class TrainingStep:
     """The loss of one batch for every network of the scheme.
 
     Per network ``j``: ``sum(w_j * l_j) / sum(w_j)`` (the weighted mean over the samples its
-    weights keep; the plain mean without a selector) ``+ feature-mixing loss + sum(penalties)``;
-    the step returns the sum over networks, whose parameters are disjoint.
+    weights keep; the plain mean without a selector), or the labeled term of a semi-supervised
+    method that owns it, ``+ unlabeled term + feature-mixing loss + sum(penalties)``; the step
+    returns the sum over networks, whose parameters are disjoint.
     """
 
-    def __init__(self, scheme: Scheme, methods: list[Methods], networks: list[Classifier], num_outputs: int) -> None:
-        self.scheme, self.methods, self.networks, self.num_outputs = scheme, methods, networks, num_outputs
+    def __init__(self, scheme: Scheme, methods: list[Methods], networks: list[Classifier], num_classes: int,
+                 num_outputs: int, input_shape: tuple[int, ...]) -> None:
+        self.scheme, self.methods, self.networks = scheme, methods, networks
+        self.num_classes, self.num_outputs = num_classes, num_outputs
+        self.views = views_for_shape(input_shape)
 
     def components(self) -> list[Component]:
         """Every component, the scheme first, then each network's."""
@@ -69,9 +86,12 @@ class TrainingStep:
 
     def __call__(self, x: Tensor, labels: Tensor, idx: Tensor) -> Tensor:
         targets = one_hot(labels, self.num_outputs)
-        shared = self.methods[0].mixing
-        if shared is not None:
-            x, targets = shared.mix_inputs(x, targets)
+        leader = self.methods[0]
+        if leader.correction is not None:
+            targets = leader.correction.correct(targets, idx)
+        inputs = x
+        if leader.mixing is not None:
+            x, targets = leader.mixing.mix_inputs(x, targets)
         per_sample, logits, extras = [], [], []
         for net, m in zip(self.networks, self.methods):
             features = net.features(x)
@@ -86,12 +106,23 @@ class TrainingStep:
         total: Tensor | float = 0.0
         for j, (net, m) in enumerate(zip(self.networks, self.methods)):
             w = weights[j]
-            if w is None:
-                total = total + per_sample[j].mean()
-            else:
-                total = total + (w * per_sample[j]).sum() / w.sum().clamp_min(1e-8)
+            supervised = per_sample[j].mean() if w is None else (w * per_sample[j]).sum() / w.sum().clamp_min(1e-8)
+            if m.semi is not None and w is not None:
+                terms = m.semi.loss(self._semi_batch(j, w, inputs, labels, idx))
+                if terms is not None:
+                    supervised = terms.labeled if terms.labeled is not None else supervised
+                    total = total + terms.unlabeled
+            total = total + supervised
             if extras[j] is not None:
                 total = total + extras[j]
             for penalty in m.penalties:
                 total = total + penalty(net, logits[j])
         return total  # type: ignore[return-value]
+
+    def _semi_batch(self, j: int, w: Tensor, x: Tensor, labels: Tensor, idx: Tensor) -> SemiBatch:
+        source = self.methods[self.scheme.source(j)].selection
+        assert source is not None  # build_scheme: semi needs a selector
+        clean = source.clean_probability(idx)
+        return SemiBatch(x=x, labels=labels, idx=idx, weights=w.detach(), clean=w.detach() if clean is None else clean,
+                         divided=source.divided(), network=j, networks=self.networks,
+                         num_classes=self.num_classes, views=self.views)

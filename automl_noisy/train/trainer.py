@@ -68,12 +68,12 @@ class Trainer:
             raise UserError(f"model {factory.name!r} does not fit data of shape {data.input_shape}; "
                             "choose another model in the pipeline")
         scheme = build_scheme(pipeline)
-        methods = [Methods.from_pipeline(pipeline) for _ in range(scheme.networks)]
+        methods = [Methods.from_pipeline(pipeline, leader=j == 0) for j in range(scheme.networks)]
         k = data.num_classes
         outputs = k + sum(c.extra_outputs for c in methods[0].components())
         self.networks: list[Classifier] = [factory.build(data.input_shape, outputs).to(self.device)  # type: ignore[attr-defined]
                                            for _ in range(scheme.networks)]
-        self.step = TrainingStep(scheme, methods, self.networks, outputs)
+        self.step = TrainingStep(scheme, methods, self.networks, k, outputs, data.input_shape)
         info = TrainInfo(len(data.y_train), k, data.input_shape, pipeline.epochs, self.device,
                          self.networks[0].feature_dim, pipeline.seed)
         for component in self.step.components():

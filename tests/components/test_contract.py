@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from automl_noisy.components import FAMILIES, build
-from automl_noisy.components.base import (Mixing, ModelFactory, Penalty, PerSampleLoss, Scheme, Selector,
-                                          TargetAdjustment, TrainInfo)
+from automl_noisy.components.augment import views_for_shape
+from automl_noisy.components.base import (LabelCorrection, Mixing, ModelFactory, Penalty, PerSampleLoss, Scheme,
+                                          SemiBatch, SemiLoss, SemiSupervised, Selector, TargetAdjustment,
+                                          TrainInfo)
 from automl_noisy.components.losses import one_hot
 from automl_noisy.hparams import Choice
 from automl_noisy.pipeline import ComponentSpec, Pipeline
@@ -33,7 +35,8 @@ def test_slot_base_matches_family(entry):
     family, name = entry
     cls = FAMILIES[family].registry.get(name)
     bases = {"model": ModelFactory, "scheme": Scheme, "loss": PerSampleLoss, "adjustment": TargetAdjustment,
-             "mixing": Mixing, "selection": Selector, "penalty": Penalty}
+             "mixing": Mixing, "selection": Selector, "penalty": Penalty, "correction": LabelCorrection,
+             "semi": SemiSupervised}
     assert issubclass(cls, bases[family])
     assert cls.slot == FAMILIES[family].slot
     assert cls.name == name
@@ -70,7 +73,7 @@ def _entry_pipeline(family: str, name: str, spec_data) -> Pipeline:
         parts[family] = (spec,)
     else:
         parts[family] = spec
-    if family == "scheme" and FAMILIES["scheme"].registry.get(name).needs_selection:
+    if family == "semi" or (family == "scheme" and FAMILIES["scheme"].registry.get(name).needs_selection):
         parts["selection"] = ComponentSpec("small_loss")
     return Pipeline(**parts, epochs=3, batch_size=16, data=spec_data)
 
@@ -151,6 +154,21 @@ def test_slot_shapes(entry):
         only = torch.tensor([True, False, True, False, False])
         w = component.weights(torch.rand(5), logits.detach(), labels, idx, candidates=only)
         assert (w[~only] == 0).all()
+    elif isinstance(component, LabelCorrection):
+        corrected = component.correct(targets, idx)
+        assert corrected.shape == targets.shape
+        assert torch.allclose(corrected.sum(dim=1), torch.ones(5), atol=1e-5)
+    elif isinstance(component, SemiSupervised):
+        nets = [build("model", ComponentSpec("mlp", {"width": 32, "depth": 1})).build((4,), K) for _ in range(2)]
+        for divided in (False, True):
+            batch = SemiBatch(x=torch.randn(5, 4), labels=labels, idx=idx, weights=torch.tensor([1.0, 0, 1, 0, 1]),
+                              clean=torch.tensor([0.9, 0.1, 0.8, 0.2, 0.7]), divided=divided, network=0,
+                              networks=nets, num_classes=K, views=views_for_shape((4,)))
+            out = component.loss(batch)
+            assert out is None or isinstance(out, SemiLoss)
+            if out is not None:
+                assert out.unlabeled.shape == () and torch.isfinite(out.unlabeled)
+                assert out.labeled is None or (out.labeled.shape == () and torch.isfinite(out.labeled))
     elif isinstance(component, Scheme):
         selectors = [build("selection", ComponentSpec("small_loss")) for _ in range(component.networks)]
         for sel in selectors:

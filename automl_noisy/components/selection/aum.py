@@ -110,6 +110,9 @@ class AreaUnderMargin(Selector):
         w = self._keep[idx].to(per_sample.dtype)  # type: ignore[index]
         return w if candidates is None else w * candidates
 
+    def divided(self) -> bool:
+        return self._identified
+
     def scores(self) -> np.ndarray | None:
         if not self._seen_end:
             return None

@@ -76,5 +76,8 @@ class GaussianMixtureSplit(Selector):
         w = self._keep[idx].to(per_sample.dtype)  # type: ignore[index]
         return w if candidates is None else w * candidates
 
+    def divided(self) -> bool:
+        return self._fitted
+
     def scores(self) -> np.ndarray | None:
         return (1.0 - self._prob).cpu().numpy() if self._fitted else None  # type: ignore[operator]

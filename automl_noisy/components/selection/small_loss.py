@@ -53,5 +53,8 @@ class SmallLoss(Selector):
         logits = end.logits()
         self._scores = F.cross_entropy(logits, end.labels, reduction="none").cpu().numpy()
 
+    def divided(self) -> bool:
+        return self.rate(self._epoch) > 0
+
     def scores(self) -> np.ndarray | None:
         return self._scores

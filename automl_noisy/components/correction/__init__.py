@@ -1,0 +1,9 @@
+"""Family ``correction`` (slot *targets*, before the forward): labels corrected from what the
+network has learned, one module per method."""
+
+from automl_noisy.components.base import LabelCorrection
+from automl_noisy.registry import Registry
+
+corrections: Registry[type[LabelCorrection]] = Registry("correction")
+
+__all__ = ["corrections"]
