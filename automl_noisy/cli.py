@@ -62,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     _storage_flags(e)
 
     t = sub.add_parser("train", help="train an exported pipeline; save weights, metrics, label issues")
-    t.add_argument("pipeline", help="pipeline YAML written by 'automl-noisy export'")
+    t.add_argument("pipeline", help="pipeline YAML written by 'automl-noisy export', or a preset name "
+                                    "(see 'automl-noisy presets')")
+    t.add_argument("--epochs", type=int, help="train this many epochs instead of the pipeline's")
     t.add_argument("-o", "--output", default="out", help="output folder (default: out)")
     _data_flags(t, train=True)
     t.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as in a search trial)")
@@ -70,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("components", help="list method families, their choices and hyperparameters")
     c.add_argument("--family", help="only this family")
+
+    sub.add_parser("presets", help="list presets: published methods as combinations of parts")
     return parser
 
 
@@ -147,15 +151,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from automl_noisy.pipeline import read_pipeline_file
+def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The pipeline to train (a file, or a preset on the data the flags name) and its data."""
+    import os
+    from dataclasses import replace
 
+    from automl_noisy.pipeline import ComponentSpec, Pipeline, read_pipeline_file
+    from automl_noisy.presets import PRESETS, apply_preset
+
+    if args.pipeline in PRESETS and not os.path.exists(args.pipeline):
+        from automl_noisy.components.models import default_model
+        from automl_noisy.data import DataSpec, load_data
+
+        spec = _data_spec(args, base=DataSpec())
+        data = load_data(spec)
+        base = Pipeline(model=ComponentSpec(default_model(data.input_shape)), data=spec)
+        pipeline = apply_preset(args.pipeline, replace(base, epochs=args.epochs or base.epochs))
+        return pipeline, data
     pipeline, _ = read_pipeline_file(args.pipeline)
-    data = _data_spec(args, base=pipeline.data)
-    from automl_noisy.train.final import train_pipeline
-    from automl_noisy.train.step import Methods
+    if args.epochs:
+        pipeline = replace(pipeline, epochs=args.epochs)
+    return pipeline, _data_spec(args, base=pipeline.data)
 
-    Methods.from_pipeline(pipeline)  # unknown components fail before any data is loaded
+
+def cmd_train(args: argparse.Namespace) -> int:
+    pipeline, data = _train_pipeline(args)
+    from automl_noisy.train.final import train_pipeline
+    from automl_noisy.train.step import Methods, build_scheme
+
+    Methods.from_pipeline(pipeline), build_scheme(pipeline)  # bad components fail before data is loaded
 
     def report(m: Any) -> None:
         test = f" test_accuracy {m.test_accuracy:.4f}" if m.test_accuracy is not None else ""
@@ -190,7 +214,19 @@ def cmd_components(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"search": cmd_search, "export": cmd_export, "train": cmd_train, "components": cmd_components}
+def cmd_presets(args: argparse.Namespace) -> int:
+    from automl_noisy.pipeline import ComponentSpec, Pipeline
+    from automl_noisy.presets import PRESETS, apply_preset, describe
+
+    for name in sorted(PRESETS):
+        parts = apply_preset(name, Pipeline(model=ComponentSpec("mlp"))).combination()
+        used = ", ".join(f"{k}={v}" for k, v in parts.items() if k != "model" and v not in ("none", "single"))
+        print(f"{name}: {describe(name)}\n    {used}")
+    return 0
+
+
+COMMANDS = {"search": cmd_search, "export": cmd_export, "train": cmd_train, "components": cmd_components,
+            "presets": cmd_presets}
 
 if __name__ == "__main__":
     sys.exit(main())

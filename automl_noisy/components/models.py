@@ -56,3 +56,8 @@ class SmallCNN(ModelFactory):
             *block(c, 2 * c), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         )
         return Classifier(body, 2 * c, num_classes)
+
+
+def default_model(input_shape: tuple[int, ...]) -> str:
+    """The architecture to use when none is chosen: a CNN for images, else an MLP."""
+    return "cnn" if SmallCNN.accepts(input_shape) else "mlp"

@@ -163,7 +163,9 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                     trial = study.ask()
                     pipeline = space.suggest(trial, data.spec, options.seed)
                     trial.set_user_attr("pipeline", pipeline.to_dict())
-                    trial.set_user_attr("combination", pipeline.combination())
+                    trial.set_user_attr("combination", {**pipeline.combination(),
+                                                        **({"preset": trial.params.get("preset", "none")}
+                                                           if space.presets else {})})
                     trial.set_user_attr("driver", driver)
                     executor.submit(trial.number, pipeline)
                     running[trial.number] = trial

@@ -14,12 +14,14 @@ range overrides, plus the training budget, the sampler and the pruner::
       loss: [ce, gce, sce]
       adjustment: [none, label_smoothing]
       penalty: [weight_decay]            # a multi family: each entry is toggled on or off
+    presets: [dividemix]                 # published recipes, drawn as a whole beside the families
 
 Parameter names: ``loss`` picks a choice, ``loss.gce.q`` is that choice's parameter;
 ``penalty.l1`` toggles a penalty; ``optimizer.sgd.lr``; ``batch_size``; ``schedule``. Conditionals
 are resolved in order: a two-network scheme needs a selector, so after ``scheme=coteaching`` the
 selector is drawn as ``scheme.coteaching.selection`` (no ``none``), keeping one distribution per
-name for the life of a study.
+name for the life of a study. With ``presets``, ``preset`` is drawn first: a preset fixes every
+method family (only the model and the optimizer are then drawn).
 """
 
 from __future__ import annotations
@@ -40,9 +42,10 @@ from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError, choose_from
 from automl_noisy.hparams import Choice, HParam, Int, fixed_value
 from automl_noisy.pipeline import OPTIMIZERS, SCHEDULES, ComponentSpec, OptimizerSpec, Pipeline
+from automl_noisy.presets import PRESETS, apply_preset
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
-TOP_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "sampler", "pruner", "families"}
+TOP_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "sampler", "pruner", "families", "presets"}
 SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
             "gp": optuna.samplers.GPSampler, "cmaes": optuna.samplers.CmaEsSampler,
             "qmc": optuna.samplers.QMCSampler}
@@ -74,6 +77,7 @@ class SearchSpace:
     epochs: int
     sampler: Mapping[str, Any] = field(default_factory=lambda: {"name": "tpe"})
     pruner: Mapping[str, Any] = field(default_factory=lambda: {"name": "median"})
+    presets: tuple[str, ...] = ()
 
     # -- define-by-run ------------------------------------------------------------------------
     def suggest(self, trial: optuna.Trial, data: DataSpec, seed: int = 0) -> Pipeline:
@@ -104,8 +108,12 @@ class SearchSpace:
         return self._walk(decide, data, seed), params
 
     def _walk(self, decide: Decide, data: DataSpec, seed: int) -> Pipeline:
+        preset = decide("preset", Choice("none", ("none", *self.presets))) if self.presets else "none"
         chosen: dict[str, Any] = {}
         for family, choices in self.families.items():
+            if preset != "none" and family != "model":
+                continue  # the preset fixes every method family
+
             if FAMILIES[family].multi:
                 on = [c for c in choices if decide(f"{family}.{c}", Choice(False, (False, True)))]
                 chosen[family] = tuple(self._component(decide, family, c) for c in on)
@@ -123,8 +131,9 @@ class SearchSpace:
         opt_name = decide("optimizer", Choice(next(iter(self.optimizers)), tuple(self.optimizers)))
         opt_params = {p: decide(f"optimizer.{opt_name}.{p}", d) for p, d in self.optimizers[opt_name].items()}
         optimizer = OptimizerSpec(opt_name, schedule=decide("schedule", self.schedule), **opt_params)
-        return Pipeline(**chosen, optimizer=optimizer, epochs=self.epochs,
-                        batch_size=decide("batch_size", self.batch_size), seed=seed, data=data)
+        pipeline = Pipeline(**chosen, optimizer=optimizer, epochs=self.epochs,
+                            batch_size=decide("batch_size", self.batch_size), seed=seed, data=data)
+        return apply_preset(preset, pipeline) if preset != "none" else pipeline
 
     def _component(self, decide: Decide, family: str, choice: str) -> ComponentSpec:
         decls = self.families[family][choice]
@@ -150,7 +159,7 @@ class SearchSpace:
                          for f, cs in self.families.items()},
             "optimizers": {o: {p: decl(d) for p, d in ps.items()} for o, ps in self.optimizers.items()},
             "schedule": decl(self.schedule), "batch_size": decl(self.batch_size), "epochs": self.epochs,
-            "sampler": dict(self.sampler), "pruner": dict(self.pruner),
+            "sampler": dict(self.sampler), "pruner": dict(self.pruner), "presets": list(self.presets),
         }
 
     def fingerprint(self) -> str:
@@ -245,8 +254,14 @@ def parse_space(doc: Any, name: str = "space", where: str = "space") -> SearchSp
             raise choose_from("schedule", s, list(SCHEDULES))
     sampler = _named(doc.get("sampler", {"name": "tpe"}), "sampler", where)
     pruner = _named(doc.get("pruner", {"name": "median"}), "pruner", where)
+    presets = doc.get("presets") or []
+    if not isinstance(presets, list):
+        raise UserError(f"{where}: presets must be a list of preset names, e.g. [dividemix]")
+    for preset in presets:
+        if preset not in PRESETS:
+            raise choose_from("preset", preset, sorted(PRESETS))
     space = SearchSpace(name, families, optimizers, Choice(schedules[0], schedules), batch_decl, epochs,
-                        sampler, pruner)
+                        sampler, pruner, tuple(presets))
     space.make_pruner(), space.make_sampler(0)  # fail now, not in the middle of a search
     return space
 

@@ -66,7 +66,7 @@ def test_mae_is_bounded_and_symmetric(b, k, seed):
     total = sum(mae(logits, one_hot(torch.full((b,), c), k)) for c in range(k))
     assert torch.allclose(total, torch.full((b,), 2.0 * k - 2), atol=1e-4)
     values = mae(logits, one_hot(torch.zeros(b, dtype=torch.long), k))
-    assert ((values >= 0) & (values <= 2)).all()
+    assert ((values >= 0) & (values <= 2 + 1e-6)).all()  # float32 rounding
 
 
 @settings(max_examples=40, deadline=None)

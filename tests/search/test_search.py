@@ -29,7 +29,9 @@ def test_local_search_records_trials_and_baseline(tmp_path, tiny_spec):
     first = trials[0]
     assert first.user_attrs["baseline"] is True
     assert first.user_attrs["combination"] == {"model": "mlp", "adjustment": "none", "mixing": "none",
-                                               "loss": "ce", "penalty": "none", "scheme": "single", "selection": "none", "correction": "none", "semi": "none"}
+                                               "loss": "ce", "penalty": "none", "scheme": "single",
+                                               "selection": "none", "correction": "none", "semi": "none",
+                                               "preset": "none"}
     assert Pipeline.from_dict(first.user_attrs["pipeline"]).loss == ComponentSpec("ce")
     assert first.user_attrs["test_accuracy"] is not None
     assert len(first.intermediate_values) == 4  # quick.yaml: 4 epochs, reported each

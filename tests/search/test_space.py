@@ -62,7 +62,7 @@ def test_parameter_names_follow_family_choice_param():
     assert {"loss.gce.q", "model.mlp.width", "mixing.mixup.alpha", "optimizer.sgd.lr"} <= names
     for name in names:
         parts = name.split(".")
-        assert parts[0] in set(FAMILIES) | {"optimizer", "batch_size", "schedule"}
+        assert parts[0] in set(FAMILIES) | {"optimizer", "batch_size", "schedule", "preset"}
 
 
 def test_conditionals_only_sample_the_chosen_choice_params():

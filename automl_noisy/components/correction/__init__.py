@@ -6,4 +6,6 @@ from automl_noisy.registry import Registry
 
 corrections: Registry[type[LabelCorrection]] = Registry("correction")
 
+from automl_noisy.components.correction import self_learning  # noqa: E402,F401  (registers)
+
 __all__ = ["corrections"]

@@ -6,4 +6,6 @@ from automl_noisy.registry import Registry
 
 semis: Registry[type[SemiSupervised]] = Registry("semi")
 
+from automl_noisy.components.semi import fixmatch, mixmatch  # noqa: E402,F401  (registers)
+
 __all__ = ["semis"]
