@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from automl_noisy.errors import UserError
@@ -135,6 +136,11 @@ class PerSampleLoss(Component, ABC):
 
     @abstractmethod
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor: ...
+
+    def from_labels(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """The loss for hard labels ``(B,)``: the same as with their one-hot targets. The step
+        calls it when no component changed the targets; override it with a faster path."""
+        return self(logits, F.one_hot(labels, logits.shape[1]).to(logits.dtype))
 
 
 class TargetAdjustment(Component, ABC):

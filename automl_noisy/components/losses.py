@@ -26,6 +26,9 @@ class CrossEntropy(PerSampleLoss):
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
         return F.cross_entropy(logits, targets, reduction="none")
 
+    def from_labels(self, logits: Tensor, labels: Tensor) -> Tensor:
+        return F.cross_entropy(logits, labels, reduction="none")
+
 
 @losses.register("mae")
 @dataclass

@@ -79,29 +79,31 @@ class TrainingStep:
         self.scheme, self.methods, self.networks = scheme, methods, networks
         self.num_classes, self.num_outputs = num_classes, num_outputs
         self.views = views_for_shape(input_shape)
+        # soft targets are only built when a component reads or changes them
+        self._needs_targets = any(m.correction or m.mixing or m.adjustment for m in methods)
 
     def components(self) -> list[Component]:
         """Every component, the scheme first, then each network's."""
         return [self.scheme] + [c for m in self.methods for c in m.components()]
 
     def __call__(self, x: Tensor, labels: Tensor, idx: Tensor) -> Tensor:
-        targets = one_hot(labels, self.num_outputs)
+        hot = one_hot(labels, self.num_outputs) if self._needs_targets else None  # None: hard labels suffice
         leader = self.methods[0]
         if leader.correction is not None:
-            targets = leader.correction.correct(targets, idx)
+            hot = leader.correction.correct(hot, idx)  # type: ignore[arg-type]
         inputs = x
         if leader.mixing is not None:
-            x, targets = leader.mixing.mix_inputs(x, targets)
+            x, hot = leader.mixing.mix_inputs(x, hot)  # type: ignore[arg-type]
         per_sample, logits, extras = [], [], []
         for net, m in zip(self.networks, self.methods):
             features = net.features(x)
             z = net.head(features)
             if m.selection is not None:
                 m.selection.observe(z.detach(), labels, idx)
-            adjusted, t = m.adjustment(z, targets) if m.adjustment is not None else (z, targets)
-            per_sample.append(m.loss(adjusted.float(), t))
+            adjusted, t = m.adjustment(z, hot) if m.adjustment is not None else (z, hot)  # type: ignore[arg-type]
+            per_sample.append(m.loss(adjusted.float(), t) if t is not None else m.loss.from_labels(adjusted.float(), labels))
             logits.append(z)
-            extras.append(m.mixing.feature_loss(features, targets, net.head) if m.mixing is not None else None)
+            extras.append(m.mixing.feature_loss(features, hot, net.head) if m.mixing is not None else None)  # type: ignore[arg-type]
         weights = self.scheme.exchange([m.selection for m in self.methods], per_sample, logits, labels, idx)
         total: Tensor | float = 0.0
         for j, (net, m) in enumerate(zip(self.networks, self.methods)):

@@ -134,6 +134,7 @@ def test_slot_shapes(entry):
     if isinstance(component, PerSampleLoss):
         out = component(logits, targets)
         assert out.shape == (5,) and torch.isfinite(out).all() and (out >= -1e-6).all()
+        assert torch.allclose(component.from_labels(logits, labels), out, atol=1e-5)  # the hard-label path
     elif isinstance(component, TargetAdjustment):
         new_logits, new_targets = component(logits, targets)
         assert new_logits.shape == logits.shape and new_targets.shape == targets.shape
