@@ -21,7 +21,7 @@ def test_dividemix_is_made_of_parts():
     p = apply_preset("dividemix", base)
     assert p.model == base.model and p.epochs == 40 and p.mixing is None  # families it does not name are off
     assert (p.scheme.name, p.selection.name, p.semi.name, p.loss.name) == ("coteaching", "gmm", "mixmatch", "ce")
-    assert p.selection.params["warmup_epochs"] == 4
+    assert p.selection.params["warmup_epochs"] == 6
     (penalty,) = p.penalty
     assert penalty.name == "confidence_penalty" and penalty.params["warmup_only"] is True
 

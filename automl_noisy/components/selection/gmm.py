@@ -47,7 +47,7 @@ class GaussianMixtureSplit(Selector):
     """
 
     tau: float = hyperparameter(0.5, 0.1, 0.95)
-    warmup_epochs: int = hyperparameter(1, 1, 30)
+    warmup_epochs: int = hyperparameter(5, 1, 30)
     _seed: int = field(default=0, init=False, repr=False, compare=False)
     _prob: Tensor | None = field(default=None, init=False, repr=False, compare=False)
     _keep: Tensor | None = field(default=None, init=False, repr=False, compare=False)
