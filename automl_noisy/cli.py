@@ -21,16 +21,26 @@ class _Parser(argparse.ArgumentParser):
 def _data_flags(p: argparse.ArgumentParser, train: bool = False) -> None:
     g = p.add_argument_group("data")
     g.add_argument("--data", default=None if train else "digits",
-                   help="digits | synthetic | csv:PATH | npz:PATH" + (" (default: the pipeline's)" if train else
-                                                                      " (default: digits)"))
+                   help="digits | synthetic | csv:PATH | parquet:PATH | npz:PATH | folder:PATH (one sub-folder of "
+                        "images per class) | torchvision:NAME:ROOT (CIFAR10, CIFAR100, MNIST, FashionMNIST already "
+                        "under ROOT; never downloaded)"
+                        + (" (default: the pipeline's)" if train else " (default: digits)"))
     g.add_argument("--noise", default=None if train else "none",
                    help="none | symmetric:R | pair:R | asymmetric:R[:a>b,..] | instance:R, injected into "
                         "train and validation" + (" (default: the pipeline's, or none with --data)" if train else ""))
-    g.add_argument("--label-column", default="label", help="label column of a CSV file (default: label)")
+    g.add_argument("--label-column", default="label", help="label column of a CSV or parquet file (default: label)")
+    g.add_argument("--features", metavar="COL,COL,...",
+                   help="csv/parquet: the feature columns (default: every column but the label); non-numeric "
+                        "columns are one-hot encoded")
+    g.add_argument("--labels", metavar="FILE[:KEY]",
+                   help="noisy labels replacing the source's, one per sample (or per training image of a "
+                        "torchvision root, as CIFAR-10N/100N): .pt (KEY picks from a dict, e.g. aggre_label), "
+                        ".npy, .npz; the source's labels become the clean ones")
+    g.add_argument("--image-size", type=int, metavar="N", help="folder: decode images at N x N pixels (default 32)")
     g.add_argument("--val-fraction", type=float, default=0.1, help="noisy validation share of train (0.1)")
     g.add_argument("--test-fraction", type=float, default=0.2, help="test share of the data (0.2)")
     g.add_argument("--samples", type=int, help="synthetic: number of samples")
-    g.add_argument("--features", type=int, help="synthetic: number of features")
+    g.add_argument("--dims", type=int, help="synthetic: number of features")
     g.add_argument("--classes", type=int, help="synthetic: number of classes")
 
 
@@ -74,6 +84,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--family", help="only this family")
 
     sub.add_parser("presets", help="list presets: published methods as combinations of parts")
+
+    f = sub.add_parser("effects", help="which methods help or hurt: effects against the baseline, with intervals")
+    _storage_flags(f)
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of a study's analysis")
+    r.add_argument("-o", "--output", default="report.html", help="output file (default: report.html)")
+    _storage_flags(r)
+
+    d = sub.add_parser("dashboard", help="optuna-dashboard on the study database, with the analysis attached")
+    _storage_flags(d)
+    d.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    d.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     return parser
 
 
@@ -104,7 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _data_spec(args: argparse.Namespace, base: Any = None) -> Any:
     from automl_noisy.data import DataSpec
 
-    options = {k: getattr(args, k) for k in ("samples", "features", "classes") if getattr(args, k) is not None}
+    columns = None if args.features is None else [c.strip() for c in args.features.split(",") if c.strip()]
+    flags = {"samples": args.samples, "features": args.dims, "classes": args.classes, "columns": columns,
+             "image_size": args.image_size, "labels": args.labels}  # option name -> flag value
+    options = {k: v for k, v in flags.items() if v is not None}
     if base is not None:  # train: start from the pipeline's data unless --data is given
         if args.data is None:
             noise = args.noise if args.noise is not None else base.noise
@@ -225,8 +250,44 @@ def cmd_presets(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_effects(args: argparse.Namespace) -> int:
+    from automl_noisy.report.terminal import print_effects
+    from automl_noisy.search.study_analysis import open_analysis
+
+    study, analysis = open_analysis(args.storage, args.study)
+    print_effects(study, analysis)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from automl_noisy.report.html import write_report
+
+    study, analysis = write_report(args.storage, args.study, args.output)
+    print(f"wrote {args.output}: study {study.study_name!r}, {analysis.n_trials} trials analysed")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from automl_noisy.report.dashboard import attach, make_server
+    from automl_noisy.search.storage import mask_url
+    from automl_noisy.search.study_analysis import open_analysis
+
+    study, analysis = open_analysis(args.storage, args.study)
+    attach(study, analysis)
+    server = make_server(args.storage, args.host, args.port)
+    print(f"optuna-dashboard on {mask_url(args.storage)}: http://{args.host}:{server.server_port}/dashboard "
+          f"(study {study.study_name!r}: see its note and figures; Ctrl+C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 COMMANDS = {"search": cmd_search, "export": cmd_export, "train": cmd_train, "components": cmd_components,
-            "presets": cmd_presets}
+            "presets": cmd_presets, "effects": cmd_effects, "report": cmd_report, "dashboard": cmd_dashboard}
 
 if __name__ == "__main__":
     sys.exit(main())

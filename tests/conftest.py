@@ -96,3 +96,77 @@ def postgres_url(tmp_path_factory):
         yield url
     finally:
         subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, env=env)
+
+
+# -- a synthetic study with known effects, for the analysis, report and dashboard tests ----------
+EFFECTS_BASELINE = {"model": "mlp", "loss": "ce", "mixing": "none", "selection": "none", "adjustment": "none",
+                    "penalty": "none"}
+EFFECTS_CHOICES = {"loss": ["ce", "gce", "sce", "mae"], "mixing": ["none", "mixup"],
+                   "selection": ["none", "gmm", "small_loss"], "adjustment": ["none", "label_smoothing"],
+                   "penalty": ["none", "l1", "weight_decay", "l1+weight_decay"]}
+TRUE_EFFECTS = {("loss", "gce"): 0.05, ("mixing", "mixup"): -0.04, ("selection", "gmm"): 0.03}
+TRUE_INTERACTION = (("loss", "gce"), ("selection", "gmm"), -0.06)
+
+
+def _effects_trial(combination: dict, value: float | None, state, rng, **attrs):
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    from automl_noisy.pipeline import ComponentSpec, Pipeline
+
+    params = {"loss": combination["loss"], "optimizer.sgd.lr": float(rng.uniform(0.01, 0.2))}
+    dists = {"loss": CategoricalDistribution(EFFECTS_CHOICES["loss"]), "optimizer.sgd.lr": FloatDistribution(0.01, 0.2)}
+    if combination["loss"] == "gce":
+        params["loss.gce.q"], dists["loss.gce.q"] = float(rng.uniform(0.05, 1.0)), FloatDistribution(0.05, 1.0)
+    spec = {f: (ComponentSpec(c) if c != "none" else None) for f, c in combination.items()
+            if f not in ("model", "penalty")}
+    penalty = tuple(ComponentSpec(p) for p in combination["penalty"].split("+") if p != "none")
+    pipeline = Pipeline(model=ComponentSpec("mlp"), penalty=penalty, epochs=4, **spec).to_dict()
+    user_attrs = {"combination": dict(combination), "pipeline": pipeline, **attrs}
+    if value is not None and state.name != "FAIL":
+        user_attrs["test_accuracy"] = value + 0.2
+    intermediate = {1: value - 0.01, 2: value} if value is not None else {}
+    return optuna.trial.create_trial(state=state, value=value if state.name == "COMPLETE" else None,
+                                     params=params, distributions=dists, user_attrs=user_attrs,
+                                     intermediate_values=intermediate)
+
+
+@pytest.fixture(scope="session")
+def effects_study(tmp_path_factory):
+    """An SQLite study: objective = 0.6 + TRUE_EFFECTS + TRUE_INTERACTION + N(0, 0.005) over 120 random
+    combinations (trial 0 the baseline), 2 of them pruned; plus failures: 4 with selection=aum (2 aum
+    trials complete), 1 with loss=gce, and 1 interrupted one that must not count."""
+    import numpy as np
+    import optuna
+    from optuna.trial import TrialState
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('effects')}/effects.db"
+    study = optuna.create_study(storage=url, study_name="effects", direction="maximize")
+    study.set_user_attr("noise_rate", 0.4)
+    study.set_user_attr("data", {"source": "synthetic", "noise": "symmetric:0.4"})
+    rng = np.random.default_rng(0)
+
+    def value(c: dict) -> float:
+        v = 0.6 + sum(e for (f, ch), e in TRUE_EFFECTS.items() if c[f] == ch) + rng.normal(0, 0.005)
+        (fa, ca), (fb, cb), e = TRUE_INTERACTION
+        return float(v + (e if c[fa] == ca and c[fb] == cb else 0.0))
+
+    study.add_trial(_effects_trial(EFFECTS_BASELINE, value(EFFECTS_BASELINE), TrialState.COMPLETE, rng, baseline=True))
+    for i in range(1, 120):
+        c = {"model": "mlp", **{f: str(rng.choice(ch)) for f, ch in EFFECTS_CHOICES.items()}}
+        study.add_trial(_effects_trial(c, value(c), TrialState.PRUNED if i % 40 == 0 else TrialState.COMPLETE, rng))
+    aum = {**EFFECTS_BASELINE, "selection": "aum"}
+    for state in [TrialState.COMPLETE] * 2 + [TrialState.FAIL] * 4:
+        study.add_trial(_effects_trial(aum, value(aum) if state == TrialState.COMPLETE else None, state, rng,
+                                       **({"fail_reason": "NaN loss"} if state == TrialState.FAIL else {})))
+    gce = {**EFFECTS_BASELINE, "loss": "gce"}
+    study.add_trial(_effects_trial(gce, None, TrialState.FAIL, rng, fail_reason="NaN loss"))
+    study.add_trial(_effects_trial({**EFFECTS_BASELINE, "mixing": "mixup"}, None, TrialState.FAIL, rng,
+                                   fail_reason="interrupted: the search was stopped", interrupted=True))
+    return url
+
+
+@pytest.fixture(scope="session")
+def effects_truth() -> dict:
+    """What ``effects_study`` was made from: the choices, the true main effects and interaction."""
+    return {"choices": EFFECTS_CHOICES, "effects": TRUE_EFFECTS, "interaction": TRUE_INTERACTION}

@@ -14,7 +14,7 @@ import yaml
 
 from automl_noisy.cli import main
 
-TINY_FLAGS = ["--data", "synthetic", "--samples", "300", "--features", "8", "--classes", "3"]
+TINY_FLAGS = ["--data", "synthetic", "--samples", "300", "--dims", "8", "--classes", "3"]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -13,7 +13,7 @@ from automl_noisy.presets import PRESETS, apply_preset
 from automl_noisy.search.space import parse_space
 from automl_noisy.train import Trainer
 
-TINY = ["--data", "synthetic", "--samples", "300", "--features", "8", "--classes", "3"]
+TINY = ["--data", "synthetic", "--samples", "300", "--dims", "8", "--classes", "3"]
 
 
 def test_dividemix_is_made_of_parts():

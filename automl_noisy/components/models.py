@@ -58,6 +58,36 @@ class SmallCNN(ModelFactory):
         return Classifier(body, 2 * c, num_classes)
 
 
+@models.register("resnet18")
+@dataclass
+class ResNet18(ModelFactory):
+    """ResNet-18 (He et al., "Deep Residual Learning for Image Recognition", CVPR 2016) for small images.
+
+    torchvision's ``resnet18(weights=None)`` (nothing is downloaded) adapted as for CIFAR: the first
+    convolution is 3x3 with stride 1 over the data's channels and the max-pool is dropped, so a
+    32x32 image reaches the last stage at 4x4. The features are the globally average-pooled 512-d
+    output of the last stage; the head is a new linear layer. ``zero_init_residual`` starts the last
+    batch norm of each residual branch at zero, so every block starts as the identity (Goyal et al.,
+    "Accurate, Large Minibatch SGD", 2017). Image-shaped data ``(C, H, W)`` with ``H, W >= 4`` only.
+    """
+
+    zero_init_residual: bool = hyperparameter(False)
+
+    @classmethod
+    def accepts(cls, input_shape: tuple[int, ...]) -> bool:
+        return len(input_shape) == 3 and min(input_shape[1:]) >= 4
+
+    def build(self, input_shape: tuple[int, ...], num_classes: int) -> Classifier:
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None, zero_init_residual=self.zero_init_residual)
+        net.conv1 = nn.Conv2d(input_shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision's
+        net.maxpool = nn.Identity()
+        net.fc = nn.Identity()  # forward now ends at the pooled, flattened 512-d features
+        return Classifier(net, 512, num_classes)
+
+
 def default_model(input_shape: tuple[int, ...]) -> str:
     """The architecture to use when none is chosen: a CNN for images, else an MLP."""
     return "cnn" if SmallCNN.accepts(input_shape) else "mlp"

@@ -18,8 +18,10 @@ class NoisyDataset:
     ``y_train`` and ``y_val`` are the noisy labels training and model selection see; ``y_test``
     holds the labels as the source gives them and is never noised. ``y_train_clean`` and
     ``y_val_clean`` are the labels before noise, or None where they are unknown (a user's file with
-    no injected noise). ``train_index`` is each training sample's row in the source.
-    ``fingerprint`` identifies the source data (features and labels), whatever the spec.
+    no injected noise). With a label file (option ``labels``) ``y_train`` and ``y_val`` are its labels
+    and the clean ones are the source's. ``train_index`` is each training sample's row in the source.
+    ``fingerprint`` identifies the source data (features and labels, and a label file's labels that
+    replace them), whatever the noise, split and seed.
     """
 
     spec: DataSpec
@@ -60,9 +62,12 @@ class NoisyDataset:
         """One line: source, split sizes, classes, input shape, noise spec and realized rate."""
         rate = self.noise_rate
         realized = "clean labels unknown" if rate is None else f"realized {rate:.3f} on train"
+        labels = self.spec.options.get("labels")
+        noise = f"labels {labels}" + (f" + noise {self.spec.noise}" if self.spec.noise != "none" else "") \
+            if labels else f"noise {self.spec.noise}"
         return (f"{self.spec.source}: {len(self.y_train)} train / {len(self.y_val)} val / "
                 f"{len(self.y_test)} test, {self.num_classes} classes, input {self.input_shape}, "
-                f"noise {self.spec.noise} ({realized})")
+                f"{noise} ({realized})")
 
     def __repr__(self) -> str:
         return f"NoisyDataset({self.summary()}, fingerprint={self.fingerprint})"

@@ -1,4 +1,10 @@
-"""load_data: source -> stratified splits -> standardized features -> injected noise."""
+"""load_data: source -> stratified splits -> standardized features -> injected noise.
+
+The splits are stratified on the source's labels. When a label file replaces them (option
+``labels``), its labels are the training and validation labels (noise from ``spec.noise`` is
+injected on top of them, if any), the source's labels are the clean ones, and the test labels are
+the source's.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +20,14 @@ from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
 
 
-def fingerprint(x: np.ndarray, y: np.ndarray) -> str:
-    """The first 16 hex digits of the sha256 of the source features and labels (shape included)."""
+def fingerprint(x: np.ndarray, y: np.ndarray, given: np.ndarray | None = None) -> str:
+    """The first 16 hex digits of the sha256 of the source features and labels (shape included),
+    and of the labels of a label file that replace them, when there are some."""
     digest = hashlib.sha256()
-    for array in (np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)):
+    arrays = [np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)]
+    if given is not None:
+        arrays.append(np.ascontiguousarray(given, dtype=np.int64))
+    for array in arrays:
         digest.update(repr(array.shape).encode())
         digest.update(array.tobytes())
     return digest.hexdigest()[:16]
@@ -49,11 +59,13 @@ def split_indices(y: np.ndarray, spec: DataSpec,
     return train, val, test
 
 
-def standardize(x_train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    """``(x - mean) / std`` with the training split's per-feature statistics (std 0 -> 1)."""
+def standardize(x_train: np.ndarray, *others: np.ndarray, unscaled: tuple[int, ...] = ()) -> list[np.ndarray]:
+    """``(x - mean) / std`` with the training split's per-feature statistics (std 0 -> 1); the
+    ``unscaled`` columns (one-hot categories, already 0/1) are left as they are."""
     mean = x_train.mean(axis=0, dtype=np.float64)
     std = x_train.std(axis=0, dtype=np.float64)
     std[std == 0] = 1.0
+    mean[list(unscaled)], std[list(unscaled)] = 0.0, 1.0
     return [((x - mean) / std).astype(np.float32) for x in (x_train, *others)]
 
 
@@ -70,14 +82,15 @@ def load_data(spec: DataSpec) -> NoisyDataset:
     train, val, test = split_indices(raw.y, spec, split_seq)
     x_train, x_val, x_test = raw.x[train], raw.x[val], raw.x[test]
     if raw.standardize and raw.x.ndim == 2:
-        x_train, x_val, x_test = standardize(x_train, x_val, x_test)
+        x_train, x_val, x_test = standardize(x_train, x_val, x_test, unscaled=raw.unscaled_columns)
     num_classes = len(raw.class_names)
+    given = raw.y if raw.given_labels is None else raw.given_labels  # a label file's labels replace y
 
     def noised(rows: np.ndarray, x: np.ndarray, seq: np.random.SeedSequence) -> np.ndarray:
         rng = np.random.default_rng(seq)
-        return inject_noise(raw.y[rows], noise, num_classes, rng, x=x, default_class_map=raw.default_class_map)
+        return inject_noise(given[rows], noise, num_classes, rng, x=x, default_class_map=raw.default_class_map)
 
-    clean_known = raw.labels_trusted or noise.kind != "none"
+    clean_known = raw.labels_trusted or noise.kind != "none" or raw.given_labels is not None
 
     def contiguous(a: np.ndarray, dtype: type) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=dtype)
@@ -95,5 +108,5 @@ def load_data(spec: DataSpec) -> NoisyDataset:
         train_index=contiguous(train, np.int64),
         y_train_clean=contiguous(raw.y[train], np.int64) if clean_known else None,
         y_val_clean=contiguous(raw.y[val], np.int64) if clean_known else None,
-        fingerprint=fingerprint(raw.x, raw.y),
+        fingerprint=fingerprint(raw.x, raw.y, raw.given_labels),
     )

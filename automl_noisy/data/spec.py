@@ -33,11 +33,15 @@ def _check_fraction(name: str, value: Any) -> None:
 class DataSpec:
     """Where the data comes from, the noise injected into it, and the split.
 
-    ``source`` is ``digits``, ``synthetic``, ``csv:PATH`` or ``npz:PATH``. ``noise`` is a noise spec
-    (see :func:`automl_noisy.data.noise.parse_noise`). ``test_fraction`` of the data is held out as
-    the test split, then ``val_fraction`` of the rest as the (noisy) validation split. ``seed``
-    drives synthetic generation, the splits and the noise. ``options`` are source-specific, e.g.
-    ``samples``, ``features`` and ``classes`` for ``synthetic``.
+    ``source`` is ``digits``, ``synthetic``, ``csv:PATH``, ``parquet:PATH``, ``npz:PATH``,
+    ``folder:PATH`` or ``torchvision:NAME:ROOT`` (see :mod:`automl_noisy.data.sources`). ``noise`` is
+    a noise spec (see :func:`automl_noisy.data.noise.parse_noise`). ``test_fraction`` of the data is
+    held out as the test split, then ``val_fraction`` of the rest as the (noisy) validation split.
+    ``seed`` drives synthetic generation, the splits and the noise. ``options`` are plain values:
+    ``samples``, ``features`` and ``classes`` for ``synthetic``; ``columns`` (a list of feature
+    columns) for ``csv`` and ``parquet``; ``image_size`` for ``folder``; and, for every source,
+    ``labels`` (``FILE[:KEY]``, a label file whose labels replace the source's, see
+    :mod:`automl_noisy.data.sources.labels`).
     """
 
     source: str = "digits"
@@ -66,7 +70,8 @@ class DataSpec:
             raise UserError(f"data.seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.options, Mapping):
             raise UserError(f"data.options must be a mapping, got {self.options!r}")
-        object.__setattr__(self, "options", dict(self.options))
+        object.__setattr__(self, "options", {k: list(v) if isinstance(v, (list, tuple)) else v
+                                             for k, v in self.options.items()})
         parse_noise(self.noise)
 
     def __hash__(self) -> int:

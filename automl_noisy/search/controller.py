@@ -206,6 +206,8 @@ def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, metrics
         trial.set_user_attr("test_accuracy", metrics.test_accuracy)
         trial.set_user_attr("epochs_run", metrics.epoch)
         trial.set_user_attr("train_loss", metrics.train_loss)
+        if metrics.label_issue_auroc is not None:
+            trial.set_user_attr("label_issue_auroc", metrics.label_issue_auroc)
     if state == TrialState.COMPLETE:
         study.tell(trial, metrics.val_accuracy)  # type: ignore[union-attr]
     else:

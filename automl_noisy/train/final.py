@@ -11,12 +11,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
-from automl_noisy.train.trainer import EpochMetrics, Trainer
+from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality
 
 
 def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | NoisyDataset | None = None,
@@ -57,7 +56,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         "epochs": last.epoch,
         "noise_rate": dataset.noise_rate,
         "data_fingerprint": dataset.fingerprint,
-        **_detection_quality(dataset, scores),
+        **detection_quality(dataset, scores),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (out / "pipeline.yaml").write_text(pipeline.to_yaml(), encoding="utf-8")
@@ -74,12 +73,3 @@ def _write_label_issues(path: Path, data: NoisyDataset, scores: np.ndarray, pred
             row = [int(data.train_index[i]), data.class_names[data.y_train[i]], data.class_names[predicted[i]],
                    f"{scores[i]:.6g}"]
             writer.writerow(row + ([int(mask[i])] if mask is not None else []))
-
-
-def _detection_quality(data: NoisyDataset, scores: np.ndarray) -> dict[str, float]:
-    """How well the scores rank the truly wrong labels first, when the noise mask is known."""
-    mask = data.noise_mask
-    if mask is None or mask.all() or not mask.any():
-        return {}
-    return {"label_issue_auroc": float(roc_auc_score(mask, scores)),
-            "label_issue_average_precision": float(average_precision_score(mask, scores))}

@@ -32,6 +32,7 @@ class EpochMetrics:
     val_accuracy: float  # on the held-out noisy validation split: the objective
     test_accuracy: float | None  # on the test split, when its labels are known to be clean
     seconds: float  # wall time of the epoch, evaluation included
+    label_issue_auroc: float | None = None  # last epoch only, when the true noise is known
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,8 +139,10 @@ class Trainer:
                 for component in methods.components():
                     component.on_epoch_end(view)
             test = self.accuracy(self.x_test, self.y_test) if self.x_test is not None else None
+            last = epoch == self.pipeline.epochs
+            auroc = detection_quality(self.data, self.suspicion_scores()).get("label_issue_auroc") if last else None
             yield EpochMetrics(epoch, mean_loss, self.accuracy(self.x_val, self.y_val), test,
-                               time.perf_counter() - start)
+                               time.perf_counter() - start, auroc)
 
     @torch.inference_mode()
     def outputs(self, x: Tensor, network: int, features: bool = False) -> Tensor:
@@ -171,6 +174,18 @@ class Trainer:
 
     def predictions(self) -> np.ndarray:
         return self.log_probs(self.x_train).argmax(dim=1).cpu().numpy()
+
+
+def detection_quality(data: NoisyDataset, scores: np.ndarray) -> dict[str, float]:
+    """How well suspicion scores rank the truly wrong labels first (AUROC, average precision),
+    when the noise mask is known and both kinds of label are present; else empty."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    mask = data.noise_mask
+    if mask is None or mask.all() or not mask.any():
+        return {}
+    return {"label_issue_auroc": float(roc_auc_score(mask, scores)),
+            "label_issue_average_precision": float(average_precision_score(mask, scores))}
 
 
 class _EpochView:

@@ -191,7 +191,7 @@ def test_gmm_weights_follow_tau():
     everyone = torch.arange(200)
     kept = []
     for tau in (0.1, 0.5, 0.95):
-        gmm = GaussianMixtureSplit(tau=tau)
+        gmm = GaussianMixtureSplit(tau=tau, warmup_epochs=1)
         gmm.setup(_info(200, 2))
         gmm.on_epoch_end(end)
         prob = gmm.clean_probability(everyone)
@@ -202,7 +202,7 @@ def test_gmm_weights_follow_tau():
 
 
 def test_gmm_in_training_ranks_flipped_labels_high(blobs):
-    trainer = _train(blobs, ComponentSpec("gmm"), epochs=4)
+    trainer = _train(blobs, ComponentSpec("gmm", {"warmup_epochs": 1}), epochs=4)
     assert roc_auc_score(blobs.noise_mask, trainer.suspicion_scores()) > 0.8
     gmm = trainer.step.methods[0].selection
     kept = gmm.clean_probability(torch.arange(len(blobs.y_train))).numpy() > gmm.tau

@@ -86,7 +86,7 @@ def test_npz_vectors_are_standardized(write_npz, blobs):
 
 
 def test_loaders_are_registered_by_prefix():
-    assert {"digits", "synthetic", "csv", "npz"} <= set(LOADERS)
+    assert {"digits", "synthetic", "csv", "npz", "parquet", "folder", "torchvision"} <= set(LOADERS)
 
 
 # --- user errors -------------------------------------------------------------------------------
@@ -153,10 +153,12 @@ def test_nan_label_csv(raises_user_error, write_csv):
         load_data(DataSpec(source=source))
 
 
-def test_non_numeric_feature_column(raises_user_error, write_csv):
-    source = write_csv({"a": [1, 2, 3, 4], "colour": ["red", "blue", "red", "blue"], "label": [0, 1, 0, 1]})
-    with raises_user_error("'colour'", "not numeric"):
-        load_data(DataSpec(source=source))
+def test_non_numeric_feature_column_is_one_hot(write_csv):
+    source = write_csv({"a": [1, 2, 3, 4, 5, 6], "colour": ["red", "blue", "red", "green", "blue", "red"],
+                        "label": [0, 1, 0, 1, 0, 1]})
+    raw = load_source(DataSpec(source=source))
+    assert raw.x.shape == (6, 4) and raw.unscaled_columns == (1, 2, 3)  # a, then blue, green, red
+    np.testing.assert_array_equal(raw.x[:, 1:], [[0, 0, 1], [1, 0, 0], [0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 0, 1]])
 
 
 def test_csv_with_only_the_label_column(raises_user_error, write_csv):

@@ -59,3 +59,13 @@ def test_bad_noise_fails_at_construction():
 def test_from_dict_needs_a_mapping(raises_user_error):
     with raises_user_error("expected a mapping"):
         DataSpec.from_dict(["digits"])
+
+
+def test_round_trip_with_source_options():
+    spec = DataSpec(source="parquet:t.parquet", options={"columns": ("age", "city"), "labels": "n.pt:worse_label"})
+    assert spec.options["columns"] == ["age", "city"]  # tuples become lists, which YAML writes plainly
+    text = yaml.safe_dump(spec.to_dict())
+    assert DataSpec.from_dict(yaml.safe_load(text)) == spec
+    assert hash(DataSpec.from_dict(yaml.safe_load(text))) == hash(spec)
+    folder = DataSpec(source="folder:photos", options={"image_size": 16})
+    assert DataSpec.from_dict(yaml.safe_load(yaml.safe_dump(folder.to_dict()))) == folder

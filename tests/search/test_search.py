@@ -34,6 +34,7 @@ def test_local_search_records_trials_and_baseline(tmp_path, tiny_spec):
                                                "preset": "none"}
     assert Pipeline.from_dict(first.user_attrs["pipeline"]).loss == ComponentSpec("ce")
     assert first.user_attrs["test_accuracy"] is not None
+    assert 0.5 < first.user_attrs["label_issue_auroc"] <= 1  # the injected noise is known: detection quality
     assert len(first.intermediate_values) == 4  # quick.yaml: 4 epochs, reported each
     assert study.user_attrs["space_name"] == "quick" and study.user_attrs["noise_rate"] > 0
 

@@ -1,0 +1,99 @@
+"""Image folders: one sub-folder per class, as torchvision's ``ImageFolder`` reads them.
+
+Class names are the sorted sub-folder names (hidden ones, starting with ``.``, are skipped); a
+class's images are the files with an image extension (``IMAGE_EXTENSIONS``, any case) anywhere
+below its folder, in sorted path order. Samples are ordered by class, then path: a label file for
+``--labels`` lists one label per image in that order. Every image is decoded once, at load time,
+resized to ``image_size x image_size`` (option ``image_size``, ``--image-size``, default
+``DEFAULT_IMAGE_SIZE``; the aspect ratio is not kept) and scaled to [0, 1]. If every image is
+grayscale the data has one channel, else every image is converted to RGB (three channels).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from automl_noisy.data.sources.base import RawData, first_line, int_option
+from automl_noisy.data.spec import DataSpec
+from automl_noisy.errors import UserError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+DEFAULT_IMAGE_SIZE = 32
+#: PIL modes of single-channel images.
+GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def image_files(folder: str) -> list[str]:
+    """The image files anywhere below ``folder``, in sorted path order."""
+    found = []
+    for parent, dirs, files in os.walk(folder, followlinks=True):
+        dirs.sort()
+        found += [os.path.join(parent, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+    return found
+
+
+def scan_folder(root: str) -> tuple[tuple[str, ...], list[str], np.ndarray]:
+    """Class names, image paths and their class ids of an image-folder tree."""
+    classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
+    example = os.path.join(root, "cat", "1.png")
+    if not classes:
+        raise UserError(f"image folder {root} has no class folders; put each class's images in a "
+                        f"sub-folder named after the class, e.g. {example}")
+    if len(classes) < 2:
+        raise UserError(f"image folder {root} has a single class folder {classes[0]!r}; a classifier needs "
+                        f"at least two")
+    paths: list[str] = []
+    labels: list[int] = []
+    for k, name in enumerate(classes):
+        files = image_files(os.path.join(root, name))
+        if not files:
+            raise UserError(f"class folder {os.path.join(root, name)} has no images "
+                            f"({', '.join(e[1:] for e in IMAGE_EXTENSIONS)}); add images or remove the folder")
+        paths += files
+        labels += [k] * len(files)
+    return tuple(classes), paths, np.asarray(labels, dtype=np.int64)
+
+
+def decode_image(path: str, size: int) -> tuple[np.ndarray, bool]:
+    """One image as uint8 ``(size, size)`` (grayscale, True) or ``(size, size, 3)`` (colour, False)."""
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as img:
+                img.load()
+                gray = img.mode in GRAY_MODES
+                if img.mode in ("I", "F") or img.mode.startswith("I;16"):
+                    pixels = np.asarray(img, dtype=np.float64)
+                    peak = 65535.0 if pixels.max(initial=0) > 255 else 255.0
+                    img = Image.fromarray(np.clip(pixels / peak * 255, 0, 255).astype(np.uint8), "L")
+                else:
+                    img = img.convert("L" if gray else "RGB")
+                img = img.resize((size, size), Image.Resampling.BILINEAR)
+                return np.asarray(img, dtype=np.uint8), gray
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise UserError(f"cannot read image file {path}: {first_line(exc)}; replace or remove it") from None
+
+
+def load_folder_source(path: str, spec: DataSpec) -> RawData:
+    """An image-folder tree (see the module docstring), decoded into ``(n, C, size, size)`` floats."""
+    if not path:
+        raise UserError("source folder: needs a folder path, e.g. --data folder:images/")
+    if not os.path.exists(path):
+        raise UserError(f"image folder not found: {path}")
+    if not os.path.isdir(path):
+        raise UserError(f"data path {path} is not a folder; give a folder with one sub-folder per class")
+    size = int_option("folder", spec.options, "image_size", DEFAULT_IMAGE_SIZE, 2)
+    class_names, paths, y = scan_folder(path)
+    decoded = [decode_image(p, size) for p in paths]
+    if all(gray for _, gray in decoded):
+        x = np.stack([pixels for pixels, _ in decoded])[:, None]
+    else:
+        x = np.stack([np.repeat(p[..., None], 3, axis=2) if gray else p for p, gray in decoded])
+        x = x.transpose(0, 3, 1, 2)
+    return RawData(np.ascontiguousarray(x, dtype=np.float32) / 255.0, y, class_names, False)

@@ -1,0 +1,1 @@
+"""Plotly figures of a study's analysis, the self-contained HTML report and the dashboard hook-up."""
