@@ -173,21 +173,27 @@ class Pipeline:
         return yaml.safe_dump(doc, sort_keys=False)
 
 
-def read_pipeline_file(path: str) -> tuple[Pipeline, dict[str, Any]]:
-    """Read an exported YAML file: ``(pipeline, provenance)``. Every mistake is a UserError."""
+def read_yaml_file(path: str, what: str) -> Any:
+    """``yaml.safe_load`` of a user's file; a missing, unreadable or malformed file is a UserError
+    naming the file (and the line of a YAML mistake)."""
     import os
 
     if not os.path.isfile(path):
-        raise UserError(f"pipeline file not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     try:
         with open(path, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+            return yaml.safe_load(f)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read {path}: {e}") from None
+        raise UserError(f"cannot read {what} {path}: {e}") from None
+
+
+def read_pipeline_file(path: str) -> tuple[Pipeline, dict[str, Any]]:
+    """Read an exported YAML file: ``(pipeline, provenance)``. Every mistake is a UserError."""
+    doc = read_yaml_file(path, "pipeline file")
     if not isinstance(doc, Mapping) or "pipeline" not in doc:
         raise UserError(f"{path} has no 'pipeline' section; write one with 'automl-noisy export'")
     provenance = doc.get("provenance") or {}

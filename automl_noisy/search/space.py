@@ -35,13 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 
 from automl_noisy.components import FAMILIES
 from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError, choose_from
 from automl_noisy.hparams import Choice, HParam, Int, fixed_value
-from automl_noisy.pipeline import OPTIMIZERS, SCHEDULES, ComponentSpec, OptimizerSpec, Pipeline
+from automl_noisy.pipeline import OPTIMIZERS, SCHEDULES, ComponentSpec, OptimizerSpec, Pipeline, read_yaml_file
 from automl_noisy.presets import PRESETS, apply_preset
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
@@ -200,15 +199,7 @@ def load_space(name_or_path: str) -> SearchSpace:
         else:
             known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
             raise UserError(f"search space not found: {name_or_path}; give a YAML file or one of: {known}")
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{path} is not valid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read search space {path}: {e}") from None
-    return parse_space(doc, name=path.stem, where=str(path))
+    return parse_space(read_yaml_file(str(path), "search space"), name=path.stem, where=str(path))
 
 
 def parse_space(doc: Any, name: str = "space", where: str = "space") -> SearchSpace:

@@ -76,14 +76,7 @@ def test_suspicion_scores_rank_flipped_labels(tiny_spec, tiny_data):
 
 
 def _imports(folder: Path) -> set[str]:
-    found = set()
-    for path in folder.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                found |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                found.add(node.module.split(".")[0])
-    return found
+    return set().union(*(_imports_file(path) for path in folder.rglob("*.py")))
 
 
 @pytest.mark.parametrize("folder", ["components", "train", "data"])
