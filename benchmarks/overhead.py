@@ -195,9 +195,9 @@ cosine schedule stepped per epoch, batch 64, seed 0) through `run_trial(pipeline
 against a plain loop that builds the same model with the same factory and seed, shuffles with
 `torch.randperm` from an equally seeded generator, slices batches from in-memory tensors, trains on
 `F.cross_entropy(logits, y)`, accumulates the loss and, like the framework, evaluates validation
-and test accuracy (eval mode, inference mode) after every epoch. The framework computes the same
-loss its own way (per-sample cross entropy on one-hot targets, then the mean); that counts as its
-overhead. Both use one torch thread; times include building the model and optimizer; after a
+and test accuracy (eval mode, inference mode) after every epoch. The framework computes the loss
+through its slot-based training step (per-sample losses, then their mean, so that sample weights
+can enter); that counts as its overhead. Both use one torch thread; times include building the model and optimizer; after a
 warm-up the two alternate {repeats} times and medians are reported.
 (b) {ray_trials} identical cnn trials of {ray_epochs} epochs go through `RayExecutor(data, workers=W)`
 with at most W running, events drained with `next_event`; `ray.init` and a warm-up batch are not
