@@ -56,7 +56,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         "epochs": last.epoch,
         "noise_rate": dataset.noise_rate,
         "data_fingerprint": dataset.fingerprint,
-        **detection_quality(dataset, scores),
+        **detection_quality(dataset, scores),  # its AUROC is the last epoch's label_issue_auroc
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (out / "pipeline.yaml").write_text(pipeline.to_yaml(), encoding="utf-8")

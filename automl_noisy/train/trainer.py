@@ -91,6 +91,8 @@ class Trainer:
         clean_test = data.clean_labels_known and len(data.y_test) > 0
         self.x_test, self.y_test = self._tensors(data.x_test, data.y_test) if clean_test else (None, None)
         self._generator = torch.Generator().manual_seed(pipeline.seed)
+        self._epochs_done = 0
+        self._train_cache: tuple[int, Tensor] | None = None  # (epochs done, log-probs of x_train)
         self._autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
                           else nullcontext())
 
@@ -134,6 +136,7 @@ class Trainer:
                 raise TrainingDiverged(f"non-finite training loss in epoch {epoch}")
             if self.scheduler is not None:
                 self.scheduler.step()
+            self._epochs_done = epoch
             for j, methods in enumerate(self.step.methods):
                 view = _EpochView(self, j, epoch, labels)
                 for component in methods.components():
@@ -170,10 +173,17 @@ class Trainer:
         scores = [s for s in scores if s is not None]
         if scores:
             return np.mean(scores, axis=0)
-        return F.nll_loss(self.log_probs(self.x_train), self.y_train, reduction="none").cpu().numpy()
+        return F.nll_loss(self._train_log_probs(), self.y_train, reduction="none").cpu().numpy()
 
     def predictions(self) -> np.ndarray:
-        return self.log_probs(self.x_train).argmax(dim=1).cpu().numpy()
+        return self._train_log_probs().argmax(dim=1).cpu().numpy()
+
+    def _train_log_probs(self) -> Tensor:
+        """``log_probs(x_train)``, computed once per trained state (scores, predictions and the
+        last epoch's detection quality all read it)."""
+        if self._train_cache is None or self._train_cache[0] != self._epochs_done:
+            self._train_cache = (self._epochs_done, self.log_probs(self.x_train))
+        return self._train_cache[1]
 
 
 def detection_quality(data: NoisyDataset, scores: np.ndarray) -> dict[str, float]:
