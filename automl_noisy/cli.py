@@ -268,21 +268,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    import signal
+
     from automl_noisy.report.dashboard import attach, make_server
     from automl_noisy.search.storage import mask_url
     from automl_noisy.search.study_analysis import open_analysis
 
-    study, analysis = open_analysis(args.storage, args.study)
-    attach(study, analysis)
-    server = make_server(args.storage, args.host, args.port)
-    print(f"optuna-dashboard on {mask_url(args.storage)}: http://{args.host}:{server.server_port}/dashboard "
-          f"(study {study.study_name!r}: see its note and figures; Ctrl+C stops)", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # until it serves, SIGTERM stops it like Ctrl+C
+    server = None
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
+        server = make_server(args.storage, args.host, args.port)
+        study, analysis = open_analysis(args.storage, args.study, server.storage)
+        attach(study, analysis)
+        print(f"optuna-dashboard on {mask_url(args.storage)}: http://{args.host}:{server.server_port}/dashboard "
+              f"(study {study.study_name!r}: see its note and figures; Ctrl+C stops)", flush=True)
+        server.serve_until_signal()
+    except KeyboardInterrupt:  # stopped before it began serving: a stop all the same
         pass
     finally:
-        server.server_close()
+        if server is not None:
+            server.close()
     return 0
 
 

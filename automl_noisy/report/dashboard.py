@@ -4,13 +4,20 @@
 (``optuna_dashboard.save_plotly_graph_object``, shown on the study's page) and puts a short
 helps/hurts summary at the top of the study's note (``save_note``), keeping whatever else the
 note holds. :func:`make_server` serves optuna-dashboard's WSGI app on 127.0.0.1 unless told
-otherwise; ``serve_forever()`` runs it and ``shutdown()`` stops it from another thread.
+otherwise, answering requests in threads; ``serve_until_signal()`` runs it until SIGINT or SIGTERM
+and then closes the server and the storage.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server as _make_server
+import signal
+import threading
+import time
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 import optuna
 
@@ -59,18 +66,102 @@ def attach(study: optuna.Study, analysis: Analysis) -> list[str]:
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = 60  # seconds a connection may sit idle before its thread gives up on it
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
         pass
 
 
-def make_server(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
+class DashboardServer(ThreadingMixIn, WSGIServer):
+    """optuna-dashboard's WSGI app, each request answered in a thread of its own.
+
+    The thread that calls :meth:`serve_until_signal` only waits for a stop signal, so a signal never
+    lands inside request code (wsgiref's handler would swallow the ``KeyboardInterrupt`` as a failed
+    request and serve on). A stop closes the listening socket, gives requests in flight
+    ``STOP_GRACE`` seconds to finish, then closes the storage; idle or half-sent connections (a
+    browser's preconnect) hold nothing up.
+    """
+
+    daemon_threads = True
+    block_on_close = False  # the bounded wait in close() replaces the unbounded join
+    STOP_GRACE = 1.0
+
+    def __init__(self, address: tuple[str, int], storage: optuna.storages.RDBStorage) -> None:
+        super().__init__(address, _QuietHandler)
+        self.storage = storage
+        self._requests: set[threading.Thread] = set()
+        self._requests_lock = threading.Lock()
+        self._closed = False
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        me = threading.current_thread()
+        with self._requests_lock:
+            self._requests.add(me)
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._requests_lock:
+                self._requests.discard(me)
+
+    def serve_until_signal(self, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> int:
+        """Serve from a background thread until one of ``signals`` arrives, then :meth:`close`;
+        returns the signal's number.
+
+        Call from the main thread. Until the server is closed, the signals' handlers only wake this
+        thread (through ``signal.set_wakeup_fd``, whichever thread the operating system delivers
+        them to), so a second Ctrl+C cannot cut the closing short; the previous handlers are back
+        when this returns.
+        """
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        old_handlers = {s: signal.signal(s, lambda *_: None) for s in signals}
+        serving = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
+                                   name="dashboard-serve", daemon=True)
+        try:
+            serving.start()
+            while True:
+                received = [s for s in os.read(read_fd, 64) if s in signals]
+                if received:
+                    return received[0]
+        finally:
+            if serving.is_alive():
+                self.shutdown()
+            self.close()
+            for s, handler in old_handlers.items():
+                signal.signal(s, handler)
+            signal.set_wakeup_fd(old_wakeup)
+            os.close(read_fd)
+            os.close(write_fd)
+
+    def close(self) -> None:
+        """Stop accepting, let requests in flight finish for up to ``STOP_GRACE`` s, close the storage.
+        Closing twice does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self.server_close()
+        deadline = time.monotonic() + self.STOP_GRACE
+        with self._requests_lock:
+            requests = list(self._requests)
+        for thread in requests:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self.storage.remove_session()
+        self.storage.engine.dispose()
+
+
+def make_server(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> DashboardServer:
     """An optuna-dashboard server for the study database at ``storage_url`` on ``host:port`` (not yet
-    serving; port 0 picks a free one, see ``server.server_port``)."""
+    serving; port 0 picks a free one, see ``server.server_port``). Run it with
+    :meth:`DashboardServer.serve_until_signal`, which closes it."""
     from optuna_dashboard import wsgi
 
-    app = wsgi(open_storage(storage_url, must_exist=True))
+    storage = open_storage(storage_url, must_exist=True)
     try:
-        return _make_server(host, port, app, handler_class=_QuietHandler)
+        server = DashboardServer((host, port), storage)
     except OSError as e:
+        storage.engine.dispose()
         raise UserError(f"cannot serve the dashboard on {host}:{port}: {e.strerror or e}; "
                         "pass another --port or --host") from None
+    server.set_app(wsgi(storage))
+    return server

@@ -168,9 +168,12 @@ def load_or_compute(study: optuna.Study, save: bool = True) -> Analysis:
     return analysis
 
 
-def open_analysis(storage_url: str, study_name: str | None) -> tuple[optuna.Study, Analysis]:
-    """The study named on the command line and its analysis; a study without a complete trial is an error."""
-    study = resolve_study(open_storage(storage_url, must_exist=True), study_name, storage_url)
+def open_analysis(storage_url: str, study_name: str | None,
+                  storage: optuna.storages.BaseStorage | None = None) -> tuple[optuna.Study, Analysis]:
+    """The study named on the command line and its analysis; a study without a complete trial is an error.
+    ``storage``, if given, is the already open storage at ``storage_url``."""
+    storage = storage if storage is not None else open_storage(storage_url, must_exist=True)
+    study = resolve_study(storage, study_name, storage_url)
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         raise UserError(f"study {study.study_name!r} has no complete trial yet; run or resume the search first")
     return study, load_or_compute(study)
