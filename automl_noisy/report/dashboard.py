@@ -89,19 +89,22 @@ class DashboardServer(ThreadingMixIn, WSGIServer):
     def __init__(self, address: tuple[str, int], storage: optuna.storages.RDBStorage) -> None:
         super().__init__(address, _QuietHandler)
         self.storage = storage
-        self._requests: set[threading.Thread] = set()
+        self._requests: set[threading.Thread] = set()  # threads answering a request (not idle connections)
         self._requests_lock = threading.Lock()
         self._closed = False
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        me = threading.current_thread()
+    def get_app(self) -> Any:
+        """The app, for the request this thread has just read: from now on it is in flight."""
         with self._requests_lock:
-            self._requests.add(me)
+            self._requests.add(threading.current_thread())
+        return super().get_app()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
             with self._requests_lock:
-                self._requests.discard(me)
+                self._requests.discard(threading.current_thread())
 
     def serve_until_signal(self, signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> int:
         """Serve from a background thread until one of ``signals`` arrives, then :meth:`close`;
