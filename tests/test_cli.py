@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -178,3 +180,43 @@ def test_console_script_error_has_no_traceback(tmp_path):
     result = subprocess.run([str(exe), "train", str(tmp_path / "missing.yaml")], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.strip() == f"automl-noisy: error: pipeline file not found: {tmp_path / 'missing.yaml'}"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_search_and_records_its_running_trial_as_interrupted(tmp_path, sig):
+    """Ctrl+C, or SIGTERM from ``docker stop`` or systemd, in the middle of a trial: exit 130 with one
+    line, the trial FAIL and marked interrupted (so a resume does not count it), nothing left RUNNING."""
+    space = tmp_path / "long.yaml"
+    space.write_text("epochs: 100000\nfamilies:\n  model: [mlp]\n  loss: [ce]\n")
+    storage = f"sqlite:///{tmp_path}/s.db"
+    exe = Path(sys.executable).with_name("automl-noisy")
+    proc = subprocess.Popen([str(exe), "search", *TINY_FLAGS, "--space", str(space), "--trials", "2",
+                             "--executor", "local", "--storage", storage, "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not _a_reported_epoch(storage):
+            time.sleep(0.1)  # wait for the condition: trial 0 has reported an epoch
+        assert proc.poll() is None, proc.communicate()[1]
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and err.strip().splitlines() == ["automl-noisy: interrupted"], err
+    (trial,) = optuna.load_study(study_name=None, storage=storage).trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"] is True
+
+
+def _a_reported_epoch(storage: str) -> bool:
+    if not Path(storage.removeprefix("sqlite:///")).exists():
+        return False  # not yet: creating it here would race the driver creating its schema
+    try:
+        studies = optuna.get_all_study_summaries(storage)
+        if not studies:
+            return False
+        trials = optuna.load_study(study_name=studies[0].study_name, storage=storage).get_trials(deepcopy=False)
+    except Exception:  # the driver is still creating the database
+        return False
+    return any(t.intermediate_values for t in trials)

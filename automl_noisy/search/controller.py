@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
@@ -71,10 +75,26 @@ def search(options: SearchOptions) -> optuna.Study:
         study.enqueue_trial(params, user_attrs={"baseline": True})
     executor = _executor(options, data)
     try:
-        _drive(study, space, data, executor, options, remaining)
+        with _sigterm_interrupts():
+            _drive(study, space, data, executor, options, remaining)
     finally:
         executor.close()
     return study
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM (``docker stop``, systemd, ``kill``) stops the search as Ctrl+C does:
+    as a ``KeyboardInterrupt``, so the running trials are recorded as interrupted. ``ray.init`` sets
+    its own SIGTERM handler (exit at once), so this is entered after the executor has started."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def default_study_name(data: DataSpec, space: SearchSpace) -> str:
