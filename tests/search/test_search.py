@@ -124,15 +124,13 @@ def test_ray_executor_runs_trials_as_generator_tasks(ray_session, tiny_spec, tin
     executor.submit(1, Pipeline(**{**good.__dict__, "model": ComponentSpec("no_such_model")}))
     events = []
     while executor.running():
-        event = executor.next_event(timeout=60)
-        if event is not None:
-            events.append(event)
+        events.append(executor.next_event())
     epochs = [e.metrics.epoch for e in events if e.number == 0 and e.metrics]
     assert epochs == [1, 2, 3] and any(e.number == 0 and e.done for e in events)
     (failure,) = [e for e in events if e.number == 1]
     assert "UserError" in failure.error and "no_such_model" in failure.error
     executor.submit(2, Pipeline(**{**good.__dict__, "epochs": 50}))
-    assert executor.next_event(timeout=60).metrics.epoch == 1
+    assert executor.next_event().metrics.epoch == 1  # no timeout: however long a busy machine takes
     executor.cancel(2)
     assert executor.running() == 0
     executor.close()
