@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, help="trials at once (default: as many as CPUs, or GPUs / fraction)")
     s.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
     s.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPU fraction per trial, e.g. 0.25")
+    s.add_argument("--cv", type=int, metavar="K",
+                   help="model selection: K >= 2 trains each trial once per fold of train + validation and scores "
+                        "its out-of-fold predictions on every row; 1 scores one holdout validation split "
+                        "(default: 3 folds when train + validation hold at most 10,000 rows, else holdout; a "
+                        "resumed study keeps its own)")
     s.add_argument("--seed", type=int, default=0, help="seed of data split, noise, sampler and training")
     s.add_argument("--no-progress", action="store_true", help="no live progress bar")
 
@@ -74,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train an exported pipeline; save weights, metrics, label issues")
     t.add_argument("pipeline", help="pipeline YAML written by 'automl-noisy export', or a preset name "
                                     "(see 'automl-noisy presets')")
-    t.add_argument("--epochs", type=int, help="train this many epochs instead of the pipeline's")
+    t.add_argument("--epochs", type=int, help="train this many epochs instead of the pipeline's (and of its "
+                                              "best_epoch)")
+    t.add_argument("--cv", type=int, metavar="K", help="K >= 2: score every row out of fold with K fold models, "
+                                                       "then train the saved model on all rows; 1: holdout "
+                                                       "(default: the pipeline's)")
     t.add_argument("-o", "--output", default="out", help="output folder (default: out)")
     _data_flags(t, train=True)
     t.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as in a search trial)")
@@ -130,16 +139,18 @@ def _data_spec(args: argparse.Namespace, base: Any = None) -> Any:
     flags = {"samples": args.samples, "features": args.dims, "classes": args.classes, "columns": columns,
              "image_size": args.image_size, "labels": args.labels}  # option name -> flag value
     options = {k: v for k, v in flags.items() if v is not None}
+    folds = 1  # search: chosen by SearchOptions.cv
     if base is not None:  # train: start from the pipeline's data unless --data is given
+        folds = args.cv if args.cv is not None else base.folds
         if args.data is None:
             noise = args.noise if args.noise is not None else base.noise
-            return DataSpec(**{**base.to_dict(), "noise": noise,
+            return DataSpec(**{**base.to_dict(), "noise": noise, "folds": folds,
                                "options": {**base.options, **options}})
         noise = args.noise or "none"
     else:
         noise = args.noise
     return DataSpec(source=args.data, noise=noise, label_column=args.label_column,
-                    val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                    val_fraction=args.val_fraction, test_fraction=args.test_fraction, folds=folds,
                     seed=getattr(args, "seed", 0), options=options)
 
 
@@ -150,7 +161,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     options = SearchOptions(data=_data_spec(args), space=args.space, trials=args.trials, storage=args.storage,
                             study=args.study, executor=args.executor, workers=args.workers,
                             ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial, seed=args.seed,
-                            progress=not args.no_progress)
+                            progress=not args.no_progress, cv=args.cv)
     study = search(options)
     from optuna.trial import TrialState
 
@@ -159,11 +170,18 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"({states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "
           f"{states.count(TrialState.FAIL)} failed)")
     if states.count(TrialState.COMPLETE):
+        from automl_noisy.search.export import validation_name
+        from automl_noisy.search.summary import baseline_warning, value_text
+
         best = study.best_trial
         test = best.user_attrs.get("test_accuracy")
         combo = ", ".join(f"{k}={v}" for k, v in best.user_attrs.get("combination", {}).items())
-        print(f"best trial {best.number}: val_accuracy {best.value:.4f}"
-              + (f", test_accuracy {test:.4f}" if test is not None else "") + f" ({combo})")
+        print(f"best trial {best.number}: val_accuracy {value_text(best)} at epoch {best.user_attrs.get('best_epoch')}"
+              + (f", clean test_accuracy {test:.4f}" if test is not None else "") + f" ({combo})")
+        print(f"model selection: {validation_name(study.user_attrs['data'].get('folds', 1))}")
+        warning = baseline_warning(study)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -195,7 +213,7 @@ def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any]:
         return pipeline, data
     pipeline, _ = read_pipeline_file(args.pipeline)
     if args.epochs:
-        pipeline = replace(pipeline, epochs=args.epochs)
+        pipeline = replace(pipeline, epochs=args.epochs, best_epoch=None)
     return pipeline, _data_spec(args, base=pipeline.data)
 
 
@@ -206,10 +224,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     Methods.from_pipeline(pipeline), build_scheme(pipeline)  # bad components fail before data is loaded
 
-    def report(m: Any) -> None:
+    def report(m: Any, stage: str) -> None:
         test = f" test_accuracy {m.test_accuracy:.4f}" if m.test_accuracy is not None else ""
-        print(f"epoch {m.epoch:>3}/{pipeline.epochs}: loss {m.train_loss:.4f} val_accuracy {m.val_accuracy:.4f}{test}",
-              file=sys.stderr)
+        val = f" val_accuracy {m.val_accuracy:.4f}" if m.val_accuracy == m.val_accuracy else ""  # none on the whole pool
+        print(f"{stage} epoch {m.epoch:>3}/{pipeline.stop_epoch}: loss {m.train_loss:.4f}{val}{test}", file=sys.stderr)
 
     metrics = train_pipeline(pipeline, args.output, data=data, threads=args.threads, device=args.device,
                              on_epoch=report)

@@ -87,6 +87,7 @@ class Pipeline:
     penalty: tuple[ComponentSpec, ...] = ()
     optimizer: OptimizerSpec = OptimizerSpec()
     epochs: int = 30
+    best_epoch: int | None = None
     batch_size: int = 64
     seed: int = 0
     data: DataSpec = DataSpec()
@@ -96,6 +97,16 @@ class Pipeline:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise UserError(f"{name} must be a positive integer, got {value!r}")
+        best = self.best_epoch
+        if best is not None and (isinstance(best, bool) or not isinstance(best, int) or not 1 <= best <= self.epochs):
+            raise UserError(f"best_epoch must be an epoch from 1 to epochs={self.epochs}, got {best!r}")
+
+    @property
+    def stop_epoch(self) -> int:
+        """The epoch training stops after: ``best_epoch`` (the search's best, written by export) when
+        set, else ``epochs``. The learning-rate schedule and the methods' warm-ups always span
+        ``epochs``, so stopping early reproduces the trial's model at that epoch."""
+        return self.best_epoch or self.epochs
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UserError(f"seed must be an integer, got {self.seed!r}")
 
@@ -124,7 +135,10 @@ class Pipeline:
             else:
                 out[family] = value.to_dict() if value is not None else "none"
         out["optimizer"] = {f.name: getattr(self.optimizer, f.name) for f in fields(OptimizerSpec)}
-        out.update(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed)
+        out["epochs"] = self.epochs
+        if self.best_epoch is not None:
+            out["best_epoch"] = self.best_epoch
+        out.update(batch_size=self.batch_size, seed=self.seed)
         out["data"] = self.data.to_dict()
         return out
 
@@ -159,7 +173,7 @@ class Pipeline:
             if not isinstance(opt, Mapping) or set(opt) - names:
                 raise UserError(f"optimizer: expected a mapping with keys among {', '.join(sorted(names))}")
             kwargs["optimizer"] = OptimizerSpec(**opt)
-        for key in ("epochs", "batch_size", "seed"):
+        for key in ("epochs", "best_epoch", "batch_size", "seed"):
             if key in d:
                 kwargs[key] = d[key]
         if "data" in d:

@@ -19,7 +19,8 @@ class NoisyDataset:
     holds the labels as the source gives them and is never noised. ``y_train_clean`` and
     ``y_val_clean`` are the labels before noise, or None where they are unknown (a user's file with
     no injected noise). With a label file (option ``labels``) ``y_train`` and ``y_val`` are its labels
-    and the clean ones are the source's. ``train_index`` is each training sample's row in the source.
+    and the clean ones are the source's. ``train_index`` and ``val_index`` are each training and
+    validation sample's row in the source.
     ``fingerprint`` identifies the source data (features and labels, and a label file's labels that
     replace them), whatever the noise, split and seed.
     """
@@ -34,6 +35,7 @@ class NoisyDataset:
     num_classes: int
     class_names: tuple[str, ...]
     train_index: np.ndarray
+    val_index: np.ndarray
     y_train_clean: np.ndarray | None
     y_val_clean: np.ndarray | None
     fingerprint: str

@@ -1,5 +1,9 @@
 """load_data: source -> stratified splits -> standardized features -> injected noise.
 
+A test split is held out only when clean labels are known (built-in data, injected noise, a label
+file): a user's own labels are all possibly wrong, so a test split of them could not score anything
+honestly, and its rows train and validate instead (``test_fraction`` is then unused).
+
 The splits are stratified on the source's labels. When a label file replaces them (option
 ``labels``), its labels are the training and validation labels (noise from ``spec.noise`` is
 injected on top of them, if any), the source's labels are the clean ones, and the test labels are
@@ -49,12 +53,17 @@ def _stratified_split(index: np.ndarray, y: np.ndarray, fraction: float, seed: i
     return np.sort(keep), np.sort(out)
 
 
-def split_indices(y: np.ndarray, spec: DataSpec,
-                  seq: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def split_indices(y: np.ndarray, spec: DataSpec, seq: np.random.SeedSequence,
+                  with_test: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified train, validation and test row indices (each sorted): ``test_fraction`` of all
-    rows go to test, then ``val_fraction`` of the rest to validation."""
+    rows go to test, then ``val_fraction`` of the rest to validation. Without a test split
+    (``with_test=False``) every row is train or validation."""
     test_seed, val_seed = (int(s) for s in seq.generate_state(2))
-    rest, test = _stratified_split(np.arange(len(y)), y, spec.test_fraction, test_seed, "test", "--test-fraction")
+    if with_test:
+        rest, test = _stratified_split(np.arange(len(y)), y, spec.test_fraction, test_seed, "test",
+                                       "--test-fraction")
+    else:
+        rest, test = np.arange(len(y)), np.arange(0)
     train, val = _stratified_split(rest, y[rest], spec.val_fraction, val_seed, "validation", "--val-fraction")
     return train, val, test
 
@@ -78,8 +87,11 @@ def load_data(spec: DataSpec) -> NoisyDataset:
     """
     noise = parse_noise(spec.noise)
     raw: RawData = load_source(spec)
+    clean_known = raw.labels_trusted or noise.kind != "none" or raw.given_labels is not None
     split_seq, train_seq, val_seq = np.random.SeedSequence(spec.seed).spawn(3)
-    train, val, test = split_indices(raw.y, spec, split_seq)
+    # Test labels as noisy as the rest could score nothing honestly: without clean labels every row
+    # trains or validates.
+    train, val, test = split_indices(raw.y, spec, split_seq, with_test=clean_known)
     x_train, x_val, x_test = raw.x[train], raw.x[val], raw.x[test]
     if raw.standardize and raw.x.ndim == 2:
         x_train, x_val, x_test = standardize(x_train, x_val, x_test, unscaled=raw.unscaled_columns)
@@ -89,8 +101,6 @@ def load_data(spec: DataSpec) -> NoisyDataset:
     def noised(rows: np.ndarray, x: np.ndarray, seq: np.random.SeedSequence) -> np.ndarray:
         rng = np.random.default_rng(seq)
         return inject_noise(given[rows], noise, num_classes, rng, x=x, default_class_map=raw.default_class_map)
-
-    clean_known = raw.labels_trusted or noise.kind != "none" or raw.given_labels is not None
 
     def contiguous(a: np.ndarray, dtype: type) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=dtype)
@@ -106,6 +116,7 @@ def load_data(spec: DataSpec) -> NoisyDataset:
         num_classes=num_classes,
         class_names=raw.class_names,
         train_index=contiguous(train, np.int64),
+        val_index=contiguous(val, np.int64),
         y_train_clean=contiguous(raw.y[train], np.int64) if clean_known else None,
         y_val_clean=contiguous(raw.y[val], np.int64) if clean_known else None,
         fingerprint=fingerprint(raw.x, raw.y, raw.given_labels),

@@ -37,6 +37,8 @@ class DataSpec:
     ``folder:PATH`` or ``torchvision:NAME:ROOT`` (see :mod:`automl_noisy.data.sources`). ``noise`` is
     a noise spec (see :func:`automl_noisy.data.noise.parse_noise`). ``test_fraction`` of the data is
     held out as the test split, then ``val_fraction`` of the rest as the (noisy) validation split.
+    ``folds`` > 1 makes model selection cross-validated: the training pool (train + validation) is
+    cut into that many stratified folds (see :mod:`automl_noisy.data.folds`); 1 keeps the holdout.
     ``seed`` drives synthetic generation, the splits and the noise. ``options`` are plain values:
     ``samples``, ``features`` and ``classes`` for ``synthetic``; ``columns`` (a list of feature
     columns) for ``csv`` and ``parquet``; ``image_size`` for ``folder``; and, for every source,
@@ -49,6 +51,7 @@ class DataSpec:
     label_column: str = "label"
     val_fraction: float = 0.1
     test_fraction: float = 0.2
+    folds: int = 1
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -66,6 +69,9 @@ class DataSpec:
                 f"leave only {train_share:.0%} of the data for training; "
                 f"lower them so at least {MIN_TRAIN_SHARE:.0%} is left"
             )
+        if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 1:
+            raise UserError(f"data.folds (--cv) must be a positive integer, got {self.folds!r}; "
+                            "1 is one holdout validation split, K >= 2 is K-fold cross-validation")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise UserError(f"data.seed must be a non-negative integer, got {self.seed!r}")
         if not isinstance(self.options, Mapping):
@@ -77,7 +83,7 @@ class DataSpec:
     def __hash__(self) -> int:
         options = tuple(sorted((str(k), repr(v)) for k, v in self.options.items()))
         return hash((self.source, self.noise, self.label_column, self.val_fraction,
-                     self.test_fraction, self.seed, options))
+                     self.test_fraction, self.folds, self.seed, options))
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (str, int, float and nested dicts only) that ``yaml.safe_dump`` accepts."""

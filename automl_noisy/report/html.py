@@ -23,6 +23,7 @@ from automl_noisy.errors import UserError
 from automl_noisy.report import figures
 from automl_noisy.search.analysis import EffectsTable
 from automl_noisy.search.export import best_pipeline
+from automl_noisy.search.summary import baseline_warning, value_text
 from automl_noisy.search.storage import mask_url
 from automl_noisy.search.study_analysis import Analysis, load_or_compute, open_analysis
 
@@ -133,10 +134,14 @@ def render_report(study: optuna.Study, analysis: Analysis | None = None, storage
         meta.append(f"baseline (fit) {table.baseline_value:.4f}")
     try:
         pipeline, provenance = best_pipeline(study, storage_url)
-        best_line = (f"Trial {provenance['trial']}, {figures.OBJECTIVE} {provenance['val_accuracy']:.4f}"
+        warning = baseline_warning(study)
+        best_line = (f"Trial {provenance['trial']}, {figures.OBJECTIVE} {value_text(study.best_trial)} "
+                     f"({html.escape(provenance['validation'])}"
+                     + (f", best epoch {pipeline.best_epoch})" if pipeline.best_epoch else ")")
                      + (f", clean test accuracy {provenance['test_accuracy']:.4f}"
                         if provenance.get("test_accuracy") is not None else "")
-                     + ". Save it with <code>automl-noisy export -o best.yaml</code>.")
+                     + ". Save it with <code>automl-noisy export -o best.yaml</code>."
+                     + (f' <b class="hurts">Warning:</b> {html.escape(warning)}.' if warning else ""))
         yaml_text = pipeline.to_yaml(provenance)
     except UserError as e:
         best_line, yaml_text = html.escape(str(e)), ""

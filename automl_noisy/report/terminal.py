@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from automl_noisy.search.study_analysis import Analysis
+from automl_noisy.search.summary import baseline_warning, value_text
 
 STYLES = {"helps": "green", "hurts": "red", "fails often": "dark_orange", "unclear": "", "baseline": "dim"}
 
@@ -49,5 +50,11 @@ def print_effects(study: optuna.Study, analysis: Analysis, console: Console | No
             pairs.add_row(f"{p.first[0]}={p.first[1]}", f"{p.second[0]}={p.second[1]}", f"{p.effect:+.4f}",
                           _interval(p.low, p.high), str(p.together), p.verdict, style=STYLES[p.verdict])
         console.print(pairs)
+    if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        best = study.best_trial
+        console.print(f"Best trial {best.number}: {value_text(best)} (± its standard error)", highlight=False)
+        warning = baseline_warning(study)
+        if warning:
+            console.print(f"warning: {warning}", style=STYLES["hurts"], highlight=False)
     for note in table.notes + analysis.notes:
         console.print(f"note: {note}", style="dim", highlight=False)

@@ -15,20 +15,21 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
+from automl_noisy.data.folds import default_folds, pool_folds
 from automl_noisy.errors import UserError
+from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.executors import Executor
 from automl_noisy.search.progress import SearchProgress
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage
-from automl_noisy.train import EpochMetrics
-
 
 
 @dataclass
@@ -46,6 +47,7 @@ class SearchOptions:
     gpus_per_trial: float = 0.0
     seed: int = 0
     progress: bool = True
+    cv: int | None = None  # folds of cross-validation; 1 = one holdout split; None = by size (default_folds)
 
 
 def search(options: SearchOptions) -> optuna.Study:
@@ -65,6 +67,14 @@ def search(options: SearchOptions) -> optuna.Study:
     data = load_data(options.data)
     space = space.for_shape(data.input_shape)
     storage = open_storage(options.storage)
+    folds = options.cv
+    if folds is None:  # a resumed study keeps its folds; a new one gets them by the pool's size
+        folds = _stored_folds(storage, options.study or default_study_name(options.data, space)) or default_folds(data)
+    if folds != data.spec.folds:
+        spec = replace(options.data, folds=folds)  # a UserError for folds < 1
+        options, data = replace(options, data=spec), replace(data, spec=spec)
+    if folds > 1:
+        pool_folds(data)  # too many folds for the smallest class: one line now, not a failure per trial
     study = _open_study(storage, options, space, data)
     _fail_interrupted(study)
     remaining = options.trials - sum(_counts(study).values())
@@ -103,6 +113,15 @@ def default_study_name(data: DataSpec, space: SearchSpace) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{stem}-{data.noise}-{space.name}")
 
 
+def _stored_folds(storage: optuna.storages.BaseStorage, name: str) -> int | None:
+    """The folds of an existing study of that name (None if there is none)."""
+    try:
+        data = optuna.load_study(study_name=name, storage=storage).user_attrs.get("data")
+    except KeyError:
+        return None
+    return DataSpec.from_dict(data).folds if isinstance(data, dict) else None
+
+
 def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, space: SearchSpace,
                 data: NoisyDataset) -> optuna.Study:
     name = options.study or default_study_name(options.data, space)
@@ -116,8 +135,9 @@ def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, sp
                            "automl_noisy_version": version("automl-noisy")}.items():
             study.set_user_attr(key, value)
         return study
-    for key, what in (("space_fingerprint", "search space"), ("data", "data or noise"), ("seed", "seed")):
-        if attrs.get(key) != identity[key]:
+    stored = {**attrs, "data": DataSpec.from_dict(attrs["data"]).to_dict() if "data" in attrs else None}
+    for key, what in (("space_fingerprint", "search space"), ("data", "data, noise or --cv"), ("seed", "seed")):
+        if stored.get(key) != identity[key]:
             raise UserError(f"study {name!r} in {mask_url(options.storage)} was created with a different "
                             f"{what}; pass a new --study name, or the original {what}")
     return study
@@ -172,14 +192,29 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
            options: SearchOptions, remaining: int) -> None:
+    folds = data.spec.folds
+    jobs_of_trial = list(range(folds)) if folds > 1 else [None]
+    sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
     running: dict[int, optuna.Trial] = {}
-    last: dict[int, EpochMetrics] = {}
+    curves: dict[int, TrialCurve] = {}
+    open_jobs: dict[int, set[int | None]] = {}
     launched, beat = 0, time.monotonic()
     driver = f"{socket.gethostname()}:{os.getpid()}"
+
+    def stop(number: int, state: TrialState, reason: str | None = None) -> None:
+        for fold in open_jobs.pop(number):
+            executor.cancel((number, fold))
+        trial = running.pop(number)
+        if reason is not None:
+            trial.set_user_attr("fail_reason", reason)
+        curve = curves.pop(number)
+        _finish(study, trial, state, curve)
+        progress.finished(state, curve.best.val_accuracy if state == TrialState.COMPLETE else None)
+
     with SearchProgress(study, options.trials, enabled=options.progress) as progress:
         try:
             while launched < remaining or running:
-                while launched < remaining and len(running) < executor.capacity:
+                while launched < remaining and executor.running() < executor.capacity:
                     trial = study.ask()
                     pipeline = space.suggest(trial, data.spec, options.seed)
                     trial.set_user_attr("pipeline", pipeline.to_dict())
@@ -187,48 +222,57 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                                                         **({"preset": trial.params.get("preset", "none")}
                                                            if space.presets else {})})
                     trial.set_user_attr("driver", driver)
-                    executor.submit(trial.number, pipeline)
-                    running[trial.number] = trial
+                    for fold in jobs_of_trial:
+                        executor.submit((trial.number, fold), pipeline, fold)
+                    running[trial.number], curves[trial.number] = trial, TrialCurve(sizes)
+                    open_jobs[trial.number] = set(jobs_of_trial)
                     launched += 1
                 event = executor.next_event(timeout=1.0)
                 if time.monotonic() - beat > HEARTBEAT_SECONDS / 2:
                     for t in running.values():
                         study._storage.record_heartbeat(t._trial_id)  # type: ignore[attr-defined]
                     beat = time.monotonic()
-                if event is None:
+                if event is None or event.job[0] not in running:  # nothing, or a stopped trial's last words
                     continue
-                trial = running[event.number]
+                number, fold = event.job
                 if event.metrics is not None:
-                    last[event.number] = event.metrics
-                    trial.report(event.metrics.val_accuracy, event.metrics.epoch)
-                    if trial.should_prune():
-                        executor.cancel(event.number)
-                        _finish(study, running.pop(event.number), TrialState.PRUNED, last.get(event.number))
-                        progress.finished(TrialState.PRUNED, None)
-                elif event.done and event.number in last:
-                    _finish(study, running.pop(event.number), TrialState.COMPLETE, last[event.number])
-                    progress.finished(TrialState.COMPLETE, last[event.number].val_accuracy)
+                    epoch = curves[number].add(fold or 0, event.metrics)
+                    if epoch is not None:
+                        running[number].report(epoch.val_accuracy, epoch.epoch)
+                        if running[number].should_prune():
+                            stop(number, TrialState.PRUNED)
+                elif event.done:
+                    open_jobs[number].discard(fold)
+                    if not open_jobs[number]:
+                        if curves[number].best is not None:
+                            stop(number, TrialState.COMPLETE)
+                        else:
+                            stop(number, TrialState.FAIL, "the trial ended without an epoch")
                 else:
-                    trial.set_user_attr("fail_reason", event.error or "the trial ended without an epoch")
-                    _finish(study, running.pop(event.number), TrialState.FAIL, None)
-                    progress.finished(TrialState.FAIL, None)
+                    where = f"fold {fold}: " if fold is not None else ""
+                    stop(number, TrialState.FAIL, where + (event.error or "the trial failed"))
         except KeyboardInterrupt:
             for number, trial in running.items():
-                executor.cancel(number)
+                for fold in open_jobs[number]:
+                    executor.cancel((number, fold))
                 trial.set_user_attr("interrupted", True)
                 trial.set_user_attr("fail_reason", "interrupted: the search was stopped")
                 study.tell(trial, state=TrialState.FAIL)
             raise
 
 
-def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, metrics: EpochMetrics | None) -> None:
-    if metrics is not None:
-        trial.set_user_attr("test_accuracy", metrics.test_accuracy)
-        trial.set_user_attr("epochs_run", metrics.epoch)
-        trial.set_user_attr("train_loss", metrics.train_loss)
-        if metrics.label_issue_auroc is not None:
-            trial.set_user_attr("label_issue_auroc", metrics.label_issue_auroc)
+def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, curve: TrialCurve) -> None:
+    """Record what the trial reached and tell the study: its value is the best epoch of its curve."""
+    best, last = curve.best, curve.last
+    if best is not None and last is not None:
+        trial.set_user_attr("best_epoch", best.epoch)
+        trial.set_user_attr("value_stderr", curve.stderr())
+        trial.set_user_attr("test_accuracy", best.test_accuracy)  # what the exported pipeline trains to
+        trial.set_user_attr("epochs_run", last.epoch)
+        trial.set_user_attr("train_loss", best.train_loss)
+        if last.label_issue_auroc is not None:
+            trial.set_user_attr("label_issue_auroc", last.label_issue_auroc)
     if state == TrialState.COMPLETE:
-        study.tell(trial, metrics.val_accuracy)  # type: ignore[union-attr]
+        study.tell(trial, best.val_accuracy)  # type: ignore[union-attr]
     else:
         study.tell(trial, state=state)

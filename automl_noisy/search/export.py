@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import platform
+from dataclasses import replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,11 @@ def versions() -> dict[str, str]:
     return out
 
 
+def validation_name(folds: int) -> str:
+    """How a trial's value was measured, in words."""
+    return f"{folds}-fold cross-validation (out-of-fold noisy accuracy)" if folds > 1 else "holdout (noisy accuracy)"
+
+
 def best_pipeline(study: optuna.Study, storage_url: str = "") -> tuple[Pipeline, dict[str, Any]]:
     """The best complete trial's pipeline and its provenance."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -37,12 +43,15 @@ def best_pipeline(study: optuna.Study, storage_url: str = "") -> tuple[Pipeline,
     if "pipeline" not in best.user_attrs:
         raise UserError(f"trial {best.number} of study {study.study_name!r} holds no pipeline; "
                         "was the study made by automl-noisy?")
-    pipeline = Pipeline.from_dict(best.user_attrs["pipeline"])
+    # train stops where the trial's curve peaked (studies of older versions kept the last epoch)
+    pipeline = replace(Pipeline.from_dict(best.user_attrs["pipeline"]), best_epoch=best.user_attrs.get("best_epoch"))
     provenance = {
         "study": study.study_name,
         "storage": mask_url(storage_url) if storage_url else None,
         "trial": best.number,
         "val_accuracy": best.value,
+        "value_stderr": best.user_attrs.get("value_stderr"),
+        "validation": validation_name(pipeline.data.folds),
         "test_accuracy": best.user_attrs.get("test_accuracy"),
         "combination": best.user_attrs.get("combination"),
         "trials_in_study": len(study.trials),

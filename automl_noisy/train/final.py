@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
+from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality
@@ -20,16 +22,21 @@ from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality
 
 def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | NoisyDataset | None = None,
                    threads: int | None = 1, device: str | None = None,
-                   on_epoch: Callable[[EpochMetrics], None] | None = None) -> dict[str, Any]:
-    """Train ``pipeline`` (on its own data spec unless ``data`` is given) and write to ``out_dir``:
+                   on_epoch: Callable[[EpochMetrics, str], None] | None = None) -> dict[str, Any]:
+    """Train ``pipeline`` (on its own data spec unless ``data`` is given) up to its ``stop_epoch``
+    (the search's best epoch, when exported) and write to ``out_dir``:
 
     - ``model.pt``: the network's ``state_dict`` (load with ``torch.load(..., weights_only=True)``)
     - ``label_issues.csv``: one row per training sample, most suspect first
     - ``metrics.json``: ``val_accuracy``, ``test_accuracy`` (when clean labels are known), and more
     - ``pipeline.yaml``: the pipeline that was trained
 
-    With the pipeline's seed and the same thread count, the validation accuracy of the search
-    trial is reproduced. Returns the metrics.
+    With a holdout split (``data.folds`` 1) the model trains on the training split and the
+    validation accuracy of the search trial is reproduced (same seed and thread count). With K folds
+    the recipe trains once per fold, each fold model scoring the rows it did not see (so every row of
+    the pool gets an out-of-fold suspicion score, and ``val_accuracy`` is the trial's out-of-fold
+    accuracy), then once more on the whole pool: that final model is the one saved. ``on_epoch``
+    hears each epoch with what it belongs to (``"fold 2/3"`` or ``"model"``). Returns the metrics.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -39,28 +46,55 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     else:
         dataset = data
     pipeline = pipeline.with_data(dataset.spec)
-    trainer = Trainer(pipeline, dataset, device=device, threads=threads)
+    folds = dataset.spec.folds
+    if folds > 1:
+        log_probs = _out_of_fold_log_probs(pipeline, dataset, threads, device, on_epoch)
+        scored = pool_dataset(dataset)  # the rows that get a score: the whole pool, in pool order
+        y = torch.from_numpy(scored.y_train)
+        scores = F.nll_loss(log_probs, y, reduction="none").numpy()  # -log p(given label), out of fold
+        predicted = log_probs.argmax(dim=1).numpy()
+        val_accuracy = float((log_probs.argmax(dim=1) == y).float().mean())
+        trainer = Trainer(pipeline, scored, device=device, threads=threads)
+    else:
+        scored, trainer = dataset, Trainer(pipeline, dataset, device=device, threads=threads)
     last = None
     for last in trainer.epochs():
         if on_epoch is not None:
-            on_epoch(last)
+            on_epoch(last, "model")
     assert last is not None  # epochs >= 1
+    if folds == 1:
+        scores, predicted, val_accuracy = trainer.suspicion_scores(), trainer.predictions(), last.val_accuracy
     out.mkdir(parents=True, exist_ok=True)
     torch.save(trainer.model.state_dict(), out / "model.pt")
-    scores = trainer.suspicion_scores()
-    _write_label_issues(out / "label_issues.csv", dataset, scores, trainer.predictions())
+    _write_label_issues(out / "label_issues.csv", scored, scores, predicted)
     metrics: dict[str, Any] = {
-        "val_accuracy": last.val_accuracy,
+        "val_accuracy": val_accuracy,
+        "validation": f"{folds}-fold out-of-fold" if folds > 1 else "holdout",
         "test_accuracy": last.test_accuracy,
         "train_loss": last.train_loss,
         "epochs": last.epoch,
         "noise_rate": dataset.noise_rate,
         "data_fingerprint": dataset.fingerprint,
-        **detection_quality(dataset, scores),  # its AUROC is the last epoch's label_issue_auroc
+        **detection_quality(scored, scores),  # with a holdout, its AUROC is the last epoch's label_issue_auroc
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     (out / "pipeline.yaml").write_text(pipeline.to_yaml(), encoding="utf-8")
     return metrics
+
+
+def _out_of_fold_log_probs(pipeline: Pipeline, data: NoisyDataset, threads: int | None, device: str | None,
+                           on_epoch: Callable[[EpochMetrics, str], None] | None) -> torch.Tensor:
+    """Per pool row (train rows, then validation rows), the log class probabilities of the fold
+    model that did not train on it, after ``pipeline.stop_epoch`` epochs."""
+    folds = pool_folds(data)
+    out = torch.empty(len(folds), data.num_classes)
+    for i in range(data.spec.folds):
+        trainer = Trainer(pipeline, fold_split(data, i), device=device, threads=threads)
+        for metrics in trainer.epochs():
+            if on_epoch is not None:
+                on_epoch(metrics, f"fold {i + 1}/{data.spec.folds}")
+        out[torch.from_numpy(folds == i)] = trainer.log_probs(trainer.x_val).cpu()
+    return out
 
 
 def _write_label_issues(path: Path, data: NoisyDataset, scores: np.ndarray, predicted: np.ndarray) -> None:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from automl_noisy.components import build
 from automl_noisy.components.base import Classifier, TrainInfo
 from automl_noisy.data import NoisyDataset
+from automl_noisy.data.folds import fold_split
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.step import Methods, TrainingStep, build_scheme
@@ -105,11 +106,13 @@ class Trainer:
         return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
 
     def epochs(self) -> Iterator[EpochMetrics]:
-        """Train epoch by epoch, yielding metrics after each; raises TrainingDiverged on NaN."""
+        """Train epoch by epoch up to ``pipeline.stop_epoch``, yielding metrics after each; raises
+        TrainingDiverged on NaN."""
         n, bs = len(self.y_train), self.pipeline.batch_size
         components = self.step.components()
         leaders = self.step.methods[0].components()
-        for epoch in range(1, self.pipeline.epochs + 1):
+        stop = self.pipeline.stop_epoch
+        for epoch in range(1, stop + 1):
             start = time.perf_counter()
             labels = self.y_train
             for component in leaders:
@@ -142,7 +145,7 @@ class Trainer:
                 for component in methods.components():
                     component.on_epoch_end(view)
             test = self.accuracy(self.x_test, self.y_test) if self.x_test is not None else None
-            last = epoch == self.pipeline.epochs
+            last = epoch == stop
             auroc = detection_quality(self.data, self.suspicion_scores()).get("label_issue_auroc") if last else None
             yield EpochMetrics(epoch, mean_loss, self.accuracy(self.x_val, self.y_val), test,
                                time.perf_counter() - start, auroc)
@@ -226,6 +229,9 @@ def _optimizer(pipeline: Pipeline, params: list[nn.Parameter]) -> torch.optim.Op
 
 
 def run_trial(pipeline: Pipeline, data: NoisyDataset, device: str | torch.device | None = None,
-              threads: int | None = 1) -> Iterator[EpochMetrics]:
-    """Train ``pipeline`` on ``data``, yielding one :class:`EpochMetrics` per epoch."""
+              threads: int | None = 1, fold: int | None = None) -> Iterator[EpochMetrics]:
+    """Train ``pipeline`` on ``data`` (on its cross-validation fold ``fold``, when given), yielding
+    one :class:`EpochMetrics` per epoch."""
+    if fold is not None:
+        data = fold_split(data, fold)
     yield from Trainer(pipeline, data, device, threads).epochs()

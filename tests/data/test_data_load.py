@@ -111,7 +111,8 @@ def test_asymmetric_without_map_on_synthetic(raises_user_error):
 def test_standardized_with_train_statistics_only(write_csv, blobs):
     x, y = blobs(n_per_class=40, features=3)
     source = write_csv({"a": x[:, 0] * 5 + 100, "b": x[:, 1], "const": np.ones(len(y)), "label": y})
-    data = load_data(DataSpec(source=source, val_fraction=0.2, test_fraction=0.3))
+    # injected noise: the clean labels are known, so a test split is held out too
+    data = load_data(DataSpec(source=source, noise="symmetric:0.1", val_fraction=0.2, test_fraction=0.3))
     assert np.allclose(data.x_train.mean(axis=0), 0, atol=1e-5)
     assert np.allclose(data.x_train[:, :2].std(axis=0), 1, atol=1e-4)
     assert np.all(data.x_train[:, 2] == 0) and np.all(data.x_test[:, 2] == 0)
@@ -123,6 +124,15 @@ def test_standardized_with_train_statistics_only(write_csv, blobs):
     restored = data.x_test[:, :2] * std + mean
     distances = np.abs(restored[:, None, :] - raw[None, :, :]).max(axis=2).min(axis=1)
     assert distances.max() < 1e-3
+
+
+def test_a_users_own_labels_leave_no_row_unused(write_csv, blobs):
+    """Without clean labels a test split could score nothing: every row trains or validates."""
+    x, y = blobs(n_per_class=40, features=3)
+    data = load_data(DataSpec(source=write_csv({"a": x[:, 0], "b": x[:, 1], "label": y}), test_fraction=0.3))
+    assert not data.clean_labels_known and len(data.y_test) == 0
+    assert sorted(np.concatenate([data.train_index, data.val_index]).tolist()) == list(range(len(y)))
+    assert len(data.y_val) == np.ceil(0.1 * len(y))
 
 
 def test_images_are_not_standardized(write_npz):
@@ -139,9 +149,10 @@ def test_clean_labels_for_user_files(write_csv, blobs):
     assert "clean labels unknown" in plain.summary()
     noised = load_data(DataSpec(source=source, noise="pair:0.3"))
     assert noised.clean_labels_known
-    np.testing.assert_array_equal(noised.y_train_clean, plain.y_train)
-    np.testing.assert_array_equal(noised.y_val_clean, plain.y_val)
-    np.testing.assert_array_equal(noised.y_test, plain.y_test)
+    given = load_source(noised.spec).y  # the file's labels are the clean ones; the test split keeps them
+    np.testing.assert_array_equal(noised.y_train_clean, given[noised.train_index])
+    np.testing.assert_array_equal(noised.y_val_clean, given[noised.val_index])
+    assert len(noised.y_test) > 0 and len(plain.y_test) == 0
 
 
 def test_builtin_clean_labels_always_known():
@@ -175,4 +186,4 @@ def test_too_few_samples_for_the_split(raises_user_error, write_csv):
     y = np.repeat(np.arange(6), 3)
     source = write_csv({"a": np.arange(len(y)), "label": y})
     with raises_user_error("too few for a stratified", "--test-fraction"):
-        load_data(DataSpec(source=source, test_fraction=0.1))
+        load_data(DataSpec(source=source, noise="symmetric:0.1", test_fraction=0.1))

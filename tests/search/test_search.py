@@ -90,7 +90,7 @@ def test_changed_space_under_an_existing_study_name_is_a_user_error(tmp_path, ti
     other.write_text("epochs: 2\nfamilies:\n  model: [mlp]\n  loss: [ce, mae]\n")
     with pytest.raises(UserError, match="was created with a different search space"):
         search(_options(tmp_path, tiny_spec, trials=2, study="mine", space=str(other)))
-    with pytest.raises(UserError, match="different data or noise"):
+    with pytest.raises(UserError, match="different data, noise or --cv"):
         search(_options(tmp_path, tiny_spec.__class__(**{**tiny_spec.to_dict(), "noise": "pair:0.2"}),
                         trials=2, study="mine"))
     assert len(optuna.load_study(study_name="mine", storage=f"sqlite:///{tmp_path}/s.db").trials) == 1
@@ -110,7 +110,7 @@ def test_local_executor_streams_and_cancels(tiny_spec, tiny_data):
     executor = LocalExecutor(tiny_data)
     executor.submit(0, Pipeline(model=ComponentSpec("mlp", {"width": 32}), epochs=3, data=tiny_spec))
     first = executor.next_event()
-    assert first.number == 0 and first.metrics.epoch == 1
+    assert first.job == 0 and first.metrics.epoch == 1
     executor.cancel(0)
     assert executor.running() == 0 and executor.next_event() is None
 
@@ -125,9 +125,9 @@ def test_ray_executor_runs_trials_as_generator_tasks(ray_session, tiny_spec, tin
     events = []
     while executor.running():
         events.append(executor.next_event())
-    epochs = [e.metrics.epoch for e in events if e.number == 0 and e.metrics]
-    assert epochs == [1, 2, 3] and any(e.number == 0 and e.done for e in events)
-    (failure,) = [e for e in events if e.number == 1]
+    epochs = [e.metrics.epoch for e in events if e.job == 0 and e.metrics]
+    assert epochs == [1, 2, 3] and any(e.job == 0 and e.done for e in events)
+    (failure,) = [e for e in events if e.job == 1]
     assert "UserError" in failure.error and "no_such_model" in failure.error
     executor.submit(2, Pipeline(**{**good.__dict__, "epochs": 50}))
     assert executor.next_event().metrics.epoch == 1  # no timeout: however long a busy machine takes
@@ -140,4 +140,6 @@ def test_search_through_ray(ray_session, tmp_path, tiny_spec):
     study = search(_options(tmp_path, tiny_spec, trials=4, executor="ray", workers=2))
     assert len(study.trials) == 4
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
-    assert study.best_trial.user_attrs["pipeline"]["data"] == tiny_spec.to_dict()
+    # 240 rows of train + validation: cross-validated by default, each fold a Ray task
+    assert study.best_trial.user_attrs["pipeline"]["data"] == {**tiny_spec.to_dict(), "folds": 3}
+    assert study.best_trial.value == max(study.best_trial.intermediate_values.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 from automl_noisy.pipeline import Pipeline
@@ -11,33 +12,35 @@ from automl_noisy.train import EpochMetrics
 
 @dataclass(frozen=True)
 class TrialEvent:
-    """One thing that happened to a running trial: an epoch, its end, or its failure."""
+    """One thing that happened to a running job (a trial, or one fold of it): an epoch, its end, or
+    its failure."""
 
-    number: int
+    job: Hashable
     metrics: EpochMetrics | None = None  # an epoch finished
-    done: bool = False  # the trial ended normally
-    error: str | None = None  # the trial failed; one line saying why
+    done: bool = False  # the job ended normally
+    error: str | None = None  # the job failed; one line saying why
 
 
 class Executor(ABC):
-    """Runs up to ``capacity`` trials at once. Only the driver touches the study storage."""
+    """Runs up to ``capacity`` jobs at once. A job trains one pipeline on the data, or on one of its
+    cross-validation folds; the driver names it. Only the driver touches the study storage."""
 
     capacity: int = 1
 
     @abstractmethod
-    def submit(self, number: int, pipeline: Pipeline) -> None:
-        """Start trial ``number``."""
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None) -> None:
+        """Start ``job``: train ``pipeline`` on the data, or on its fold ``fold``."""
 
     @abstractmethod
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
-        """The next event of any running trial; ``None`` if none came within ``timeout`` seconds."""
+        """The next event of any running job; ``None`` if none came within ``timeout`` seconds."""
 
     @abstractmethod
-    def cancel(self, number: int) -> None:
-        """Stop trial ``number`` (it was pruned); no more events come from it."""
+    def cancel(self, job: Hashable) -> None:
+        """Stop ``job`` (its trial was pruned or failed); no more events come from it."""
 
     def running(self) -> int:
-        """How many submitted trials have not ended."""
+        """How many submitted jobs have not ended."""
         return 0
 
     def close(self) -> None:

@@ -1,8 +1,8 @@
-"""LocalExecutor: trials run in the driver's process, one at a time. For debugging."""
+"""LocalExecutor: jobs run in the driver's process, an epoch of each in turn. For debugging."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
 from automl_noisy.data import NoisyDataset
 from automl_noisy.pipeline import Pipeline
@@ -11,34 +11,36 @@ from automl_noisy.train import EpochMetrics, run_trial
 
 
 class LocalExecutor(Executor):
-    """Runs each trial's generator in this process; exceptions become failed trials."""
+    """Runs the jobs' generators in this process, one epoch of each in turn (so the folds of a trial
+    advance together); exceptions become failed jobs."""
 
     capacity = 1
 
     def __init__(self, data: NoisyDataset, threads: int | None = None, device: str | None = None) -> None:
         self.data, self.threads, self.device = data, threads, device
-        self._trials: dict[int, Iterator[EpochMetrics]] = {}
+        self._jobs: dict[Hashable, Iterator[EpochMetrics]] = {}
 
-    def submit(self, number: int, pipeline: Pipeline) -> None:
-        self._trials[number] = run_trial(pipeline, self.data, device=self.device, threads=self.threads)
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None) -> None:
+        self._jobs[job] = run_trial(pipeline, self.data, device=self.device, threads=self.threads, fold=fold)
 
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
-        if not self._trials:
+        if not self._jobs:
             return None
-        number, trial = next(iter(self._trials.items()))
+        job = next(iter(self._jobs))
+        epochs = self._jobs.pop(job)
         try:
-            return TrialEvent(number, metrics=next(trial))
+            metrics = next(epochs)
         except StopIteration:
-            del self._trials[number]
-            return TrialEvent(number, done=True)
+            return TrialEvent(job, done=True)
         except Exception as e:  # noqa: BLE001 - any failure of a trial is recorded, the search goes on
-            del self._trials[number]
-            return TrialEvent(number, error=describe_error(e))
+            return TrialEvent(job, error=describe_error(e))
+        self._jobs[job] = epochs  # to the back of the line
+        return TrialEvent(job, metrics=metrics)
 
-    def cancel(self, number: int) -> None:
-        trial = self._trials.pop(number, None)
-        if trial is not None:
-            trial.close()  # type: ignore[attr-defined]
+    def cancel(self, job: Hashable) -> None:
+        epochs = self._jobs.pop(job, None)
+        if epochs is not None:
+            epochs.close()  # type: ignore[attr-defined]
 
     def running(self) -> int:
-        return len(self._trials)
+        return len(self._jobs)

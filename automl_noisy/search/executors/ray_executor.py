@@ -1,14 +1,16 @@
-"""RayExecutor: each trial is a Ray generator task streaming one EpochMetrics per epoch.
+"""RayExecutor: each job (a trial, or one cross-validation fold of it) is a Ray generator task
+streaming one EpochMetrics per epoch.
 
-The dataset is ``ray.put`` once and shared by every task. A CPU trial asks for one CPU and uses
-one thread, so a machine runs as many trials at once as it has CPUs; on GPU nodes a trial may
-take a fraction of a device (``gpus_per_trial``). Pruning cancels the task.
+The dataset is ``ray.put`` once and shared by every task; a fold's task cuts its split from it, so
+the folds of a trial run at once across a cluster. A CPU job asks for one CPU and uses one thread,
+so a machine runs as many jobs at once as it has CPUs; on GPU nodes a job may take a fraction of a
+device (``gpus_per_trial``). Pruning cancels the tasks.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
 import ray
 
@@ -19,8 +21,8 @@ from automl_noisy.search.executors.base import Executor, TrialEvent, describe_er
 from automl_noisy.train import EpochMetrics, run_trial
 
 
-def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int) -> Iterator[EpochMetrics]:
-    yield from run_trial(pipeline, data, threads=threads)
+def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int, fold: int | None) -> Iterator[EpochMetrics]:
+    yield from run_trial(pipeline, data, threads=threads, fold=fold)
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -59,31 +61,31 @@ class RayExecutor(Executor):
         self._task = ray.remote(_trial_task).options(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                                      max_retries=0)
         self._threads = threads
-        self._running: dict[int, ray.ObjectRefGenerator] = {}
+        self._running: dict[Hashable, ray.ObjectRefGenerator] = {}
 
-    def submit(self, number: int, pipeline: Pipeline) -> None:
-        self._running[number] = self._task.remote(pipeline, self._data_ref, self._threads)
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None) -> None:
+        self._running[job] = self._task.remote(pipeline, self._data_ref, self._threads, fold)
 
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
         if not self._running:
             return None
-        numbers = {id(g): n for n, g in self._running.items()}
+        jobs = {id(g): job for job, g in self._running.items()}
         ready, _ = ray.wait(list(self._running.values()), num_returns=1, timeout=timeout)
         if not ready:
             return None
-        number = numbers[id(ready[0])]
+        job = jobs[id(ready[0])]
         try:
-            ref = next(self._running[number])
-            return TrialEvent(number, metrics=ray.get(ref))
+            ref = next(self._running[job])
+            return TrialEvent(job, metrics=ray.get(ref))
         except StopIteration:
-            del self._running[number]
-            return TrialEvent(number, done=True)
+            del self._running[job]
+            return TrialEvent(job, done=True)
         except Exception as e:  # noqa: BLE001 - task error, crashed worker, lost node
-            del self._running[number]
-            return TrialEvent(number, error=describe_error(e))
+            del self._running[job]
+            return TrialEvent(job, error=describe_error(e))
 
-    def cancel(self, number: int) -> None:
-        generator = self._running.pop(number, None)
+    def cancel(self, job: Hashable) -> None:
+        generator = self._running.pop(job, None)
         if generator is not None:
             ray.cancel(generator)
 
@@ -91,5 +93,5 @@ class RayExecutor(Executor):
         return len(self._running)
 
     def close(self) -> None:
-        for number in list(self._running):
-            self.cancel(number)
+        for job in list(self._running):
+            self.cancel(job)

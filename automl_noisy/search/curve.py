@@ -1,0 +1,77 @@
+"""One trial's objective curve: its folds' epochs combined into one, its best epoch, its uncertainty.
+
+A trial trains one job on the holdout split, or one job per cross-validation fold. Epoch ``e`` of
+the trial is known once every fold has finished epoch ``e``: its noisy validation accuracy is the
+fold accuracies weighted by fold size, which is the accuracy of the out-of-fold predictions over the
+whole pool. The trial's value is the best epoch of that curve (early stopping on noisy validation
+accuracy is sound under class-conditional noise: Chen et al., "Robustness of accuracy metric and
+its inspirations in learning with noisy labels", AAAI 2021), with the binomial standard error
+``sqrt(a (1 - a) / n)`` of an accuracy ``a`` measured on ``n`` rows.
+
+>>> from automl_noisy.train import EpochMetrics
+>>> curve = TrialCurve([100, 50])
+>>> curve.add(0, EpochMetrics(1, 1.0, 0.60, None, 1.0)) is None  # fold 1 has not reached epoch 1
+True
+>>> curve.add(1, EpochMetrics(1, 1.2, 0.90, None, 1.0)).val_accuracy
+0.7
+>>> round(curve.stderr(), 4)
+0.0374
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from automl_noisy.train import EpochMetrics
+
+
+def binomial_stderr(accuracy: float, n: int) -> float:
+    """The standard error of an accuracy measured on ``n`` samples."""
+    return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n > 0 else float("nan")
+
+
+def combine(epochs: Sequence[EpochMetrics], sizes: Sequence[int]) -> EpochMetrics:
+    """The folds' metrics of one epoch as one: validation accuracy weighted by fold size (the
+    out-of-fold accuracy), the mean training loss, clean test accuracy and label-issue AUROC of the
+    fold models (when all have one), and the wall time of all folds together."""
+    if len(epochs) == 1:
+        return epochs[0]
+    total = sum(sizes)
+    mean = lambda values: None if any(v is None for v in values) else sum(values) / len(values)  # noqa: E731
+    return EpochMetrics(
+        epoch=epochs[0].epoch,
+        train_loss=sum(m.train_loss for m in epochs) / len(epochs),
+        val_accuracy=sum(m.val_accuracy * n for m, n in zip(epochs, sizes)) / total,
+        test_accuracy=mean([m.test_accuracy for m in epochs]),
+        seconds=sum(m.seconds for m in epochs),
+        label_issue_auroc=mean([m.label_issue_auroc for m in epochs]),
+    )
+
+
+class TrialCurve:
+    """Collects the epochs of one trial's jobs; ``sizes`` are the validation rows of each fold (one
+    entry for a holdout split)."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        self.sizes = list(sizes)
+        self.best: EpochMetrics | None = None  # the epoch with the highest validation accuracy (earliest of ties)
+        self.last: EpochMetrics | None = None
+        self._waiting: dict[int, dict[int, EpochMetrics]] = {}  # epoch -> fold -> metrics
+
+    def add(self, fold: int, metrics: EpochMetrics) -> EpochMetrics | None:
+        """Record one fold's epoch; once every fold has reached that epoch, return the combined epoch."""
+        got = self._waiting.setdefault(metrics.epoch, {})
+        got[fold] = metrics
+        if len(got) < len(self.sizes):
+            return None
+        del self._waiting[metrics.epoch]
+        combined = combine([got[i] for i in range(len(self.sizes))], self.sizes)
+        self.last = combined
+        if self.best is None or combined.val_accuracy > self.best.val_accuracy:
+            self.best = combined
+        return combined
+
+    def stderr(self) -> float:
+        """The standard error of the best epoch's validation accuracy (over all folds' rows)."""
+        return binomial_stderr(self.best.val_accuracy, sum(self.sizes)) if self.best else float("nan")
