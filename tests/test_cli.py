@@ -78,9 +78,16 @@ def test_train_on_other_data_and_csv_flow(tmp_path, capsys):
     assert "test_accuracy" not in out  # labels of a user file are not known to be clean
     rows = (tmp_path / "out" / "label_issues.csv").read_text().splitlines()
     assert rows[0] == "index,given_label,predicted_label,suspicion" and rows[1].split(",")[1] in ("yes", "no")
+    # 240 rows of the user's own labels: no test split, 3 folds, so every row of the file is scored out of fold
+    assert sorted(int(r.split(",")[0]) for r in rows[1:]) == list(range(240))
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["validation"] == "3-fold out-of-fold"
     # the pipeline is a recipe: it trains afresh on other data of another shape
     code, out, err = run(capsys, "train", str(tmp_path / "best.yaml"), "-o", str(tmp_path / "out2"), *TINY_FLAGS)
     assert code == 0 and "test_accuracy" in out, err
+    code, _, err = run(capsys, "train", str(tmp_path / "best.yaml"), "-o", str(tmp_path / "out4"), "--cv", "200")
+    assert code == 2 and err.strip().splitlines() == [
+        "automl-noisy: error: --cv 200 needs 2 to 106 folds here (the pool's smallest class has 106 rows); "
+        "pass --cv 5, or --cv 1 for one holdout split"]
     cnn = tmp_path / "cnn.yaml"
     cnn.write_text("pipeline:\n  model: {name: cnn}\n  epochs: 1\n")
     code, out, err = run(capsys, "train", str(cnn), "-o", str(tmp_path / "out3"), "--data", f"csv:{csv}",
@@ -142,6 +149,9 @@ CASES = {
     "export without database": (lambda f: ["export", "--storage", f"sqlite:///{f['dir']}/none.db"],
                                 "no study database"),
     "bad trials count": (lambda f: SEARCH[:3] + ["--trials", "0"], "--trials must be at least 1"),
+    "cv below 1": (lambda f: SEARCH + ["--data", "synthetic", "--cv", "0"], "data.folds (--cv) must be a positive"),
+    "cv above the smallest class": (lambda f: SEARCH + ["--data", "digits", "--cv", "1000"],
+                                    "--cv 1000 needs 2 to"),
     "bad flag value": (lambda f: ["search", "--trials", "many"], "invalid int value"),
     "unknown family filter": (lambda f: ["components", "--family", "lossy"], "unknown family 'lossy'"),
 }

@@ -23,6 +23,14 @@ def test_roundtrip_through_yaml(tmp_path):
     assert yaml.safe_load(path.read_text())["pipeline"]["mixing"] == "none"
 
 
+def test_best_epoch_and_folds_round_trip():
+    from dataclasses import replace
+
+    exported = replace(FULL, best_epoch=2, data=replace(FULL.data, folds=4))
+    assert Pipeline.from_dict(exported.to_dict()) == exported and exported.stop_epoch == 2
+    assert "best_epoch" not in FULL.to_dict() and FULL.stop_epoch == FULL.epochs
+
+
 def test_combination_names_each_family():
     assert FULL.combination() == {"model": "mlp", "adjustment": "label_smoothing", "mixing": "none",
                                   "loss": "gce", "penalty": "l1+weight_decay", "scheme": "single", "selection": "none", "correction": "none", "semi": "none"}
@@ -34,6 +42,9 @@ def test_combination_names_each_family():
     ({"model": {"width": 3}}, "expected a name or a mapping with 'name'"),
     ({"model": "mlp", "penalty": "l1"}, "expected a list"),
     ({"model": "mlp", "epochs": 0}, "epochs must be a positive integer"),
+    ({"model": "mlp", "epochs": 5, "best_epoch": 6}, "best_epoch must be an epoch from 1 to epochs=5"),
+    ({"model": "mlp", "best_epoch": 0}, "best_epoch must be an epoch"),
+    ({"model": "mlp", "data": {"folds": 0}}, "data.folds"),
     ({"model": "mlp", "optimizer": {"name": "rmsprop"}}, "unknown optimizer"),
     ({"model": "mlp", "optimizer": {"lr": -1}}, "lr must be a positive number"),
     ({"model": "mlp", "data": {"source": "digits", "noise": "bad"}}, "bad noise spec"),

@@ -16,7 +16,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "automl_noisy"
 
 
 def _pipeline(spec, **kw) -> Pipeline:
-    return Pipeline(model=ComponentSpec("mlp", {"width": 32, "depth": 1}), epochs=3, batch_size=32, data=spec, **kw)
+    return Pipeline(**{"model": ComponentSpec("mlp", {"width": 32, "depth": 1}), "epochs": 3, "batch_size": 32,
+                       "data": spec, **kw})
 
 
 def test_run_trial_yields_one_metrics_per_epoch(tiny_spec, tiny_data):
@@ -25,6 +26,15 @@ def test_run_trial_yields_one_metrics_per_epoch(tiny_spec, tiny_data):
     assert all(isinstance(m, EpochMetrics) and 0 <= m.val_accuracy <= 1 and m.seconds > 0 for m in metrics)
     assert all(m.test_accuracy is not None for m in metrics)  # synthetic labels are clean
     assert metrics[-1].train_loss < metrics[0].train_loss
+
+
+def test_training_stops_at_the_best_epoch_with_the_full_schedule(tiny_spec, tiny_data):
+    """Stopping at best_epoch rebuilds the model the trial had at that epoch: the schedule and the
+    warm-ups still span all the epochs."""
+    pipeline = _pipeline(tiny_spec, epochs=5)
+    full = [m.val_accuracy for m in run_trial(pipeline, tiny_data)]
+    stopped = [m.val_accuracy for m in run_trial(Pipeline(**{**pipeline.__dict__, "best_epoch": 2}), tiny_data)]
+    assert stopped == full[:2]
 
 
 def test_training_learns_despite_noise(tiny_spec, tiny_data):
