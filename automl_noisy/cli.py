@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 3 folds when train + validation hold at most 10,000 rows, else holdout; a "
                         "resumed study keeps its own)")
     s.add_argument("--seed", type=int, default=0, help="seed of data split, noise, sampler and training")
+    s.add_argument("--unordered", action="store_true",
+                   help="show the sampler each trial as soon as it finishes: keeps every worker busy when trial "
+                        "times vary a lot, but two runs of one command may then differ (default: trials are seen "
+                        "in number order, so one command with one seed and one number of workers gives the same "
+                        "search every time)")
     s.add_argument("--no-progress", action="store_true", help="no live progress bar")
 
     e = sub.add_parser("export", help="write the best trial's complete pipeline as YAML")
@@ -161,7 +166,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     options = SearchOptions(data=_data_spec(args), space=args.space, trials=args.trials, storage=args.storage,
                             study=args.study, executor=args.executor, workers=args.workers,
                             ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial, seed=args.seed,
-                            progress=not args.no_progress, cv=args.cv)
+                            progress=not args.no_progress, cv=args.cv,
+                            reproducible=not args.unordered)
     study = search(options)
     from optuna.trial import TrialState
 

@@ -7,6 +7,7 @@ requested number of trials.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -27,6 +28,7 @@ from automl_noisy.data.folds import default_folds, pool_folds
 from automl_noisy.errors import UserError
 from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.executors import Executor
+from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
 from automl_noisy.search.progress import SearchProgress
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage
@@ -48,6 +50,7 @@ class SearchOptions:
     seed: int = 0
     progress: bool = True
     cv: int | None = None  # folds of cross-validation; 1 = one holdout split; None = by size (default_folds)
+    reproducible: bool = True  # trials seen in number order (search/order.py); False: as they finish
 
 
 def search(options: SearchOptions) -> optuna.Study:
@@ -195,11 +198,20 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
     sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
+    order = None
+    if options.reproducible and executor.capacity > 1:  # one job at a time is in order already
+        order = TrialOrder(trials_in_flight(executor.capacity, len(jobs_of_trial)), len(study.trials))
+        study.pruner = LaggedPruner(study.pruner, order.lag)
     running: dict[int, optuna.Trial] = {}
     curves: dict[int, TrialCurve] = {}
     open_jobs: dict[int, set[int | None]] = {}
+    held: dict[int, tuple[optuna.Trial, TrialState, TrialCurve]] = {}  # finished, not yet told (see order.py)
     launched, beat = 0, time.monotonic()
     driver = f"{socket.gethostname()}:{os.getpid()}"
+
+    def release(below: float) -> None:
+        for number in sorted(k for k in held if k < below):
+            _finish(study, *held.pop(number))
 
     def stop(number: int, state: TrialState, reason: str | None = None) -> None:
         for fold in open_jobs.pop(number):
@@ -208,13 +220,23 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
         if reason is not None:
             trial.set_user_attr("fail_reason", reason)
         curve = curves.pop(number)
-        _finish(study, trial, state, curve)
+        held[number] = (trial, state, curve)
+        if order is None or launched >= remaining:  # nothing more to ask: no order to keep
+            release(math.inf)
         progress.finished(state, curve.best.val_accuracy if state == TrialState.COMPLETE else None)
+
+    def may_ask() -> bool:
+        if order is None:
+            return executor.running() < executor.capacity
+        return order.may_ask(running)
 
     with SearchProgress(study, options.trials, enabled=options.progress) as progress:
         try:
             while launched < remaining or running:
-                while launched < remaining and executor.running() < executor.capacity:
+                while launched < remaining and may_ask():
+                    if order is not None:
+                        release(order.release_below())
+                        order.asked()
                     trial = study.ask()
                     pipeline = space.suggest(trial, data.spec, options.seed)
                     trial.set_user_attr("pipeline", pipeline.to_dict())
@@ -227,9 +249,11 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                     running[trial.number], curves[trial.number] = trial, TrialCurve(sizes)
                     open_jobs[trial.number] = set(jobs_of_trial)
                     launched += 1
+                if launched >= remaining:
+                    release(math.inf)
                 event = executor.next_event(timeout=1.0)
                 if time.monotonic() - beat > HEARTBEAT_SECONDS / 2:
-                    for t in running.values():
+                    for t in [*running.values(), *(h[0] for h in held.values())]:
                         study._storage.record_heartbeat(t._trial_id)  # type: ignore[attr-defined]
                     beat = time.monotonic()
                 if event is None or event.job[0] not in running:  # nothing, or a stopped trial's last words
@@ -251,7 +275,9 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                 else:
                     where = f"fold {fold}: " if fold is not None else ""
                     stop(number, TrialState.FAIL, where + (event.error or "the trial failed"))
+            release(math.inf)
         except KeyboardInterrupt:
+            release(math.inf)  # finished trials keep their results
             for number, trial in running.items():
                 for fold in open_jobs[number]:
                     executor.cancel((number, fold))
