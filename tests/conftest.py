@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -69,28 +70,32 @@ def _pg_bin(name: str) -> str | None:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
+def postgres_url():
     """A throwaway PostgreSQL server on 127.0.0.1 (initdb + pg_ctl), as the 'postgres' user when
     the tests run as root (PostgreSQL refuses to run as root)."""
     initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
     if not (initdb and pg_ctl):
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; .ci/run installs them")
-    root = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: pytest resets /tmp/pytest-of-<user> to mode 0700 whenever a session
+    # starts, which would shut the postgres user out of a running server's folder.
+    root = Path(tempfile.mkdtemp(prefix="automl-noisy-pg-"))
     data = root / "data"
     prefix: list[str] = []
     if os.geteuid() == 0:
         prefix = ["runuser", "-u", "postgres", "--"]
-        os.chmod(root, 0o777)
-        for parent in root.parents:  # the postgres user must reach the folder
-            if str(parent).startswith(("/tmp", str(tmp_path_factory.getbasetemp()))):
-                os.chmod(parent, os.stat(parent).st_mode | 0o711)
+        shutil.chown(root, "postgres")
     port = _free_port()
     env = {**os.environ, "LC_ALL": "C"}
-    subprocess.run(prefix + [initdb, "-D", str(data), "-U", "automl", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True, env=env)
-    log = root / "pg.log"
-    subprocess.run(prefix + [pg_ctl, "-D", str(data), "-l", str(log), "-w", "-o",
-                             f"-h 127.0.0.1 -p {port} -k {root}", "start"], check=True, capture_output=True, env=env)
+
+    def run(argv: list[str]) -> None:
+        done = subprocess.run(prefix + argv, capture_output=True, text=True, env=env)
+        if done.returncode:
+            shutil.rmtree(root, ignore_errors=True)
+            pytest.fail(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+
+    run([initdb, "-D", str(data), "-U", "automl", "--auth=trust", "-E", "UTF8"])
+    run([pg_ctl, "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o", f"-h 127.0.0.1 -p {port} -k {root}",
+         "start"])
     url = f"postgresql+psycopg2://automl@127.0.0.1:{port}/postgres"
     try:
         import sqlalchemy
@@ -109,6 +114,7 @@ def postgres_url(tmp_path_factory):
         yield url
     finally:
         subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, env=env)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # -- a synthetic study with known effects, for the analysis, report and dashboard tests ----------

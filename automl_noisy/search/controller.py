@@ -88,26 +88,51 @@ def search(options: SearchOptions) -> optuna.Study:
         study.enqueue_trial(params, user_attrs={"baseline": True})
     executor = _executor(options, data)
     try:
-        with _sigterm_interrupts():
-            _drive(study, space, data, executor, options, remaining)
+        with _stop_on_signals() as stop:
+            _drive(study, space, data, executor, options, remaining, stop)
     finally:
         executor.close()
     return study
 
 
+class _StopRequest:
+    """Set by SIGINT or SIGTERM while the driver loop runs; the loop stops at its next safe point.
+
+    A ``KeyboardInterrupt`` raised wherever the signal lands could cut a storage call short between
+    taking and releasing a lock of the database driver, and the clean-up that follows would then
+    wait forever. So the first signal only asks for a stop, which the loop carries out between
+    events (with the in-process executor: after the current epoch); a second signal stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum: int, frame: object) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` here, a safe point, if a stop was asked for."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+
 @contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
-    """Within the block, SIGTERM (``docker stop``, systemd, ``kill``) stops the search as Ctrl+C does:
-    as a ``KeyboardInterrupt``, so the running trials are recorded as interrupted. ``ray.init`` sets
-    its own SIGTERM handler (exit at once), so this is entered after the executor has started."""
+def _stop_on_signals() -> Iterator[_StopRequest]:
+    """Within the block SIGINT (Ctrl+C) and SIGTERM (``docker stop``, systemd, ``kill``) request a stop
+    (see :class:`_StopRequest`). ``ray.init`` sets its own SIGTERM handler (exit at once), so this is
+    entered after the executor has started."""
+    stop = _StopRequest()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield stop
         return
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stop
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def default_study_name(data: DataSpec, space: SearchSpace) -> str:
@@ -194,7 +219,7 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
 
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
-           options: SearchOptions, remaining: int) -> None:
+           options: SearchOptions, remaining: int, stop_request: _StopRequest) -> None:
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
     sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
@@ -233,7 +258,9 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     with SearchProgress(study, options.trials, enabled=options.progress) as progress:
         try:
             while launched < remaining or running:
+                stop_request.check()
                 while launched < remaining and may_ask():
+                    stop_request.check()
                     if order is not None:
                         release(order.release_below())
                         order.asked()
