@@ -10,12 +10,8 @@ from __future__ import annotations
 import math
 import os
 import re
-import signal
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 
@@ -29,6 +25,7 @@ from automl_noisy.errors import UserError
 from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.executors import Executor
 from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
+from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage
@@ -88,51 +85,11 @@ def search(options: SearchOptions) -> optuna.Study:
         study.enqueue_trial(params, user_attrs={"baseline": True})
     executor = _executor(options, data)
     try:
-        with _stop_on_signals() as stop:
+        with stop_on_signals() as stop:
             _drive(study, space, data, executor, options, remaining, stop)
     finally:
         executor.close()
     return study
-
-
-class _StopRequest:
-    """Set by SIGINT or SIGTERM while the driver loop runs; the loop stops at its next safe point.
-
-    A ``KeyboardInterrupt`` raised wherever the signal lands could cut a storage call short between
-    taking and releasing a lock of the database driver, and the clean-up that follows would then
-    wait forever. So the first signal only asks for a stop, which the loop carries out between
-    events (with the in-process executor: after the current epoch); a second signal stops at once.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self, signum: int, frame: object) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def check(self) -> None:
-        """Raise ``KeyboardInterrupt`` here, a safe point, if a stop was asked for."""
-        if self.requested:
-            raise KeyboardInterrupt
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[_StopRequest]:
-    """Within the block SIGINT (Ctrl+C) and SIGTERM (``docker stop``, systemd, ``kill``) request a stop
-    (see :class:`_StopRequest`). ``ray.init`` sets its own SIGTERM handler (exit at once), so this is
-    entered after the executor has started."""
-    stop = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
 
 
 def default_study_name(data: DataSpec, space: SearchSpace) -> str:
@@ -219,7 +176,7 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
 
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
-           options: SearchOptions, remaining: int, stop_request: _StopRequest) -> None:
+           options: SearchOptions, remaining: int, stop_request: StopRequest) -> None:
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
     sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
