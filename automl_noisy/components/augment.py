@@ -1,11 +1,16 @@
-"""Weak and strong views of a batch, chosen by the data's shape (for semi-supervised methods).
+"""Weak and strong views of a batch, chosen by the model and the data together (for
+semi-supervised methods, which train on them).
 
-Images ``(B, C, H, W)``: the weak view is a random translation (pad-and-crop by up to 1/8 of the
-side, reflecting the border) plus a horizontal flip for colour images (a flipped digit is another
-glyph, so grayscale images are not flipped); the strong view adds torchvision's RandAugment and
-a random erasing (cutout) as in FixMatch, drawn per group of ``group`` samples (each group draws
-its own ops: per-sample calls would cost more than the training step on small images). Vectors ``(B, D)``: gaussian noise, and
-for the strong view a larger noise plus feature dropout.
+Image views only for a model that sees images as images (``ModelFactory.spatial``: convolutions)
+on image-shaped data ``(B, C, H, W)``: the weak view is a random translation (pad-and-crop by up to
+1/8 of the side, padding with zeros: reflecting the border of a small image copies strokes into it,
+e.g. on 8x8 digits a 1-pixel reflect shift moves a digit by 0.73 of its norm, further than two
+digits of one class lie apart) plus a horizontal flip for colour images (a flipped digit is another
+glyph, so grayscale images are not flipped); the strong view adds torchvision's RandAugment and a
+random erasing (cutout) as in FixMatch, drawn per group of ``group`` samples (each group draws its
+own ops: per-sample calls would cost more than the training step on small images). A model that
+flattens its input (an MLP) gets feature-space views whatever the data's shape, never spatial
+shifts: gaussian noise, and for the strong view a larger noise plus feature dropout.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ class ImageViews:
     def weak(self, x: Tensor) -> Tensor:
         b, _, h, w = x.shape
         pad_h, pad_w = max(1, h // 8), max(1, w // 8)
-        padded = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h), mode="reflect")
+        padded = torch.nn.functional.pad(x, (pad_w, pad_w, pad_h, pad_h), value=0.0)
         dy = torch.randint(0, 2 * pad_h + 1, (b,), device=x.device)
         dx = torch.randint(0, 2 * pad_w + 1, (b,), device=x.device)
         rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
@@ -67,8 +72,9 @@ class VectorViews:
         return (x + self.strong_noise * torch.randn_like(x)) * keep
 
 
-def views_for_shape(input_shape: tuple[int, ...]) -> ImageViews | VectorViews:
-    """The views that suit data of this per-sample shape."""
-    if len(input_shape) == 3 and min(input_shape[1:]) >= 4:
+def views_for(spatial: bool, input_shape: tuple[int, ...]) -> ImageViews | VectorViews:
+    """The views that suit a model (``spatial``: it convolves over the image) on data of this
+    per-sample shape."""
+    if spatial and len(input_shape) == 3 and min(input_shape[1:]) >= 4:
         return ImageViews(flip=input_shape[0] == 3)
     return VectorViews()

@@ -305,6 +305,9 @@ class ModelFactory(Component, ABC):
     """Slot *forward* (architecture): builds a :class:`Classifier` for a data shape."""
 
     slot: ClassVar[str] = "forward"
+    #: whether the network sees an image as an image (convolutions): it then trains on image views
+    #: (shifts, flips); a model that flattens its input gets feature-space views
+    spatial: ClassVar[bool] = False
 
     @classmethod
     def accepts(cls, input_shape: tuple[int, ...]) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
@@ -40,6 +41,7 @@ class SmallCNN(ModelFactory):
     """
 
     channels: int = hyperparameter(32, 8, 128, log=True)
+    spatial: ClassVar[bool] = True
 
     @classmethod
     def accepts(cls, input_shape: tuple[int, ...]) -> bool:
@@ -72,6 +74,7 @@ class ResNet18(ModelFactory):
     """
 
     zero_init_residual: bool = hyperparameter(False)
+    spatial: ClassVar[bool] = True
 
     @classmethod
     def accepts(cls, input_shape: tuple[int, ...]) -> bool:

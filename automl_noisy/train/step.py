@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from automl_noisy.components import build
-from automl_noisy.components.augment import views_for_shape
-from automl_noisy.components.base import (Classifier, Component, LabelCorrection, Mixing, Penalty, PerSampleLoss,
+from automl_noisy.components.base import (Classifier, Component, Views, LabelCorrection, Mixing, Penalty, PerSampleLoss,
                                           Scheme, SemiBatch, SemiSupervised, Selector, TargetAdjustment)
 from automl_noisy.components.losses import one_hot
 from automl_noisy.errors import UserError
@@ -72,13 +71,18 @@ class TrainingStep:
     weights keep; the plain mean without a selector), or the labeled term of a semi-supervised
     method that owns it, ``+ unlabeled term + feature-mixing loss + sum(penalties)``; the step
     returns the sum over networks, whose parameters are disjoint.
+
+    ``views`` are the model's views of the data (``automl_noisy.components.augment.views_for``). With
+    a semi-supervised method the supervised side trains on a weak view of the batch, as DivideMix's
+    warm-up and FixMatch's labeled loss do (standard crop-and-flip augmentation on images).
     """
 
     def __init__(self, scheme: Scheme, methods: list[Methods], networks: list[Classifier], num_classes: int,
-                 num_outputs: int, input_shape: tuple[int, ...]) -> None:
+                 num_outputs: int, views: Views) -> None:
         self.scheme, self.methods, self.networks = scheme, methods, networks
         self.num_classes, self.num_outputs = num_classes, num_outputs
-        self.views = views_for_shape(input_shape)
+        self.views = views
+        self._weak_inputs = any(m.semi is not None for m in methods)
         # soft targets are only built when a component reads or changes them
         self._needs_targets = any(m.correction or m.mixing or m.adjustment for m in methods)
 
@@ -92,6 +96,8 @@ class TrainingStep:
         if leader.correction is not None:
             hot = leader.correction.correct(hot, idx)  # type: ignore[arg-type]
         inputs = x
+        if self._weak_inputs:
+            x = self.views.weak(x)
         if leader.mixing is not None:
             x, hot = leader.mixing.mix_inputs(x, hot)  # type: ignore[arg-type]
         per_sample, logits, extras = [], [], []

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from automl_noisy.components import build
+from automl_noisy.components.augment import views_for
 from automl_noisy.components.base import Classifier, TrainInfo
 from automl_noisy.data import NoisyDataset
 from automl_noisy.data.folds import fold_split
@@ -75,7 +76,8 @@ class Trainer:
         outputs = k + sum(c.extra_outputs for c in methods[0].components())
         self.networks: list[Classifier] = [factory.build(data.input_shape, outputs).to(self.device)  # type: ignore[attr-defined]
                                            for _ in range(scheme.networks)]
-        self.step = TrainingStep(scheme, methods, self.networks, k, outputs, data.input_shape)
+        self.step = TrainingStep(scheme, methods, self.networks, k, outputs,
+                                 views_for(type(factory).spatial, data.input_shape))
         info = TrainInfo(len(data.y_train), k, data.input_shape, pipeline.epochs, self.device,
                          self.networks[0].feature_dim, pipeline.seed)
         for component in self.step.components():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from automl_noisy.components import FAMILIES, build
-from automl_noisy.components.augment import views_for_shape
+from automl_noisy.components.augment import views_for
 from automl_noisy.components.base import (LabelCorrection, Mixing, ModelFactory, Penalty, PerSampleLoss, Scheme,
                                           SemiBatch, SemiLoss, SemiSupervised, Selector, TargetAdjustment,
                                           TrainInfo)
@@ -164,7 +164,7 @@ def test_slot_shapes(entry):
         for divided in (False, True):
             batch = SemiBatch(x=torch.randn(5, 4), labels=labels, idx=idx, weights=torch.tensor([1.0, 0, 1, 0, 1]),
                               clean=torch.tensor([0.9, 0.1, 0.8, 0.2, 0.7]), divided=divided, network=0,
-                              networks=nets, num_classes=K, views=views_for_shape((4,)))
+                              networks=nets, num_classes=K, views=views_for(False, (4,)))
             out = component.loss(batch)
             assert out is None or isinstance(out, SemiLoss)
             if out is not None:

@@ -204,7 +204,8 @@ def test_fixmatch_step_ignores_weight_zero_labels(tau):
     net = Classifier(nn.Sequential(nn.Linear(K, 16), nn.ReLU()), 16, K)
     keep = (torch.arange(10) % 2).float()
     step = TrainingStep(Single(), [Methods(loss=CrossEntropy(), selection=FixedSelector(keep),
-                                           semi=FixMatch(tau=tau))], [net], K, K, (K,))
+                                           semi=FixMatch(tau=tau))], [net], K, K,
+                        VectorViews(weak_noise=0.0))  # the weak view is the batch itself
     x, labels, idx = 10 * torch.randn(10, K), torch.randint(0, K, (10,)), torch.arange(10)  # some confident
     losses = []
     for y in (labels, torch.where(keep == 0, (labels + 1) % K, labels)):
