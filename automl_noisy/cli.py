@@ -211,11 +211,12 @@ def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any]:
     if args.pipeline in PRESETS and not os.path.exists(args.pipeline):
         from automl_noisy.components.models import default_model
         from automl_noisy.data import DataSpec, load_data
+        from automl_noisy.data.folds import train_rows
 
         spec = _data_spec(args, base=DataSpec())
         data = load_data(spec)
         base = Pipeline(model=ComponentSpec(default_model(data.input_shape)), data=spec)
-        pipeline = apply_preset(args.pipeline, replace(base, epochs=args.epochs or base.epochs))
+        pipeline = apply_preset(args.pipeline, replace(base, epochs=args.epochs or base.epochs), train_rows(data))
         return pipeline, data
     pipeline, _ = read_pipeline_file(args.pipeline)
     if args.epochs:

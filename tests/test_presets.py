@@ -21,9 +21,52 @@ def test_dividemix_is_made_of_parts():
     p = apply_preset("dividemix", base)
     assert p.model == base.model and p.epochs == 40 and p.mixing is None  # families it does not name are off
     assert (p.scheme.name, p.selection.name, p.semi.name, p.loss.name) == ("coteaching", "gmm", "mixmatch", "ce")
-    assert p.selection.params["warmup_epochs"] == 6
-    (penalty,) = p.penalty
-    assert penalty.name == "confidence_penalty" and penalty.params["warmup_only"] is True
+    assert p.selection.params["warmup_epochs"] == 13  # the data's size unknown: a third of the budget
+    # the noise unknown, outside a search: no confidence penalty, lambda_u 25; weight decay as the paper
+    assert [(q.name, q.params) for q in p.penalty] == [("weight_decay", {"coef": 5e-4})]
+    assert p.semi.params["lambda_u"] == 25.0
+
+
+@pytest.mark.parametrize("noise,penalty,lambda_u", [
+    ("symmetric:0.2", False, 0.0), ("symmetric:0.4", False, 25.0), ("symmetric:0.8", False, 25.0),
+    ("symmetric:0.9", False, 50.0), ("pair:0.4", True, 0.0), ("asymmetric:0.3", True, 0.0),
+])
+def test_dividemix_follows_the_paper_for_declared_noise(noise, penalty, lambda_u):
+    p = apply_preset("dividemix", Pipeline(model=ComponentSpec("mlp"), epochs=30, data=DataSpec(noise=noise)))
+    names = [q.name for q in p.penalty]
+    assert ("confidence_penalty" in names) == penalty and "weight_decay" in names
+    assert p.semi.params["lambda_u"] == lambda_u
+
+
+@pytest.mark.parametrize("rows,batch,epochs,warmup", [
+    (50_000, 128, 300, 10),  # CIFAR-10 as in the paper: 10 epochs
+    (1_293, 64, 30, 10),     # digits: thousands of steps do not fit, a third of the budget
+    (200_000, 128, 300, 3),  # more data: fewer epochs for as many steps
+    (100, 64, 2, 1),
+])
+def test_dividemix_warmup_counts_sgd_steps(rows, batch, epochs, warmup):
+    p = apply_preset("dividemix", Pipeline(model=ComponentSpec("mlp"), epochs=epochs, batch_size=batch), rows)
+    assert p.selection.params["warmup_epochs"] == warmup
+
+
+def test_a_search_decides_what_undeclared_noise_leaves_open():
+    space = parse_space({"families": {"loss": ["ce"]}, "presets": ["dividemix"]})
+    for noise, open_params in (("none", {"preset.dividemix.confidence_penalty", "preset.dividemix.lambda_u"}),
+                               ("symmetric:0.4", set()), ("instance:0.4", {"preset.dividemix.confidence_penalty"})):
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        seen = set()
+        for _ in range(20):
+            trial = study.ask({"preset": optuna.distributions.CategoricalDistribution(["none", "dividemix"])})
+            if trial.params["preset"] == "none":
+                continue
+            pipeline = space.suggest(trial, DataSpec(noise=noise))
+            seen |= {name for name in trial.params if name.startswith("preset.")}
+            penalties = {q.name for q in pipeline.penalty}
+            if "preset.dividemix.confidence_penalty" in trial.params:
+                assert ("confidence_penalty" in penalties) == trial.params["preset.dividemix.confidence_penalty"]
+            if "preset.dividemix.lambda_u" in trial.params:
+                assert pipeline.semi.params["lambda_u"] == trial.params["preset.dividemix.lambda_u"]
+        assert seen == open_params
 
 
 def test_every_preset_builds_and_trains(tiny_data):

@@ -66,15 +66,20 @@ class ForwardCorrection(TargetAdjustment):
     with ``p' = T^T p``, the prediction pushed through the noise ``T[i, j] = P(noisy j | true i)``;
     the returned logits are ``log(p @ T)``, valid logits for any softmax-based loss.
 
-    ``T`` is the identity (no correction) for ``warmup_epochs`` epochs, then estimated once from the
-    network's eval-mode predictions: row ``i`` is ``p(. | x_i)`` at the anchor ``x_i``, the sample at
-    the ``percentile``-th percentile of ``p(i | x)`` (the paper's robust anchor; 100 is the argmax).
-    Unlike the paper, the same network keeps training with the correction instead of a new one.
-    Extra outputs (columns beyond K) keep their probabilities; only the K classes are corrected.
+    As the paper, in two stages: a network trains on the noisy labels without correction for
+    ``warmup_epochs`` epochs (the paper trains it to convergence; here the stage is a share of one
+    budget, so the search tunes its length); ``T`` is then estimated once from its eval-mode
+    predictions on the training samples: row ``i`` is ``p(. | x_i)`` at the anchor ``x_i``, the sample
+    at the ``percentile``-th percentile of ``p(i | x)`` (the paper's robust anchor; 100 is the
+    argmax); then, with ``retrain``, a new network trains with the correction for the remaining
+    epochs (``restart_after``); without it the same network goes on, corrected (an estimate from a
+    half-trained network is closer to uniform than ``T``; the search decides). Extra outputs
+    (columns beyond K) keep their probabilities; only the K classes are corrected.
     """
 
-    warmup_epochs: int = hyperparameter(3, 1, 30)
+    warmup_epochs: int = hyperparameter(10, 1, 30)
     percentile: float = hyperparameter(97.0, 90.0, 100.0)
+    retrain: bool = hyperparameter(True)
     _k: int | None = field(default=None, init=False, repr=False, compare=False)
     _t: Tensor | None = field(default=None, init=False, repr=False, compare=False)
     _estimated: bool = field(default=False, init=False, repr=False, compare=False)
@@ -96,6 +101,9 @@ class ForwardCorrection(TargetAdjustment):
         anchors = probs.argsort(dim=0)[rank]  # per class i, the sample at that rank of p(i | x)
         t = probs[anchors]
         return t / t.sum(dim=1, keepdim=True)
+
+    def restart_after(self) -> int | None:
+        return self.warmup_epochs if self.retrain else None
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         if end.epoch == self.warmup_epochs and self._t is not None:

@@ -128,6 +128,14 @@ class Component:
     def on_epoch_end(self, end: EpochEnd) -> None:
         """Called after each epoch; update state read in the next epoch."""
 
+    def restart_after(self) -> int | None:
+        """An epoch after which the scheme's networks start over from a fresh initialization, with a
+        fresh optimizer and learning-rate schedule for the remaining epochs, while every component
+        keeps its state: the second stage of methods that first learn something from a network
+        trained on the noisy data, then train a new one with it (forward correction's ``T``, AUM's
+        flagged samples). None: never."""
+        return None
+
 
 class PerSampleLoss(Component, ABC):
     """Slot *per-sample loss*: ``(logits (B,K), soft targets (B,K)) -> (B,)``."""

@@ -6,6 +6,7 @@ reduces to its usual form in the label ``y``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -63,7 +64,8 @@ class SymmetricCrossEntropy(PerSampleLoss):
     """Symmetric cross entropy (Wang et al., ICCV 2019): ``alpha CE + beta RCE``.
 
     Reverse CE swaps the roles of prediction and target, ``RCE = -sum_k p_k log t_k`` with
-    ``log 0`` clipped to ``log 1e-4`` (the paper's A = -4 in base 10 terms, a finite constant).
+    ``log 0`` set to the paper's constant ``A = -4`` (every ``log t_k`` is bounded below by ``A``), so
+    for a hard label ``RCE = -A (1 - p_y)``, a scaled MAE.
     """
 
     alpha: float = hyperparameter(0.1, 0.01, 1.0, log=True)
@@ -71,8 +73,7 @@ class SymmetricCrossEntropy(PerSampleLoss):
 
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
         ce = F.cross_entropy(logits, targets, reduction="none")
-        rce = -(logits.softmax(dim=1) * targets.clamp(1e-4, 1.0).log()).sum(dim=1)
-        return self.alpha * ce + self.beta * rce
+        return self.alpha * ce + self.beta * reverse_cross_entropy(logits, targets)
 
 
 @losses.register("nce_rce")
@@ -82,7 +83,7 @@ class NormalizedCrossEntropyReverse(PerSampleLoss):
     learning with noisy labels"): ``alpha NCE + beta RCE``.
 
     ``NCE = sum_k t_k (-log p_k) / sum_k (-log p_k)`` lies in [0, 1] and sums to 1 over the K
-    possible labels (hence noise-robust); RCE is the reverse CE of ``sce`` (``log 0 -> log 1e-4``).
+    possible labels (hence noise-robust); RCE is the reverse CE of ``sce`` (``log 0 = A = -4``).
     """
 
     alpha: float = hyperparameter(1.0, 0.1, 10.0, log=True)
@@ -91,8 +92,17 @@ class NormalizedCrossEntropyReverse(PerSampleLoss):
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
         nll = -logits.log_softmax(dim=1)
         nce = (targets * nll).sum(dim=1) / nll.sum(dim=1)
-        rce = -(logits.softmax(dim=1) * targets.clamp(1e-4, 1.0).log()).sum(dim=1)
-        return self.alpha * nce + self.beta * rce
+        return self.alpha * nce + self.beta * reverse_cross_entropy(logits, targets)
+
+
+#: ``log 0`` in the reverse cross entropy (Wang et al., ICCV 2019, section 3.3: A = -4)
+LOG_ZERO = -4.0
+
+
+def reverse_cross_entropy(logits: Tensor, targets: Tensor) -> Tensor:
+    """``RCE = -sum_k p_k max(log t_k, A)`` per sample, ``p = softmax(logits)``, ``A = LOG_ZERO``."""
+    log_t = targets.clamp_min(math.exp(LOG_ZERO)).log()
+    return -(logits.softmax(dim=1) * log_t).sum(dim=1)
 
 
 def one_hot(labels: Tensor, num_classes: int) -> Tensor:

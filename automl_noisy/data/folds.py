@@ -40,6 +40,15 @@ def default_folds(data: NoisyDataset) -> int:
     return min(AUTO_FOLDS, smallest) if smallest >= 2 else 1
 
 
+def train_rows(data: NoisyDataset) -> int:
+    """How many rows one model of a trial trains on: the pool less one fold with K folds, else the
+    training split."""
+    if data.spec.folds <= 1:
+        return len(data.y_train)
+    pool = len(data.y_train) + len(data.y_val)
+    return pool - pool // data.spec.folds
+
+
 def fold_assignment(y_pool: np.ndarray, folds: int, seed: int) -> np.ndarray:
     """The fold (0..folds-1) of each pool row, stratified on ``y_pool`` and shuffled by ``seed``."""
     from sklearn.model_selection import StratifiedKFold

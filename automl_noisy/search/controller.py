@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
-from automl_noisy.data.folds import default_folds, pool_folds
+from automl_noisy.data.folds import default_folds, pool_folds, train_rows
 from automl_noisy.errors import UserError
 from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.executors import Executor
@@ -65,7 +65,6 @@ def search(options: SearchOptions) -> optuna.Study:
         raise UserError(f"unknown executor {options.executor!r}; choose one of: local, ray")
     space = load_space(options.space)
     data = load_data(options.data)
-    space = space.for_shape(data.input_shape)
     storage = open_storage(options.storage)
     folds = options.cv
     if folds is None:  # a resumed study keeps its folds; a new one gets them by the pool's size
@@ -75,6 +74,7 @@ def search(options: SearchOptions) -> optuna.Study:
         options, data = replace(options, data=spec), replace(data, spec=spec)
     if folds > 1:
         pool_folds(data)  # too many folds for the smallest class: one line now, not a failure per trial
+    space = space.for_shape(data.input_shape, train_rows(data))
     study = _open_study(storage, options, space, data)
     _fail_interrupted(study)
     remaining = options.trials - sum(_counts(study).values())

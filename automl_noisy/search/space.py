@@ -77,6 +77,8 @@ class SearchSpace:
     sampler: Mapping[str, Any] = field(default_factory=lambda: {"name": "tpe"})
     pruner: Mapping[str, Any] = field(default_factory=lambda: {"name": "median"})
     presets: tuple[str, ...] = ()
+    #: rows one model of a trial trains on, when the data is known (presets scale SGD steps by it)
+    train_rows: int | None = None
 
     # -- define-by-run ------------------------------------------------------------------------
     def suggest(self, trial: optuna.Trial, data: DataSpec, seed: int = 0) -> Pipeline:
@@ -132,21 +134,22 @@ class SearchSpace:
         optimizer = OptimizerSpec(opt_name, schedule=decide("schedule", self.schedule), **opt_params)
         pipeline = Pipeline(**chosen, optimizer=optimizer, epochs=self.epochs,
                             batch_size=decide("batch_size", self.batch_size), seed=seed, data=data)
-        return apply_preset(preset, pipeline) if preset != "none" else pipeline
+        return apply_preset(preset, pipeline, self.train_rows, decide) if preset != "none" else pipeline
 
     def _component(self, decide: Decide, family: str, choice: str) -> ComponentSpec:
         decls = self.families[family][choice]
         return ComponentSpec(choice, {p: decide(f"{family}.{choice}.{p}", d) for p, d in decls.items()})
 
     # -- identity and Optuna objects -------------------------------------------------------------
-    def for_shape(self, input_shape: tuple[int, ...]) -> "SearchSpace":
-        """Keep only the models that accept data of this shape (a CNN needs images)."""
+    def for_shape(self, input_shape: tuple[int, ...], train_rows: int | None = None) -> "SearchSpace":
+        """Keep only the models that accept data of this shape (a CNN needs images); ``train_rows``:
+        the rows one model trains on."""
         models = FAMILIES["model"].registry
         kept = {m: p for m, p in self.families["model"].items() if models.get(m).accepts(input_shape)}
         if not kept:
             raise UserError(f"space {self.name!r} has no model for data of shape {input_shape}; "
                             f"allow one of: {', '.join(m for m in models if models.get(m).accepts(input_shape))}")
-        return SearchSpace(**{**self.__dict__, "families": {**self.families, "model": kept}})
+        return SearchSpace(**{**self.__dict__, "families": {**self.families, "model": kept}, "train_rows": train_rows})
 
     def to_dict(self) -> dict[str, Any]:
         """A canonical, JSON-safe description (what the space hash is computed from)."""

@@ -86,9 +86,9 @@ class Trainer:
         for component in self.step.components():
             for module in component.modules():
                 params += list(module.to(self.device).parameters())
-        self.optimizer = _optimizer(pipeline, params)
-        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, pipeline.epochs)
-                          if pipeline.optimizer.schedule == "cosine" else None)
+        self._factory, self._outputs, self._params = factory, outputs, params
+        self._restarts = {e for c in self.step.components() if (e := c.restart_after()) is not None}
+        self._schedule(pipeline.epochs)
         self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
         self.x_val, self.y_val = self._tensors(data.x_val, data.y_val)
         clean_test = data.clean_labels_known and len(data.y_test) > 0
@@ -98,6 +98,20 @@ class Trainer:
         self._train_cache: tuple[int, Tensor] | None = None  # (epochs done, log-probs of x_train)
         self._autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
                           else nullcontext())
+
+    def _schedule(self, epochs: int) -> None:
+        """A fresh optimizer, and learning-rate schedule over ``epochs``."""
+        self.optimizer = _optimizer(self.pipeline, self._params)
+        self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, epochs)
+                          if self.pipeline.optimizer.schedule == "cosine" else None)
+
+    def _restart(self, done: int) -> None:
+        """After epoch ``done``: the networks start over from a fresh initialization (in place: the
+        components keep their references), with a fresh optimizer and schedule for the rest."""
+        for net in self.networks:
+            fresh = self._factory.build(self.data.input_shape, self._outputs)  # type: ignore[attr-defined]
+            net.load_state_dict(fresh.state_dict())
+        self._schedule(self.pipeline.epochs - done)
 
     @property
     def model(self) -> nn.Module:
@@ -116,6 +130,8 @@ class Trainer:
         stop = self.pipeline.stop_epoch
         for epoch in range(1, stop + 1):
             start = time.perf_counter()
+            if epoch - 1 in self._restarts:
+                self._restart(epoch - 1)
             labels = self.y_train
             for component in leaders:
                 labels = component.labels_for_epoch(labels, epoch)

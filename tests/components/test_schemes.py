@@ -22,7 +22,7 @@ def _selector(**kw) -> SmallLoss:
 
 
 def test_small_loss_keeps_the_smallest_fraction_with_a_linear_ramp():
-    s = _selector(forget_rate=0.5, ramp_epochs=4)
+    s = _selector(forget_rate=0.5, ramp_epochs=4, estimate_rate=False)
     assert [s.rate(e) for e in (1, 2, 3, 5, 9)] == [0.0, 0.125, 0.25, 0.5, 0.5]
     losses = torch.tensor([0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4])
     idx, dummy = torch.arange(8), torch.zeros(8, 3)
@@ -34,7 +34,7 @@ def test_small_loss_keeps_the_smallest_fraction_with_a_linear_ramp():
 
 
 def test_small_loss_selects_only_among_candidates():
-    s = _selector(forget_rate=0.5, ramp_epochs=1)
+    s = _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False)
     s.on_epoch_start(3)
     losses = torch.tensor([0.1, 0.2, 0.9, 0.8, 0.7, 0.6])
     only = torch.tensor([False, False, True, True, True, True])
@@ -43,7 +43,7 @@ def test_small_loss_selects_only_among_candidates():
 
 
 def test_single_trains_each_network_with_its_own_selection():
-    s = _selector(forget_rate=0.5, ramp_epochs=1)
+    s = _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False)
     s.on_epoch_start(2)
     (w,) = Single().exchange([s], [torch.tensor([0.1, 0.9])], [torch.zeros(2, 3)], torch.zeros(2), torch.arange(2))
     assert w.tolist() == [1, 0]
@@ -51,7 +51,7 @@ def test_single_trains_each_network_with_its_own_selection():
 
 
 def test_coteaching_swaps_the_selections():
-    a, b = _selector(forget_rate=0.5, ramp_epochs=1), _selector(forget_rate=0.5, ramp_epochs=1)
+    a, b = _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False), _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False)
     for s in (a, b):
         s.on_epoch_start(2)
     loss_0, loss_1 = torch.tensor([0.1, 0.9, 0.2, 0.8]), torch.tensor([0.9, 0.1, 0.8, 0.2])
@@ -61,7 +61,7 @@ def test_coteaching_swaps_the_selections():
 
 
 def test_coteaching_plus_selects_among_disagreements_after_init_epochs():
-    a, b = _selector(forget_rate=0.5, ramp_epochs=1), _selector(forget_rate=0.5, ramp_epochs=1)
+    a, b = _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False), _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False)
     scheme = CoTeachingPlus(init_epochs=2)
     logits_0 = torch.tensor([[5.0, 0, 0], [5.0, 0, 0], [0, 5.0, 0], [0, 5.0, 0]])
     logits_1 = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 5.0, 0], [5.0, 0, 0]])  # disagree on 1 and 3
@@ -76,7 +76,7 @@ def test_coteaching_plus_selects_among_disagreements_after_init_epochs():
 
 def test_coteaching_trains_two_networks_that_stay_different(tiny_spec, tiny_data):
     pipeline = Pipeline(model=ComponentSpec("mlp", {"width": 32, "depth": 1}), scheme=ComponentSpec("coteaching"),
-                        selection=ComponentSpec("small_loss", {"forget_rate": 0.3, "ramp_epochs": 2}), epochs=4,
+                        selection=ComponentSpec("small_loss", {"forget_rate": 0.3, "ramp_epochs": 2, "estimate_rate": False}), epochs=4,
                         data=tiny_spec)
     trainer = Trainer(pipeline, tiny_data)
     *_, last = trainer.epochs()

@@ -14,6 +14,7 @@ from automl_noisy.components.base import TrainInfo
 from automl_noisy.components.selection.aum import AreaUnderMargin, margins
 from automl_noisy.components.selection.curriculum import HARD, SEMI_HARD, EASY, DensityCurriculum, local_density
 from automl_noisy.components.selection.gmm import GaussianMixtureSplit
+from automl_noisy.components.selection.small_loss import estimate_noise_rate
 from automl_noisy.data import DataSpec, load_data
 from automl_noisy.pipeline import ComponentSpec, Pipeline
 from automl_noisy.train import Trainer
@@ -153,6 +154,26 @@ def test_aum_in_training_flags_mostly_flipped_labels(blobs):
     assert roc_auc_score(noisy, trainer.suspicion_scores()) > 0.8
 
 
+# ---- small loss --------------------------------------------------------------------------------
+
+def test_confident_joint_estimates_the_noise_rate():
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 4, 4000)
+    flipped = rng.random(4000) < 0.35
+    noisy = np.where(flipped, (clean + rng.integers(1, 4, 4000)) % 4, clean)
+    probs = np.full((4000, 4), 0.1 / 3)
+    probs[np.arange(4000), clean] = 0.9  # a model that has learned the classes, not the flips
+    assert abs(estimate_noise_rate(probs, noisy) - 0.35) < 0.03
+
+
+def test_small_loss_forgets_the_estimated_noise_rate(blobs):
+    trainer = _train(blobs, ComponentSpec("small_loss", {"ramp_epochs": 3}), epochs=4)
+    selector = trainer.step.methods[0].selection
+    assert abs(selector.rate(4) - blobs.noise_rate) < 0.1  # 0.3 injected; a fixed default would forget 0.2
+    fixed = _train(blobs, ComponentSpec("small_loss", {"ramp_epochs": 3, "estimate_rate": False}), epochs=1)
+    assert fixed.step.methods[0].selection.rate(4) == 0.2
+
+
 # ---- gmm ---------------------------------------------------------------------------------------
 
 def _bimodal_end(epoch: int, n_low: int = 150, n_high: int = 50, seed: int = 0) -> tuple[FakeEnd, np.ndarray]:
@@ -183,6 +204,30 @@ def test_gmm_keeps_the_low_loss_mode():
     w = gmm.weights(torch.rand(n), None, end.labels, everyone)
     assert torch.equal(w, torch.from_numpy(prob > 0.5).float())
     assert torch.equal(w, torch.from_numpy(low).float())
+
+
+def test_per_class_gmm_keeps_the_clean_part_of_a_hard_class():
+    """Class 1 is harder than class 0 (its clean losses are nearer class 0's noisy ones than its clean
+    ones): the global GMM sets it aside, one GMM per given label keeps each class's low-loss mode."""
+    rng = np.random.default_rng(0)
+    margins = {(0, "clean"): rng.normal(-4.0, 0.3, 120), (0, "noisy"): rng.normal(3.5, 0.3, 40),
+               (1, "clean"): rng.normal(2.5, 0.3, 120), (1, "noisy"): rng.normal(6.0, 0.3, 40)}
+    labels = torch.tensor([k for (k, _), b in margins.items() for _ in b])
+    b = torch.tensor(np.concatenate(list(margins.values())), dtype=torch.float32)
+    other = torch.stack([torch.zeros_like(b), b], dim=1)  # CE of label 0 = log(1 + e^b)
+    logits = torch.where(labels[:, None] == 0, other, other.flip(1))
+    clean = torch.tensor([part == "clean" for (_, part), m in margins.items() for _ in m])
+    kept = {}
+    for per_class in (False, True):
+        gmm = GaussianMixtureSplit(warmup_epochs=1, per_class=per_class)
+        gmm.setup(_info(len(b), 2))
+        gmm.on_epoch_end(FakeEnd(1, labels, logits))
+        kept[per_class] = gmm.weights(torch.rand(len(b)), None, labels, torch.arange(len(b))).bool()
+    hard_clean = clean & (labels == 1)
+    assert kept[False][hard_clean].float().mean() < 0.5
+    for k in (0, 1):
+        mine = labels == k
+        assert kept[True][mine & clean].float().mean() > 0.9 and kept[True][mine & ~clean].float().mean() < 0.1
 
 
 def test_gmm_weights_follow_tau():

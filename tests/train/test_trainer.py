@@ -63,6 +63,31 @@ def test_cnn_on_images(image_data):
     assert last.test_accuracy > 0.5  # 10 classes: chance is 0.1
 
 
+@pytest.mark.parametrize("stage", [ComponentSpec("forward", {"warmup_epochs": 2}),
+                                   ComponentSpec("aum", {"warmup_epochs": 2})])
+def test_a_two_stage_method_trains_a_new_network_after_its_first_stage(stage, tiny_spec, tiny_data):
+    """Forward correction (Patrini et al.) and AUM (Pleiss et al.) train a new network once the first
+    stage has learned T or the flagged samples: fresh weights, optimizer and schedule, state kept."""
+    family = "adjustment" if stage.name == "forward" else "selection"
+    seen = []
+    for retrain in (True, False):
+        spec = ComponentSpec(stage.name, {**stage.params, "retrain": retrain})
+        trainer = Trainer(Pipeline(model=ComponentSpec("mlp", {"width": 32, "depth": 1}), epochs=4, data=tiny_spec,
+                                   **{family: spec}), tiny_data)
+        weights, optimizers, lrs = [], [], []
+        for _ in trainer.epochs():
+            weights.append(trainer.networks[0].head.weight.detach().clone())
+            optimizers.append(trainer.optimizer)
+            lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        seen.append((weights, optimizers, lrs))
+    (w, opt, lr), (w_same, opt_same, lr_same) = seen
+    assert opt[2] is not opt[1] and opt[3] is opt[2] and all(o is opt_same[0] for o in opt_same)
+    # the schedule starts again over the two remaining epochs: epoch 3 ends at the lr epoch 1 ended at
+    assert lr[2] == pytest.approx(lr_same[1], rel=1e-6) and lr[3] == pytest.approx(lr_same[3], abs=1e-9)
+    # the first stage is the same run either way; the second starts from other weights
+    assert torch.equal(w[1], w_same[1]) and not torch.allclose(w[2], w_same[2], atol=1e-3)
+
+
 def test_train_pipeline_writes_outputs(tmp_path, tiny_spec, tiny_data):
     metrics = train_pipeline(_pipeline(tiny_spec), tmp_path / "out", data=tiny_data)
     out = tmp_path / "out"

@@ -19,7 +19,7 @@ class Mixup(Mixing):
     ``lam ~ Beta(alpha, alpha)``; ``x' = lam x + (1 - lam) x[perm]``, same for the targets.
     """
 
-    alpha: float = hyperparameter(1.0, 0.1, 8.0, log=True)
+    alpha: float = hyperparameter(1.0, 0.1, 32.0, log=True)  # the paper's label-noise runs: up to 32
 
     def mix_inputs(self, x: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
         lam = float(torch.distributions.Beta(self.alpha, self.alpha).sample())

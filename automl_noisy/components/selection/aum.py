@@ -32,11 +32,17 @@ class AreaUnderMargin(Selector):
     relabeled to an extra fake class ``K`` (so the network gets ``K + 1`` outputs) for epochs
     ``1..warmup_epochs``, the identification phase. At its end, every other sample whose AUM is
     below the ``percentile``-th percentile of the threshold samples' AUM is flagged; afterwards
-    flagged samples get weight 0 and threshold samples train with their real labels.
+    flagged samples get weight 0 and threshold samples train with their real labels. With
+    ``retrain`` (the paper) a new network trains on the kept samples for the remaining epochs
+    (``restart_after``); without it the identifying network goes on (the search decides).
 
-    Unlike the paper, which retrains from scratch on the cleaned set, training continues in the
-    same run. With ``epochs <= warmup_epochs`` nothing is ever dropped: the run ends inside, or
-    right at the end of, the identification phase, and the threshold samples keep the fake label.
+    Where it departs from the paper: the identification phase lasts ``warmup_epochs`` (the paper
+    identifies until the first learning-rate drop; a cosine schedule has none, so the search tunes
+    the length); and threshold samples are never judged, kept with their real labels (the paper
+    runs the identification twice with disjoint threshold sets to judge every sample, which would
+    take a second identification stage out of one budget). With ``epochs <= warmup_epochs``
+    nothing is ever dropped: the run ends inside, or right at the end of, the identification phase,
+    and the threshold samples keep the fake label.
     Suspicion score: ``-AUM``, margins averaged over every epoch seen so far; a threshold sample's
     margins count only from the end of the identification phase on (before that they are of the
     fake label, and its score is the median of the others').
@@ -45,6 +51,7 @@ class AreaUnderMargin(Selector):
     extra_outputs = 1
     warmup_epochs: int = hyperparameter(3, 1, 30)
     percentile: float = hyperparameter(99.0, 90.0, 99.9)
+    retrain: bool = hyperparameter(True)
     _epoch: int = field(default=1, init=False, repr=False, compare=False)
     _num_classes: int = field(default=0, init=False, repr=False, compare=False)
     _threshold: Tensor | None = field(default=None, init=False, repr=False, compare=False)
@@ -67,6 +74,9 @@ class AreaUnderMargin(Selector):
         self._counts = torch.zeros(n, device=info.device)
         self._keep = torch.ones(n, device=info.device)
         self._identified = self._seen_end = False
+
+    def restart_after(self) -> int | None:
+        return self.warmup_epochs if self.retrain else None
 
     def in_identification(self, epoch: int) -> bool:
         return epoch <= self.warmup_epochs

@@ -65,6 +65,14 @@ class DensityCurriculum(Selector):
     split, which is computed once. Large classes use a seeded subset of at most
     ``max_reference`` samples as the reference set for ``d_c`` and the densities. Suspicion score:
     0 easy, 0.5 semi-hard, 1 hard, plus ``0.25 * (1 - rho_i / max_class rho)`` within a subset.
+
+    Where it departs from the paper's text: the paper describes the split as a density-peak
+    clustering (Rodriguez & Laio, Science 2014: density ``rho_i`` and distance ``delta_i`` to the
+    nearest denser sample, cluster centres where both are large), with subsets ranked by density.
+    The authors' released code (``cluster_curriculum_subsets`` in MalongTech/research-curriculumnet)
+    splits each class by k-means (k = 3) on the one-dimensional densities and computes ``delta``
+    only as auxiliary output for visualization; this follows the released code, since ranking by
+    density is what decides the curriculum in both.
     """
 
     max_reference: ClassVar[int] = 2000

@@ -44,10 +44,16 @@ class GaussianMixtureSplit(Selector):
     ``1[w_i > tau]`` (all ones before the first fit); weight-0 samples are the unlabeled set.
     ``clean_probability`` exposes ``w_i`` for semi-supervised methods. Suspicion score:
     ``1 - w_i``. The paper's loss averaging over recent epochs (for asymmetric noise) is not done.
+
+    ``per_class`` (beyond the paper): one GMM per given label, on that class's losses normalized
+    within the class, so that a class whose samples are all harder than the rest keeps its own
+    clean part (the global GMM can set aside whole classes: at 80 % symmetric noise on digits it
+    kept 97 samples labelled "4" and none labelled "6" or "7"). The search decides between the two.
     """
 
     tau: float = hyperparameter(0.5, 0.1, 0.95)
     warmup_epochs: int = hyperparameter(5, 1, 30)
+    per_class: bool = hyperparameter(False)
     _seed: int = field(default=0, init=False, repr=False, compare=False)
     _prob: Tensor | None = field(default=None, init=False, repr=False, compare=False)
     _keep: Tensor | None = field(default=None, init=False, repr=False, compare=False)
@@ -61,8 +67,14 @@ class GaussianMixtureSplit(Selector):
     def on_epoch_end(self, end: EpochEnd) -> None:
         if end.epoch < self.warmup_epochs:
             return
-        losses = F.cross_entropy(end.logits().float(), end.labels, reduction="none")
-        prob = clean_posterior(losses.cpu().numpy(), self._seed)
+        losses = F.cross_entropy(end.logits().float(), end.labels, reduction="none").cpu().numpy()
+        if self.per_class:
+            labels = end.labels.cpu().numpy()
+            prob = np.ones_like(losses)
+            for k in np.unique(labels):
+                prob[labels == k] = clean_posterior(losses[labels == k], self._seed)
+        else:
+            prob = clean_posterior(losses, self._seed)
         self._prob = torch.as_tensor(prob, dtype=torch.float32, device=self._prob.device)  # type: ignore[union-attr]
         self._keep = (self._prob > self.tau).float()
         self._fitted = True

@@ -14,29 +14,59 @@ from automl_noisy.components.base import EpochEnd, Selector, TrainInfo, hyperpar
 from automl_noisy.components.selection import selectors
 
 
+MAX_FORGET_RATE = 0.8
+
+
+def estimate_noise_rate(probs: np.ndarray, labels: np.ndarray) -> float:
+    """The share of off-label samples in the confident joint of Confident Learning (Northcutt, Jiang
+    & Chuang, JAIR 2021): class ``j``'s threshold ``t_j`` is the mean ``p_j`` over the samples labelled
+    ``j``; a sample counts for the class ``argmax_{j: p_j >= t_j} p_j`` (not at all if no class reaches
+    its threshold), and the estimate is the share of counted samples whose class differs from
+    their label.
+
+    >>> estimate_noise_rate(np.array([[.9, .1], [.9, .1], [.2, .8], [.9, .1]]), np.array([0, 0, 1, 1]))
+    0.25
+    """
+    k = probs.shape[1]
+    thresholds = np.array([probs[labels == j, j].mean() if (labels == j).any() else np.inf for j in range(k)])
+    confident = np.where(probs >= thresholds, probs, -np.inf)
+    counted = np.isfinite(confident).any(axis=1)
+    if not counted.any():
+        return 0.0
+    return float((confident[counted].argmax(axis=1) != labels[counted]).mean())
+
+
 @selectors.register("small_loss")
 @dataclass
 class SmallLoss(Selector):
     """Keep the ``1 - R(t)`` fraction of each batch with the smallest loss (Han et al.,
     NeurIPS 2018): deep networks fit clean labels before noisy ones, so small-loss samples are
-    likely clean. ``R(t) = forget_rate * min(t / ramp_epochs, 1)`` ramps linearly over the first
-    epochs (``T_k`` in the paper). Suspicion score: the sample's loss at the last epoch's end.
+    likely clean. ``R(t) = r * min(t / ramp_epochs, 1)`` ramps linearly over the first epochs
+    (``T_k`` in the paper). The paper sets ``r`` to the noise rate, which it knows; here, with
+    ``estimate_rate``, ``r`` is estimated from the data at the end of each epoch of the ramp (then
+    kept): the share of confident off-label samples of a confident joint (Northcutt et al.,
+    "Confident Learning", JAIR 2021), see :func:`estimate_noise_rate`, capped at 0.8. Without it
+    ``r = forget_rate``. Suspicion score: the sample's loss at the last epoch's end.
     """
 
     forget_rate: float = hyperparameter(0.2, 0.0, 0.8)
     ramp_epochs: int = hyperparameter(5, 1, 30)
+    estimate_rate: bool = hyperparameter(True)
     _epoch: int = field(default=1, init=False, repr=False, compare=False)
     _scores: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _estimate: float = field(default=0.0, init=False, repr=False, compare=False)
+    _num_classes: int = field(default=0, init=False, repr=False, compare=False)
 
     def setup(self, info: TrainInfo) -> None:
-        self._epoch, self._scores = 1, None
+        self._epoch, self._scores, self._estimate, self._num_classes = 1, None, 0.0, info.num_classes
 
     def on_epoch_start(self, epoch: int) -> None:
         self._epoch = epoch
 
     def rate(self, epoch: int) -> float:
         """R(t): the fraction of each batch forgotten in epoch ``epoch`` (1-based)."""
-        return self.forget_rate * min((epoch - 1) / self.ramp_epochs, 1.0)
+        target = self._estimate if self.estimate_rate else self.forget_rate
+        return target * min((epoch - 1) / self.ramp_epochs, 1.0)
 
     def weights(self, per_sample: Tensor, logits: Tensor, labels: Tensor, idx: Tensor,
                 candidates: Tensor | None = None) -> Tensor:
@@ -52,6 +82,11 @@ class SmallLoss(Selector):
     def on_epoch_end(self, end: EpochEnd) -> None:
         logits = end.logits()
         self._scores = F.cross_entropy(logits, end.labels, reduction="none").cpu().numpy()
+        if self.estimate_rate and end.epoch <= self.ramp_epochs:
+            probs = logits[:, :self._num_classes].float().softmax(dim=1).cpu().numpy()
+            labels = end.labels.cpu().numpy()
+            known = labels < self._num_classes  # AUM's fake-class samples have no place in the count
+            self._estimate = min(estimate_noise_rate(probs[known], labels[known]), MAX_FORGET_RATE)
 
     def divided(self) -> bool:
         return self.rate(self._epoch) > 0

@@ -63,7 +63,7 @@ class MixMatch(SemiSupervised):
 
     temperature: float = hyperparameter(0.5, 0.1, 1.0)
     alpha: float = hyperparameter(4.0, 0.1, 8.0, log=True)
-    lambda_u: float = hyperparameter(25.0, 1.0, 150.0, log=True)
+    lambda_u: float = hyperparameter(25.0, 0.0, 150.0)  # the paper: 0, 25, 50 or 150 by noise level
     rampup_epochs: int = hyperparameter(5, 1, 30)
     _epoch: int = field(default=1, init=False, repr=False, compare=False)
     _start: int | None = field(default=None, init=False, repr=False, compare=False)
