@@ -2,8 +2,10 @@
 
 Every registered method of every family but the model (losses, adjustments, mixings, penalties,
 selections, any other family, and the schemes besides ``single``), with small-loss selection where
-a method needs a selector, is added alone at its registry defaults to one fixed base pipeline and
-trained on digits with pair and symmetric noise over several seeds. Each selector's final decision
+a method needs a selector, is added alone at its registry defaults to one fixed base pipeline, once
+with an mlp and once with a small cnn, and trained on digits with pair and symmetric noise over
+several seeds. Presets are applied per run, to the run's data (its declared noise and size), as
+``train PRESET --data ...`` does. Each selector's final decision
 is scored as label-issue flags against the known noise, beside cleanlab's ``find_label_issues`` on
 out-of-sample logistic-regression probabilities.
 
@@ -43,21 +45,46 @@ from automl_noisy.train.step import build_scheme  # noqa: E402
 
 SETTINGS = ("pair:0.4", "symmetric:0.4", "symmetric:0.8")
 PLAIN, CLEANLAB = "plain CE", "cleanlab (reference)"
-BASE = Pipeline(model=ComponentSpec("mlp", {"width": 256, "depth": 2}),
-                optimizer=OptimizerSpec("sgd", lr=0.05, momentum=0.9, schedule="cosine"),
+#: the architectures of the two column sets
+MODELS = {"mlp": ComponentSpec("mlp", {"width": 256, "depth": 2}), "cnn": ComponentSpec("cnn", {"channels": 32})}
+BASE = Pipeline(model=MODELS["mlp"], optimizer=OptimizerSpec("sgd", lr=0.05, momentum=0.9, schedule="cosine"),
                 epochs=30, batch_size=64)
 #: Table order of the families; every other family of the registries except the model follows,
 #: and the schemes come last.
 FAMILY_ORDER = ("loss", "adjustment", "mixing", "penalty", "selection")
-#: Presets or combinations to benchmark beside the single methods: name -> pipeline (e.g. one built
-#: from BASE). The seed and data are set per run; ``--quick`` cuts every pipeline to QUICK_EPOCHS.
-EXTRA_CONFIGS: dict[str, Pipeline] = {
-    "preset:dividemix": apply_preset("dividemix", BASE),
-    "semi:fixmatch +gmm": replace(BASE, selection=ComponentSpec("gmm"), semi=ComponentSpec("fixmatch")),
-    "correction:self_learning +gmm": replace(BASE, selection=ComponentSpec("gmm"),
-                                             correction=ComponentSpec("self_learning")),
-}
-QUICK = (PLAIN, "loss:gce", "mixing:mixup", "selection:small_loss", "scheme:coteaching +small_loss")
+
+
+def extra_configs(base: Pipeline) -> dict[str, Pipeline]:
+    """Presets, combinations and non-default options benchmarked beside the single methods: name ->
+    pipeline. The seed and data are set per run (a ``preset:`` row is applied again to the run's
+    data); ``--quick`` cuts every pipeline to QUICK_EPOCHS."""
+    gmm = ComponentSpec("gmm", {"per_class": True})
+    return {
+        "preset:dividemix": apply_preset("dividemix", base),
+        "preset:dividemix, per-class gmm": apply_preset("dividemix", base),
+        "semi:fixmatch +gmm": replace(base, selection=ComponentSpec("gmm"), semi=ComponentSpec("fixmatch")),
+        "correction:self_learning +gmm": replace(base, selection=ComponentSpec("gmm"),
+                                                 correction=ComponentSpec("self_learning")),
+        "selection:gmm, per class": replace(base, selection=gmm),
+        "selection:small_loss, forget 0.2 (not estimated)":
+            replace(base, selection=ComponentSpec("small_loss", {"estimate_rate": False})),
+        "adjustment:forward, same network (no retrain)":
+            replace(base, adjustment=ComponentSpec("forward", {"retrain": False})),
+        "selection:aum, same network (no retrain)": replace(base, selection=ComponentSpec("aum", {"retrain": False})),
+    }
+
+
+def for_run(name: str, pipeline: Pipeline, data) -> Pipeline:
+    """The pipeline a run trains: a preset row is applied to the run's data, its declared noise and
+    size (a per-class row then switches its gmm to per class)."""
+    if not name.startswith("preset:"):
+        return pipeline
+    preset = name.split(":", 1)[1].split(",")[0]
+    out = apply_preset(preset, replace(pipeline, data=data.spec), len(data.y_train))
+    if "per-class gmm" in name:
+        out = replace(out, selection=replace(out.selection, params={**out.selection.params, "per_class": True}))
+    return out
+QUICK = (PLAIN, "loss:gce", "selection:small_loss", "scheme:coteaching +small_loss", "preset:dividemix")
 QUICK_EPOCHS = 5
 
 
@@ -74,7 +101,7 @@ def with_method(base: Pipeline, family: str, name: str) -> Pipeline:
 
 
 def method_configs(base: Pipeline = BASE) -> dict[str, Pipeline]:
-    """Name -> pipeline: plain CE, the base plus each method alone, then EXTRA_CONFIGS."""
+    """Name -> pipeline: plain CE, the base plus each method alone, then extra_configs(base)."""
     others = [f for f in FAMILIES if f not in (*FAMILY_ORDER, "model", "scheme")]
     in_base = {("loss", base.loss.name), ("scheme", base.scheme.name)}
     configs = {PLAIN: base}
@@ -84,10 +111,10 @@ def method_configs(base: Pipeline = BASE) -> dict[str, Pipeline]:
                 p = with_method(base, family, name)
                 added = f" +{p.selection.name}" if p.selection is not None and family != "selection" else ""
                 configs[f"{family}:{name}{added}"] = p
-    return {**configs, **EXTRA_CONFIGS}
+    return {**configs, **extra_configs(base)}
 
 
-def train_run(name: str, pipeline: Pipeline, noise: str, seed: int) -> dict:
+def train_run(model: str, name: str, pipeline: Pipeline, noise: str, seed: int) -> dict:
     """Train one configuration to the end: accuracy, time, suspicion AUROC and selector flags."""
     import torch
     import torch.nn.functional as F
@@ -96,10 +123,10 @@ def train_run(name: str, pipeline: Pipeline, noise: str, seed: int) -> dict:
     from automl_noisy.train import Trainer
 
     data = load_data(DataSpec("digits", noise, seed=seed))
-    row: dict = {"method": name, "noise": noise, "seed": seed}
+    row: dict = {"model": model, "method": name, "noise": noise, "seed": seed}
     start = time.perf_counter()
     try:
-        trainer = Trainer(replace(pipeline, seed=seed, data=data.spec), data, threads=1)
+        trainer = Trainer(replace(for_run(name, pipeline, data), seed=seed, data=data.spec), data, threads=1)
         for last in trainer.epochs():
             pass
         seconds = time.perf_counter() - start
@@ -134,37 +161,38 @@ def cleanlab_run(noise: str, seed: int) -> dict:
     probs = cross_val_predict(LogisticRegression(max_iter=2000), x, y, cv=5, method="predict_proba")
     flags = find_label_issues(y, probs, n_jobs=1)
     suspicion = 1.0 - get_label_quality_scores(y, probs)
-    return {"method": CLEANLAB, "noise": noise, "seed": seed, "seconds": time.perf_counter() - start,
+    return {"model": None, "method": CLEANLAB, "noise": noise, "seed": seed, "seconds": time.perf_counter() - start,
             "flags": detection(flags, noisy), "auroc": roc_auc_score(noisy, suspicion),
             "top": detection(top_count_flags(suspicion, noisy), noisy)}
 
 
-def accuracy_table(configs: dict[str, Pipeline], runs: dict) -> str:
+def accuracy_table(configs: dict[str, Pipeline], runs: dict, model: str) -> str:
     heads = ["method"] + [h for s in SETTINGS for h in (f"{s} acc (min-max)", "Δ vs CE", "AUROC")] + ["s/run"]
     rows = []
     for name in configs:
         cells = [name]
         for s in SETTINGS:
-            ok = [r for r in runs[name, s] if "error" not in r]
-            if len(ok) < len(runs[name, s]):
-                cells += [f"FAILED {len(runs[name, s]) - len(ok)}/{len(runs[name, s])}", "", ""]
+            mine = runs[model, name, s]
+            ok = [r for r in mine if "error" not in r]
+            if len(ok) < len(mine) or not ok:
+                cells += [f"FAILED {len(mine) - len(ok)}/{len(mine)}", "", ""]
                 continue
             acc = median(ok, "accuracy")
             accs = [r["accuracy"] for r in ok]
-            delta = "—" if name == PLAIN else f"{acc - median(runs[PLAIN, s], 'accuracy'):+.3f}"
+            delta = "—" if name == PLAIN else f"{acc - median(runs[model, PLAIN, s], 'accuracy'):+.3f}"
             cells += [f"{acc:.3f} ({min(accs):.3f}-{max(accs):.3f})", delta, fmt(median(ok, "auroc"))]
-        every = [r for s in SETTINGS for r in runs[name, s] if "error" not in r]
+        every = [r for s in SETTINGS for r in runs[model, name, s] if "error" not in r]
         rows.append(cells + [fmt(median(every, "seconds"), 1)])
     return table(heads, rows)
 
 
-def detection_table(configs: dict[str, Pipeline], runs: dict) -> str:
+def detection_table(configs: dict[str, Pipeline], runs: dict, model: str) -> str:
     heads = ["noise", "method", "flagged", "precision", "recall", "F1", "top-m F1", "AUROC"]
     selectors = [n for n, p in configs.items() if p.selection is not None]
     rows = []
     for s in SETTINGS:
         for name, key in [(CLEANLAB, "flags"), (PLAIN, "top")] + [(n, "flags") for n in selectors]:
-            ok = [r for r in runs[name, s] if "error" not in r and r.get(key)]
+            ok = [r for r in runs[None if name == CLEANLAB else model, name, s] if "error" not in r and r.get(key)]
             label = f"{name}, largest loss at m" if name == PLAIN else name
             if not ok:
                 rows.append([s, label, "FAILED", "", "", "", "", ""])
@@ -182,32 +210,41 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 seed, 5 epochs, a few methods; prints only")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (data and pipeline seed)")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (one torch thread each)")
+    parser.add_argument("--model", action="append", choices=sorted(MODELS), help="column sets (default: all)")
     args = parser.parse_args()
-    configs = method_configs()
+    models = args.model or list(MODELS)
+    every = {m: method_configs(replace(BASE, model=MODELS[m])) for m in models}
+    configs = every[models[0]]  # the same names for every model
     seeds = range(1 if args.quick else args.seeds)
     if args.quick:
-        configs = {n: replace(p, epochs=QUICK_EPOCHS) for n, p in configs.items() if n in QUICK}
+        every = {m: {n: replace(p, epochs=QUICK_EPOCHS) for n, p in c.items() if n in QUICK} for m, c in every.items()}
+        configs = every[models[0]]
     info, busy = machine(), busy_cores()
     datasets = {(s, seed): load_data(DataSpec("digits", s, seed=seed)) for s in SETTINGS for seed in seeds}
     print(info, *(datasets[s, 0].summary() for s in SETTINGS), sep="\n")
     tasks = [(cleanlab_run, (s, seed)) for s in SETTINGS for seed in seeds]
-    tasks += [(train_run, (n, p, s, seed)) for s in SETTINGS for n, p in configs.items() for seed in seeds]
-    runs: dict = {(n, s): [] for n in [*configs, CLEANLAB] for s in SETTINGS}
+    tasks += [(train_run, (m, n, p, s, seed)) for m in models for s in SETTINGS for n, p in every[m].items()
+              for seed in seeds]
+    runs: dict = {(m, n, s): [] for m in models for n in configs for s in SETTINGS}
+    runs.update({(None, CLEANLAB, s): [] for s in SETTINGS})
     start = time.perf_counter()
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(fn, *a) for fn, a in tasks]
         for k, future in enumerate(as_completed(futures), 1):
             r = future.result()
-            runs[r["method"], r["noise"]].append(r)
+            runs[r["model"], r["method"], r["noise"]].append(r)
             score = f"acc {fmt(r.get('accuracy'))}" if r["method"] != CLEANLAB else f"F1 {fmt(r['flags']['f1'])}"
             what = r.get("error") or f"{score}, {r['seconds']:.1f} s"
-            print(f"[{k}/{len(tasks)}] {r['noise']} {r['method']} seed {r['seed']}: {what}", flush=True)
+            print(f"[{k}/{len(tasks)}] {r['noise']} {r['model'] or ''} {r['method']} seed {r['seed']}: {what}", flush=True)
     wall = time.perf_counter() - start
-    failures = sorted({f"`{r['method']}` ({r['noise']}, seed {r['seed']}): {r['error']}"
+    failures = sorted({f"`{r['method']}` ({r['model']}, {r['noise']}, seed {r['seed']}): {r['error']}"
                        for rs in runs.values() for r in rs if "error" in r})
-    accuracy, issues = accuracy_table(configs, runs), detection_table(configs, runs)
-    print(f"\nTable 1: clean-test accuracy, median over {len(seeds)} seed(s)\n{accuracy}")
-    print(f"\nTable 2: label-issue detection, median over {len(seeds)} seed(s)\n{issues}")
+    accuracy = {m: accuracy_table(configs, runs, m) for m in models}
+    issues = {m: detection_table(configs, runs, m) for m in models}
+    for m in models:
+        print(f"\nTable 1 ({m}): clean-test accuracy, median over {len(seeds)} seed(s)\n{accuracy[m]}")
+    for m in models:
+        print(f"\nTable 2 ({m}): label-issue detection, median over {len(seeds)} seed(s)\n{issues[m]}")
     print(*(["\nFailures:"] + failures if failures else []), sep="\n")
     print(f"\n{len(tasks)} runs in {wall / 60:.1f} min with {args.jobs} jobs")
     if args.quick:
@@ -227,12 +264,14 @@ val / {len(d0.y_test)} test (stratified), noise {', '.join(f'`{s}`' for s in SET
 with probability R; symmetric: exactly R of the labels moved to another class) on train and validation only; realized
 training noise {min(rates):.3f}-{max(rates):.3f}. Seeds {', '.join(map(str, seeds))}: seed s is
 both `DataSpec(seed=s)` (split and noise) and the pipeline seed. Base pipeline ("plain CE"): mlp
-(width 256, depth 2), cross entropy, SGD lr 0.05 momentum 0.9, cosine schedule, {BASE.epochs} epochs,
-batch {BASE.batch_size}. Every other row is the base plus one method at its registry defaults
-(`ComponentSpec(name)`, no parameters); a method that cannot train without a selector (the
-two-network schemes, semi-supervised parts) gets `selection: small_loss`, also at its defaults.
-The last rows ({', '.join(f'`{n}`' for n in EXTRA_CONFIGS)}) are combinations at their defaults:
-the `dividemix` preset, and FixMatch and self-learning each with the `gmm` selector.
+(width 256, depth 2) in Table 1a, cnn (32 channels) in Table 1b, cross entropy, SGD lr 0.05 momentum
+0.9, cosine schedule, {BASE.epochs} epochs, batch {BASE.batch_size}. Every other row is the base plus
+one method at its registry defaults (`ComponentSpec(name)`, no parameters); a method that cannot
+train without a selector (the two-network schemes, semi-supervised parts) gets `selection:
+small_loss`, also at its defaults. The last rows ({', '.join(f'`{n}`' for n in extra_configs(BASE))})
+are presets, combinations and non-default options: the `dividemix` preset applied to each run's data
+(its declared noise and size, as `train dividemix --data ...` does), also with a per-class GMM;
+FixMatch and self-learning each with the `gmm` selector; then single methods with an option changed.
 Accuracy: `EpochMetrics.test_accuracy` on the clean test split after the last epoch (no early
 stopping, nothing tuned). Time: training wall time of one run, {args.jobs} runs at once.
 
@@ -250,13 +289,12 @@ the same training split (its AUROC and top-m use `1 - cleanlab.rank.get_label_qu
 and the plain-CE run's largest-loss flags at m.
 
 **Table 1.** Clean-test accuracy, median (min-max) over {len(seeds)} seeds; Δ = median minus plain
-CE's median; AUROC of the run's suspicion scores (median).
+CE's median (same model); AUROC of the run's suspicion scores (median).
 
-{accuracy}
-
+{chr(10).join(f"Table 1{'ab'[i]}: {m}{chr(10)}{chr(10)}{accuracy[m]}{chr(10)}" for i, m in enumerate(models))}
 **Table 2.** Label-issue detection on the training split, median over {len(seeds)} seeds.
 
-{issues}
+{chr(10).join(f"Table 2{'ab'[i]}: {m}{chr(10)}{chr(10)}{issues[m]}{chr(10)}" for i, m in enumerate(models))}
 {chr(10).join(["", "**Failures.**", ""] + [f"- {f}" for f in failures]) if failures else ""}
 """)
     print("wrote the methods section of BENCHMARKS.md")

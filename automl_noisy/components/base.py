@@ -17,7 +17,8 @@ A component is a dataclass whose fields are its hyperparameters, declared with
 :func:`hyperparameter` (default and range in one place). It knows its slot and nothing of
 Optuna or Ray. Components that keep state set it up in ``setup``, may look at each epoch's start
 (``on_epoch_start``) and update their state from a pass over the training data at its end
-(``on_epoch_end``, which gets an :class:`EpochEnd`).
+(``on_epoch_end``, which gets an :class:`EpochEnd`). A two-stage method asks, with
+``restart_after``, for the networks to start over after its first stage, keeping its state.
 """
 
 from __future__ import annotations
