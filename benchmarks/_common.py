@@ -24,8 +24,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def commit() -> str:
+    """The short commit hash of the code measured (with ``+changes`` when the work tree differs)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit"
+    return f"commit {head}{' +changes' if dirty else ''}"
+
+
 def machine() -> str:
-    """One line: date, cores, CPU model, Python, torch and ray versions."""
+    """One line: date, code commit, cores, CPU model, Python, torch and ray versions."""
     import torch
 
     try:
@@ -35,7 +50,7 @@ def machine() -> str:
         ray_version = "not installed"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{datetime.date.today().isoformat()}; {cores} CPU cores ({cpu_model()}), {gpu}; "
+    return (f"{datetime.date.today().isoformat()}; {commit()}; {cores} CPU cores ({cpu_model()}), {gpu}; "
             f"Python {platform.python_version()}, torch {torch.__version__}, ray {ray_version}")
 
 
