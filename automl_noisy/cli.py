@@ -44,6 +44,28 @@ def _data_flags(p: argparse.ArgumentParser, train: bool = False) -> None:
     g.add_argument("--classes", type=int, help="synthetic: number of classes")
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 to 65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
+
+
 def _storage_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=DEFAULT_STORAGE,
                    help=f"study database, any URL Optuna accepts (default: {DEFAULT_STORAGE})")
@@ -61,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trials", type=int, default=20, help="total trials in the study (default: 20)")
     _storage_flags(s)
     s.add_argument("--executor", choices=("ray", "local"), default="ray", help="where trials run (default: ray)")
-    s.add_argument("--workers", type=int, help="trials at once (default: as many as CPUs, or GPUs / fraction)")
+    s.add_argument("--workers", type=_positive_int, help="trials at once (default: as many as CPUs, or GPUs / fraction)")
     s.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one")
     s.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPU fraction per trial, e.g. 0.25")
     s.add_argument("--cv", type=int, metavar="K",
@@ -91,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default: the pipeline's)")
     t.add_argument("-o", "--output", default="out", help="output folder (default: out)")
     _data_flags(t, train=True)
-    t.add_argument("--threads", type=int, default=1, help="CPU threads (default 1, as in a search trial)")
+    t.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1, as in a search trial)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
 
     c = sub.add_parser("components", help="list method families, their choices and hyperparameters")
@@ -109,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("dashboard", help="optuna-dashboard on the study database, with the analysis attached")
     _storage_flags(d)
     d.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    d.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    d.add_argument("--port", type=_port, default=8080, help="port (default: 8080; 0 picks a free one)")
     return parser
 
 
@@ -172,9 +194,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     from optuna.trial import TrialState
 
     states = [t.state for t in study.trials]
+    stopped = sum(1 for t in study.trials if t.state == TrialState.FAIL
+                  and (t.user_attrs.get("interrupted") or "fail_reason" not in t.user_attrs))
     print(f"study {study.study_name!r} in {mask_url(args.storage)}: {len(states)} trials "
           f"({states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "
-          f"{states.count(TrialState.FAIL)} failed)")
+          f"{states.count(TrialState.FAIL)} failed" + (f", of which {stopped} interrupted by a stopped search"
+                                                       if stopped else "") + ")")
     if states.count(TrialState.COMPLETE):
         from automl_noisy.search.export import validation_name
         from automl_noisy.search.summary import baseline_warning, value_text
@@ -295,7 +320,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import signal
 
-    from automl_noisy.report.dashboard import attach, make_server
+    from automl_noisy.report.dashboard import attach, is_loopback, make_server
     from automl_noisy.search.storage import mask_url
     from automl_noisy.search.study_analysis import open_analysis
 
@@ -303,6 +328,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     server = None
     try:
         server = make_server(args.storage, args.host, args.port)
+        if not is_loopback(args.host):
+            print(f"warning: the dashboard listens on {args.host}, beyond this machine: anyone who can reach "
+                  f"port {server.server_port} can read every study in {mask_url(args.storage)} and change or "
+                  "delete it (optuna-dashboard's API has no login); use --host 127.0.0.1 and an SSH tunnel, or "
+                  "a proxy with authentication", file=sys.stderr, flush=True)
         study, analysis = open_analysis(args.storage, args.study, server.storage)
         attach(study, analysis)
         print(f"optuna-dashboard on {mask_url(args.storage)}: http://{args.host}:{server.server_port}/dashboard "

@@ -54,6 +54,10 @@ class ComponentSpec:
         return cls(value["name"], {k: v for k, v in value.items() if k != "name"})
 
 
+#: the largest learning rate a pipeline may set (beyond it SGD only diverges)
+MAX_LR = 10.0
+
+
 @dataclass(frozen=True)
 class OptimizerSpec:
     """The optimizer and its learning-rate schedule (cosine decays to zero over the epochs)."""
@@ -68,8 +72,11 @@ class OptimizerSpec:
             raise UserError(f"unknown optimizer {self.name!r}; choose one of: {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise UserError(f"unknown schedule {self.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise UserError(f"optimizer.lr must be a positive number, got {self.lr!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr <= MAX_LR:
+            raise UserError(f"optimizer.lr must be a number in (0, {MAX_LR:g}], got {self.lr!r}")
+        if (isinstance(self.momentum, bool) or not isinstance(self.momentum, (int, float))
+                or not 0 <= self.momentum < 1):
+            raise UserError(f"optimizer.momentum must be a number in [0, 1), got {self.momentum!r}")
 
 
 @dataclass(frozen=True)
@@ -93,10 +100,15 @@ class Pipeline:
     data: DataSpec = DataSpec()
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name, least in (("epochs", 1), ("batch_size", 2)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UserError(f"{name} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                what = "a positive integer" if least == 1 else f"an integer of at least {least}"
+                raise UserError(f"{name} must be {what}, got {value!r}"
+                                + ("; batch norm and per-batch selection need two samples" if name == "batch_size"
+                                   and isinstance(value, int) and value == 1 else ""))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise UserError(f"seed must be an integer, got {self.seed!r}")
         best = self.best_epoch
         if best is not None and (isinstance(best, bool) or not isinstance(best, int) or not 1 <= best <= self.epochs):
             raise UserError(f"best_epoch must be an epoch from 1 to epochs={self.epochs}, got {best!r}")
@@ -107,8 +119,6 @@ class Pipeline:
         set, else ``epochs``. The learning-rate schedule and the methods' warm-ups always span
         ``epochs``, so stopping early reproduces the trial's model at that epoch."""
         return self.best_epoch or self.epochs
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise UserError(f"seed must be an integer, got {self.seed!r}")
 
     def methods(self) -> dict[str, ComponentSpec | tuple[ComponentSpec, ...] | None]:
         """The chosen component(s) of each family, in step order."""

@@ -13,6 +13,7 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from PIL import Image
 
 from automl_noisy.cli import main
 
@@ -42,6 +43,10 @@ def test_search_export_train_reproduces_the_trial(tmp_path, capsys, monkeypatch)
                        "--space", "quick", "--executor", "local", "--no-progress")
     assert code == 0 and "best trial" in out
     assert Path("automl-noisy.db").is_file()
+    Path("folder").mkdir()
+    code, _, err = run(capsys, "export", "-o", "folder")  # a mistake, not an internal error
+    assert code == 2 and err.strip().splitlines() == ["automl-noisy: error: cannot write folder: it is a folder; "
+                                                      "pass -o with a file name, e.g. folder/best.yaml"]
     code, out, _ = run(capsys, "export", "-o", "best.yaml")
     assert code == 0 and "wrote best.yaml" in out
     doc = yaml.safe_load(Path("best.yaml").read_text())
@@ -118,8 +123,25 @@ def files(tmp_path):
     unknown_space = _write(tmp_path / "space.yaml", "families:\n  loss: [ce, focal]\n")
     family_space = _write(tmp_path / "fam.yaml", "families:\n  losses: [ce]\n")
     bad_space = _write(tmp_path / "badspace.yaml", "families: {loss: [ce\n")
+    rows = "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40))
+    huge = _write(tmp_path / "huge.csv", "a,b,label\n" + rows + "1e308,1,0\n")
+    twice = _write(tmp_path / "twice.csv", "a,a,label\n" + rows)
+    pipe = lambda name, extra: _write(tmp_path / f"{name}.yaml", "pipeline:\n  model: {name: mlp}\n"  # noqa: E731
+                                      f"  epochs: 1\n{extra}")
+    images = tmp_path / "images"
+    for k in ("a", "b"):
+        (images / k).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(np.full((4, 4), 40 * i, dtype=np.uint8)).save(images / k / f"{i}.png")
+    (images / "a" / "loop").symlink_to("..")
+    empty_db = tmp_path / "empty.db"
+    empty_db.touch()
     return dict(single=single, nan=nan, ok_csv=ok_csv, bad_yaml=bad_yaml, unknown=unknown,
-                unknown_space=unknown_space, family_space=family_space, bad_space=bad_space, dir=tmp_path)
+                unknown_space=unknown_space, family_space=family_space, bad_space=bad_space, dir=tmp_path,
+                huge=huge, twice=twice, batch_one=pipe("b1", "  batch_size: 1\n"),
+                huge_lr=pipe("lr", "  optimizer: {name: sgd, lr: 1000000.0}\n"),
+                bad_momentum=pipe("mom", "  optimizer: {name: sgd, momentum: 7}\n"),
+                ok_pipe=pipe("ok", ""), images=str(images), empty_db=str(empty_db))
 
 
 SEARCH = ["search", "--executor", "local", "--trials", "1", "--no-progress", "--space", "quick"]
@@ -153,6 +175,26 @@ CASES = {
     "cv above the smallest class": (lambda f: SEARCH + ["--data", "digits", "--cv", "1000"],
                                     "--cv 1000 needs 2 to"),
     "bad flag value": (lambda f: ["search", "--trials", "many"], "invalid int value"),
+    # found by an audit as an operator and an attacker would use the tool
+    "value beyond float32": (lambda f: SEARCH + ["--data", f"csv:{f['huge']}"],
+                             "feature column 'a' in"),
+    "duplicate column names": (lambda f: SEARCH + ["--data", f"csv:{f['twice']}"], "names column(s) 'a' more than once"),
+    "batch size one": (lambda f: ["train", f["batch_one"], "-o", f"{f['dir']}/o"], "batch_size must be an integer of at least 2"),
+    "huge learning rate": (lambda f: ["train", f["huge_lr"], "-o", f"{f['dir']}/o"], "optimizer.lr must be a number in (0, 10]"),
+    "momentum out of range": (lambda f: ["train", f["bad_momentum"], "-o", f"{f['dir']}/o"],
+                              "optimizer.momentum must be a number in [0, 1)"),
+    "symbolic link in an image folder": (lambda f: SEARCH + ["--data", f"folder:{f['images']}"], "is a symbolic link"),
+    "unknown source kind with a csv path": (lambda f: SEARCH + ["--data", f"hdf5:{f['ok_csv']}"],
+                                            "unknown data source kind 'hdf5'"),
+    "export from an empty file": (lambda f: ["export", "--storage", f"sqlite:///{f['empty_db']}"], "no study database"),
+    "dashboard port out of range": (lambda f: ["dashboard", "--port", "99999"], "a port is 0 to 65535"),
+    "train on a missing gpu": (lambda f: ["train", f["ok_pipe"], "--device", "cuda:7", "-o", f"{f['dir']}/o"],
+                               "device 'cuda:7' asked for"),
+    "train on an unknown device": (lambda f: ["train", f["ok_pipe"], "--device", "tpu9", "-o", f"{f['dir']}/o"],
+                                   "unknown device 'tpu9'"),
+    "negative workers": (lambda f: ["search", "--workers", "-2"], "must be at least 1, got -2"),
+    "zero threads": (lambda f: ["train", "x.yaml", "--threads", "0"], "must be at least 1, got 0"),
+    "workers with the local executor": (lambda f: SEARCH + ["--workers", "3"], "--workers 3 has no effect"),
     "unknown family filter": (lambda f: ["components", "--family", "lossy"], "unknown family 'lossy'"),
 }
 
@@ -161,9 +203,10 @@ CASES = {
 def test_user_mistakes_give_one_line_and_exit_2(case, files, capsys, monkeypatch):
     monkeypatch.chdir(files["dir"])
     argv, expected = CASES[case]
-    with pytest.raises(SystemExit) if case == "bad flag value" else _nothing() as caught:
+    parse_error = case in ("bad flag value", "dashboard port out of range", "negative workers", "zero threads")
+    with pytest.raises(SystemExit) if parse_error else _nothing() as caught:
         code = main(argv(files))
-    if case == "bad flag value":
+    if parse_error:
         code = caught.value.code
     out, err = capsys.readouterr()
     assert code == 2, err

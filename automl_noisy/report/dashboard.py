@@ -153,6 +153,18 @@ class DashboardServer(ThreadingMixIn, WSGIServer):
         self.storage.engine.dispose()
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only reaches this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: whatever it resolves to may be reachable from elsewhere
+        return False
+
+
 def make_server(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> DashboardServer:
     """An optuna-dashboard server for the study database at ``storage_url`` on ``host:port`` (not yet
     serving; port 0 picks a free one, see ``server.server_port``). Run it with
@@ -162,7 +174,7 @@ def make_server(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> 
     storage = open_storage(storage_url, must_exist=True)
     try:
         server = DashboardServer((host, port), storage)
-    except OSError as e:
+    except (OSError, OverflowError) as e:
         storage.engine.dispose()
         raise UserError(f"cannot serve the dashboard on {host}:{port}: {e.strerror or e}; "
                         "pass another --port or --host") from None

@@ -63,6 +63,11 @@ def search(options: SearchOptions) -> optuna.Study:
         raise UserError(f"--trials must be at least 1, got {options.trials}")
     if options.executor not in ("ray", "local"):
         raise UserError(f"unknown executor {options.executor!r}; choose one of: local, ray")
+    if options.workers is not None and options.workers < 1:
+        raise UserError(f"--workers must be at least 1, got {options.workers}")
+    if options.executor == "local" and options.workers not in (None, 1):
+        raise UserError(f"--workers {options.workers} has no effect with --executor local, which runs one job at "
+                        "a time; drop --workers, or use --executor ray")
     space = load_space(options.space)
     data = load_data(options.data)
     storage = open_storage(options.storage)
@@ -80,11 +85,11 @@ def search(options: SearchOptions) -> optuna.Study:
     remaining = options.trials - sum(_counts(study).values())
     if remaining <= 0:
         return study
-    if not study.trials:
-        _, params = space.baseline(data.spec, options.seed)
-        study.enqueue_trial(params, user_attrs={"baseline": True})
-    executor = _executor(options, data)
+    executor = _executor(options, data)  # before anything is queued: a cluster that cannot be reached leaves no trace
     try:
+        if not _has_baseline(study):
+            _, params = space.baseline(data.spec, options.seed)
+            study.enqueue_trial(params, user_attrs={"baseline": True, "driver": _driver()})
         with stop_on_signals() as stop:
             _drive(study, space, data, executor, options, remaining, stop)
     finally:
@@ -121,7 +126,8 @@ def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, sp
             study.set_user_attr(key, value)
         return study
     stored = {**attrs, "data": DataSpec.from_dict(attrs["data"]).to_dict() if "data" in attrs else None}
-    for key, what in (("space_fingerprint", "search space"), ("data", "data, noise or --cv"), ("seed", "seed")):
+    # the seed first: --seed also seeds the data's split and noise, which would then differ as well
+    for key, what in (("space_fingerprint", "search space"), ("seed", "seed"), ("data", "data, noise or --cv")):
         if stored.get(key) != identity[key]:
             raise UserError(f"study {name!r} in {mask_url(options.storage)} was created with a different "
                             f"{what}; pass a new --study name, or the original {what}")
@@ -141,17 +147,58 @@ def _counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def _fail_interrupted(study: optuna.Study) -> None:
-    """Mark FAIL the trials a killed driver left RUNNING: at once when that driver ran on this host
-    and is gone, else once their heartbeat is stale (Optuna's ``fail_stale_trials``)."""
-    host = socket.gethostname()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+#: a RUNNING trial with neither a driver nor a heartbeat is an orphan once it is this old (a live
+#: driver names itself on a trial right after asking for it)
+ORPHAN_SECONDS = 60.0
+
+
+def _driver() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _has_baseline(study: optuna.Study) -> bool:
+    """Whether plain CE (trial 0's pipeline) has finished, or is queued or running, in the study."""
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("baseline") and not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted")):
+            return True
+    return False
+
+
+def _fail_interrupted(study: optuna.Study) -> int:
+    """Mark FAIL (interrupted) the trials a stopped driver left RUNNING or WAITING: at once when that
+    driver ran on this host and is gone; a RUNNING trial no driver ever named (killed between
+    ``ask`` and its first attribute) once it is ``ORPHAN_SECONDS`` old without a heartbeat; other
+    trials of other hosts once their heartbeat is stale (Optuna's ``fail_stale_trials``). Returns
+    how many were failed."""
+    host, now = socket.gethostname(), time.time()
+    unfinished = (TrialState.RUNNING, TrialState.WAITING)
+    before = len(study.get_trials(deepcopy=False, states=unfinished))
+    for t in study.get_trials(deepcopy=False, states=unfinished):
         driver_host, _, pid = str(t.user_attrs.get("driver", "")).rpartition(":")
-        if driver_host == host and pid.isdigit() and not _alive(int(pid)):
+        gone = driver_host == host and pid.isdigit() and not _alive(int(pid))
+        if "driver" not in t.user_attrs and t.state == TrialState.RUNNING:
+            started = t.datetime_start.timestamp() if t.datetime_start is not None else now
+            gone = now - started > ORPHAN_SECONDS and not _has_heartbeat(study, t._trial_id)
+        if gone:
             study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
             study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted: the search driver stopped")
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     optuna.storages.fail_stale_trials(study)
+    return before - len(study.get_trials(deepcopy=False, states=unfinished))
+
+
+def _has_heartbeat(study: optuna.Study, trial_id: int) -> bool:
+    """Whether a driver has recorded a heartbeat for the trial (RDB storages only)."""
+    from optuna.storages._rdb import models
+
+    storage = getattr(study._storage, "_backend", study._storage)  # Optuna caches an RDB storage
+    if not isinstance(storage, optuna.storages.RDBStorage):
+        return False
+    session = storage.scoped_session()
+    try:
+        return session.query(models.TrialHeartbeatModel).filter_by(trial_id=trial_id).first() is not None
+    finally:
+        session.close()
 
 
 def _alive(pid: int) -> bool:
@@ -189,7 +236,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     open_jobs: dict[int, set[int | None]] = {}
     held: dict[int, tuple[optuna.Trial, TrialState, TrialCurve]] = {}  # finished, not yet told (see order.py)
     launched, beat = 0, time.monotonic()
-    driver = f"{socket.gethostname()}:{os.getpid()}"
+    driver = _driver()
 
     def release(below: float) -> None:
         for number in sorted(k for k in held if k < below):

@@ -69,7 +69,12 @@ def export_best(storage_url: str, study_name: str | None, path: str | Path) -> t
     study = resolve_study(storage, study_name, storage_url)
     pipeline, provenance = best_pipeline(study, storage_url)
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a folder; pass -o with a file name, e.g. {path / 'best.yaml'}")
     if path.parent and not path.parent.is_dir():
         raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
-    path.write_text(pipeline.to_yaml(provenance), encoding="utf-8")
+    try:
+        path.write_text(pipeline.to_yaml(provenance), encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     return pipeline, provenance

@@ -35,7 +35,8 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.RDBStora
                         "or postgresql+psycopg2://user:password@host/db") from None
     if parsed.get_backend_name() == "sqlite":
         path = parsed.database or ""
-        if must_exist and (not path or not os.path.isfile(path)):
+        if must_exist and (not path or not os.path.isfile(path) or os.path.getsize(path) == 0):
+            # an empty file is no database either: opening it would write Optuna's schema into it
             raise UserError(f"no study database at {path or url}; run 'automl-noisy search' first "
                             "or pass --storage")
         folder = os.path.dirname(os.path.abspath(path)) if path else ""

@@ -17,11 +17,11 @@ from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
-from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality
+from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality, resolve_device
 
 
 def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | NoisyDataset | None = None,
-                   threads: int | None = 1, device: str | None = None,
+                   threads: int | None = 1, device: str | torch.device | None = None,
                    on_epoch: Callable[[EpochMetrics, str], None] | None = None) -> dict[str, Any]:
     """Train ``pipeline`` (on its own data spec unless ``data`` is given) up to its ``stop_epoch``
     (the search's best epoch, when exported) and write to ``out_dir``:
@@ -41,6 +41,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a folder; pass -o with a folder")
+    device = resolve_device(device)  # a device this machine lacks is one line before any training
     if data is None or isinstance(data, DataSpec):
         dataset = load_data(data or pipeline.data)
     else:
@@ -82,7 +83,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     return metrics
 
 
-def _out_of_fold_log_probs(pipeline: Pipeline, data: NoisyDataset, threads: int | None, device: str | None,
+def _out_of_fold_log_probs(pipeline: Pipeline, data: NoisyDataset, threads: int | None, device: str | torch.device | None,
                            on_epoch: Callable[[EpochMetrics, str], None] | None) -> torch.Tensor:
     """Per pool row (train rows, then validation rows), the log class probabilities of the fold
     model that did not train on it, after ``pipeline.stop_epoch`` epochs."""

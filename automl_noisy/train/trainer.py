@@ -48,6 +48,24 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resolve_device(name: str | torch.device | None) -> torch.device:
+    """The device ``name`` names (default: cuda when available), or a one-line error when it is not a
+    device or not on this machine."""
+    if name is None:
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UserError(f"unknown device {str(name)!r}; use cpu, or cuda (cuda:N) on a machine with a GPU") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {str(name)!r} asked for, but no CUDA GPU is available here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device {str(name)!r} asked for, but this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type not in ("cpu", "cuda"):
+        raise UserError(f"device {str(name)!r} is not supported; use cpu or cuda")
+    return device
+
+
 class Trainer:
     """Holds the networks, the training step and the data tensors of one training run.
 
@@ -65,7 +83,7 @@ class Trainer:
             torch.set_num_threads(threads)
         torch.manual_seed(pipeline.seed)
         self.pipeline, self.data = pipeline, data
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         factory = build("model", pipeline.model)
         if not factory.accepts(data.input_shape):
             raise UserError(f"model {factory.name!r} does not fit data of shape {data.input_shape}; "

@@ -49,11 +49,11 @@ def served_study(effects_study, tmp_path_factory) -> str:
     return f"sqlite:///{folder}/study.db"
 
 
-def _start_dashboard(storage: str) -> tuple[subprocess.Popen, int]:
+def _start_dashboard(storage: str, *extra: str) -> tuple[subprocess.Popen, int]:
     """``automl-noisy dashboard`` on a free port, returned once it answers the study API."""
     port = _free_port()
     exe = Path(sys.executable).with_name("automl-noisy")
-    proc = subprocess.Popen([str(exe), "dashboard", "--storage", storage, "--port", str(port)],
+    proc = subprocess.Popen([str(exe), "dashboard", "--storage", storage, "--port", str(port), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
@@ -169,6 +169,20 @@ def test_dashboard_stops_cleanly_on_a_signal_at_any_moment(served_study, moment,
     if browser is not None:
         browser.join(timeout=STOP_LIMIT)
         assert browser.gone  # the server is closed: nothing answers on its port any more
+
+
+def test_a_dashboard_beyond_loopback_warns_what_it_exposes(served_study):
+    """optuna-dashboard's API has no login: bound to every interface, anyone on the network may delete
+    a study. The command says so before it serves; on loopback it says nothing."""
+    for host, warned in (("0.0.0.0", True), ("127.0.0.1", False)):
+        proc, _ = _start_dashboard(served_study, "--host", host)
+        code, _, err = _stop(proc, signal.SIGINT)
+        assert code == 0
+        lines = [line for line in err.splitlines() if line.startswith("warning:")]
+        if warned:
+            assert len(lines) == 1 and "listens on 0.0.0.0" in lines[0] and "delete" in lines[0], err
+        else:
+            assert lines == [], err
 
 
 def test_attach_keeps_the_users_own_note(study_copy):

@@ -47,22 +47,6 @@ def test_rerun_resumes_up_to_the_requested_total(tmp_path, tiny_spec):
     assert len(search(_options(tmp_path, tiny_spec, trials=3)).trials) == 4  # nothing more to do
 
 
-def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, tiny_spec, monkeypatch):
-    """Trial 1 gets a pipeline whose model does not exist: it fails inside the executor with its
-    reason recorded; the other trials complete."""
-    real = controller.SearchSpace.suggest
-
-    def suggest(self, trial, data, seed=0):
-        pipeline = real(self, trial, data, seed)
-        return Pipeline(**{**pipeline.__dict__, "model": ComponentSpec("no_such_model")}) if trial.number == 1 else pipeline
-
-    monkeypatch.setattr(controller.SearchSpace, "suggest", suggest)
-    study = search(_options(tmp_path, tiny_spec, trials=3))
-    states = [t.state for t in study.trials]
-    assert states[1] == TrialState.FAIL and states.count(TrialState.FAIL) == 1 and len(states) == 3
-    assert "unknown model 'no_such_model'" in study.trials[1].user_attrs["fail_reason"]
-
-
 def test_trials_left_running_by_a_killed_driver_are_failed_and_not_counted(tmp_path, tiny_spec):
     options = _options(tmp_path, tiny_spec, trials=2)
     study = search(options)

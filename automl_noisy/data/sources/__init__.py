@@ -19,6 +19,7 @@ torchvision) when called, so importing this package stays light.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -61,9 +62,11 @@ __all__ = ["DIGITS_CLASS_MAP", "LOADERS", "MIN_PER_CLASS", "OPTIONS", "RawData",
 def resolve_source(source: str) -> tuple[str, str]:
     """Split a source string into its prefix and path; a bare ``*.csv``/``*.parquet``/``*.npz`` path
     or an existing folder is inferred."""
-    prefix, _, path = source.strip().partition(":")
+    prefix, colon, path = source.strip().partition(":")
     if prefix.lower() in LOADERS:
         return prefix.lower(), path.strip()
+    if colon and re.fullmatch(r"[A-Za-z][A-Za-z0-9_+-]+", prefix) and not os.path.exists(source.strip()):
+        raise UserError(f"unknown data source kind {prefix!r} in {source!r}; use one of: {SOURCE_FORMS}")
     suffix = os.path.splitext(source.strip())[1].lower()
     if suffix in SUFFIXES:
         return SUFFIXES[suffix], source.strip()

@@ -2,7 +2,8 @@
 
 Class names are the sorted sub-folder names (hidden ones, starting with ``.``, are skipped); a
 class's images are the files with an image extension (``IMAGE_EXTENSIONS``, any case) anywhere
-below its folder, in sorted path order. Samples are ordered by class, then path: a label file for
+below its folder, in sorted path order. A symbolic link inside the folder is an error (the folder
+itself may be one). Samples are ordered by class, then path: a label file for
 ``--labels`` lists one label per image in that order. Every image is decoded once, at load time,
 resized to ``image_size x image_size`` (option ``image_size``, ``--image-size``, default
 ``DEFAULT_IMAGE_SIZE``; the aspect ratio is not kept) and scaled to [0, 1]. If every image is
@@ -26,16 +27,28 @@ GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", 
 
 
 def image_files(folder: str) -> list[str]:
-    """The image files anywhere below ``folder``, in sorted path order."""
+    """The image files anywhere below ``folder``, in sorted path order (a symbolic link is an error)."""
     found = []
-    for parent, dirs, files in os.walk(folder, followlinks=True):
+    for parent, dirs, files in os.walk(folder):
+        for name in [*dirs, *files]:
+            _refuse_link(os.path.join(parent, name))
         dirs.sort()
         found += [os.path.join(parent, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
     return found
 
 
+def _refuse_link(path: str) -> None:
+    """Links inside an image folder are not followed: one may loop (``loop -> ..`` multiplies the
+    images) or lead out of the folder."""
+    if os.path.islink(path):
+        raise UserError(f"image folder entry {path} is a symbolic link (to {os.readlink(path)}); links are not "
+                        "followed: copy the images in, or remove the link")
+
+
 def scan_folder(root: str) -> tuple[tuple[str, ...], list[str], np.ndarray]:
     """Class names, image paths and their class ids of an image-folder tree."""
+    for entry in os.scandir(root):
+        _refuse_link(entry.path)
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     example = os.path.join(root, "cat", "1.png")
     if not classes:

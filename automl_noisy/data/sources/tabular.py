@@ -9,6 +9,7 @@ chooses the feature columns; by default every column but the label is one.
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,8 @@ from automl_noisy.data.sources.base import RawData, encode_labels, existing_file
 from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
 
+#: The largest magnitude a feature may have: features are stored as float32 (max 3.4e38).
+FLOAT32_LIMIT = float(np.finfo(np.float32).max)
 #: Most distinct values a non-numeric feature column may hold to be one-hot encoded.
 MAX_CATEGORIES = 50
 
@@ -29,8 +32,13 @@ def load_csv_source(path: str, spec: DataSpec) -> RawData:
     existing_file("csv", path)
     try:
         frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        header = next(csv.reader(open(path, newline="", encoding="utf-8")), [])
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, csv.Error) as exc:
         raise UserError(f"cannot read CSV file {path}: {first_line(exc)}") from None
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:  # pandas would rename the second 'a' to 'a.1' and use it as one more feature
+        raise UserError(f"CSV file {path} names column(s) {', '.join(map(repr, twice))} more than once; "
+                        "give every column its own name")
     return frame_to_raw(frame, path, spec, "CSV")
 
 
@@ -90,6 +98,11 @@ def frame_to_raw(frame: Any, path: str, spec: DataSpec, what: str) -> RawData:
         if pd.api.types.is_numeric_dtype(column):
             values = column.to_numpy(dtype=np.float64).reshape(-1, 1)
             missing = int((~np.isfinite(values)).sum())
+            huge = np.flatnonzero(np.isfinite(values[:, 0]) & (np.abs(values[:, 0]) > FLOAT32_LIMIT))
+            if huge.size:
+                where = f"file line {huge[0] + 2}" if what == "CSV" else f"row {huge[0]}"
+                raise UserError(f"feature column {name!r} in {path} holds {values[huge[0], 0]:g} ({where}), "
+                                f"beyond what training's float32 holds (|x| <= {FLOAT32_LIMIT:.3g}); rescale the column")
         else:
             missing = int(column.isna().sum())
             values = _one_hot(column, name, path) if not missing else np.zeros((len(column), 0))

@@ -27,6 +27,8 @@ def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int, fold: int 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     """Join the Ray cluster at ``address``, or start a local one (auth disabled on loopback)."""
+    if address:
+        _check_reachable(address)
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -39,6 +41,22 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> None:
     except (ConnectionError, ValueError, RuntimeError) as e:
         target = address or "a local Ray"
         raise UserError(f"cannot start or join {target}: {' '.join(str(e).split())[:300]}") from None
+
+
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """A one-line error when nothing answers at a ``host:port`` (or ``ray://host:port``) address;
+    ``ray.init`` would retry for minutes. ``auto`` and other forms are left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"cannot reach a Ray cluster at {address} ({e.strerror or e}); start one with "
+                        "'ray start --head' and pass the address it prints, or drop --ray-address "
+                        "for a local Ray") from None
 
 
 class RayExecutor(Executor):
