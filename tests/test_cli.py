@@ -233,6 +233,17 @@ def test_space_changed_under_a_study_keeps_what_is_stored(tmp_path, capsys, monk
     assert len(optuna.load_study(study_name="s", storage="sqlite:///automl-noisy.db").trials) == 2
 
 
+def test_another_seed_on_an_existing_study_names_the_seed(tmp_path, capsys, monkeypatch):
+    """--seed also seeds the data's split and noise: the error must name the seed, not the data."""
+    monkeypatch.chdir(tmp_path)
+    common = ["search", *TINY_FLAGS, "--executor", "local", "--no-progress", "--study", "s", "--space", "quick",
+              "--trials", "1"]
+    assert run(capsys, *common)[0] == 0
+    code, _, err = run(capsys, *common, "--seed", "5")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "created with a different seed" in err and "data" not in err.split("different")[1]
+
+
 def test_console_script_error_has_no_traceback(tmp_path):
     exe = Path(sys.executable).with_name("automl-noisy")
     result = subprocess.run([str(exe), "train", str(tmp_path / "missing.yaml")], capture_output=True, text=True)
