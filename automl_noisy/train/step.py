@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from automl_noisy.components import build
-from automl_noisy.components.base import (Classifier, Component, Views, LabelCorrection, Mixing, Penalty, PerSampleLoss,
-                                          Scheme, SemiBatch, SemiSupervised, Selector, TargetAdjustment)
+from automl_noisy.components.base import (Classifier, Component, LabelCorrection, Mixing, Penalty, PerSampleLoss,
+                                          Scheme, SemiBatch, SemiSupervised, Selector, TargetAdjustment, Views)
 from automl_noisy.components.losses import one_hot
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
