@@ -233,6 +233,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
         study.pruner = LaggedPruner(study.pruner, order.lag)
     running: dict[int, optuna.Trial] = {}
     curves: dict[int, TrialCurve] = {}
+    places: dict[int, set[str]] = {}  # where each running trial's jobs run
     open_jobs: dict[int, set[int | None]] = {}
     held: dict[int, tuple[optuna.Trial, TrialState, TrialCurve]] = {}  # finished, not yet told (see order.py)
     launched, beat = 0, time.monotonic()
@@ -246,6 +247,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
         for fold in open_jobs.pop(number):
             executor.cancel((number, fold))
         trial = running.pop(number)
+        places.pop(number, None)
         if reason is not None:
             trial.set_user_attr("fail_reason", reason)
         curve = curves.pop(number)
@@ -278,6 +280,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                     for fold in jobs_of_trial:
                         executor.submit((trial.number, fold), pipeline, fold)
                     running[trial.number], curves[trial.number] = trial, TrialCurve(sizes)
+                    places[trial.number] = set()
                     open_jobs[trial.number] = set(jobs_of_trial)
                     launched += 1
                 if launched >= remaining:
@@ -290,7 +293,10 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                 if event is None or event.job[0] not in running:  # nothing, or a stopped trial's last words
                     continue
                 number, fold = event.job
-                if event.metrics is not None:
+                if event.placement is not None:
+                    places[number].add(event.placement.describe())
+                    running[number].set_user_attr("ran_on", sorted(places[number]))
+                elif event.metrics is not None:
                     epoch = curves[number].add(fold or 0, event.metrics)
                     if epoch is not None:
                         running[number].report(epoch.val_accuracy, epoch.epoch)

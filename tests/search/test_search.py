@@ -93,7 +93,8 @@ def test_pruning_cancels_a_losing_trial(tmp_path, tiny_spec):
 def test_local_executor_streams_and_cancels(tiny_spec, tiny_data):
     executor = LocalExecutor(tiny_data)
     executor.submit(0, Pipeline(model=ComponentSpec("mlp", {"width": 32}), epochs=3, data=tiny_spec))
-    first = executor.next_event()
+    placed, first = executor.next_event(), executor.next_event()
+    assert placed.job == 0 and placed.placement.node == "local"  # where the job runs, before its epochs
     assert first.job == 0 and first.metrics.epoch == 1
     executor.cancel(0)
     assert executor.running() == 0 and executor.next_event() is None
@@ -111,10 +112,13 @@ def test_ray_executor_runs_trials_as_generator_tasks(ray_session, tiny_spec, tin
         events.append(executor.next_event())
     epochs = [e.metrics.epoch for e in events if e.job == 0 and e.metrics]
     assert epochs == [1, 2, 3] and any(e.job == 0 and e.done for e in events)
-    (failure,) = [e for e in events if e.job == 1]
+    assert [e.job for e in events if e.placement] == [0, 1] or [e.job for e in events if e.placement] == [1, 0]
+    assert events[[e.job for e in events].index(0)].placement is not None  # a job's first event: where it runs
+    (failure,) = [e for e in events if e.job == 1 and not e.placement]
     assert "UserError" in failure.error and "no_such_model" in failure.error
     executor.submit(2, Pipeline(**{**good.__dict__, "epochs": 50}))
-    assert executor.next_event().metrics.epoch == 1  # no timeout: however long a busy machine takes
+    assert executor.next_event().placement is not None  # no timeout: however long a busy machine takes
+    assert executor.next_event().metrics.epoch == 1
     executor.cancel(2)
     assert executor.running() == 0
     executor.close()

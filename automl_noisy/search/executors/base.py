@@ -11,14 +11,29 @@ from automl_noisy.train import EpochMetrics
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a job runs: its node (Ray's node id, or ``local``), that node's address, its GPU ids."""
+
+    node: str
+    address: str
+    gpus: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One line for a trial attribute, e.g. ``node 1a2b3c4d (10.0.0.5), GPU 0``."""
+        gpus = f", GPU {','.join(self.gpus)}" if self.gpus else ""
+        return f"node {self.node} ({self.address}){gpus}"
+
+
+@dataclass(frozen=True)
 class TrialEvent:
-    """One thing that happened to a running job (a trial, or one fold of it): an epoch, its end, or
-    its failure."""
+    """One thing that happened to a running job (a trial, or one fold of it): where it started, an
+    epoch, its end, or its failure."""
 
     job: Hashable
     metrics: EpochMetrics | None = None  # an epoch finished
     done: bool = False  # the job ended normally
     error: str | None = None  # the job failed; one line saying why
+    placement: Placement | None = None  # the job started here (its first event)
 
 
 class Executor(ABC):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Hashable, Iterator
 
 from automl_noisy.data import NoisyDataset
 from automl_noisy.pipeline import Pipeline
-from automl_noisy.search.executors.base import Executor, TrialEvent, describe_error
+from automl_noisy.search.executors.base import Executor, Placement, TrialEvent, describe_error
 from automl_noisy.train import EpochMetrics, run_trial
+
+
+def _placed(epochs: Iterator[EpochMetrics]) -> Iterator[Placement | EpochMetrics]:
+    """A job's epochs, after where it runs: this process, on this host."""
+    yield Placement("local", socket.gethostname())
+    yield from epochs
 
 
 class LocalExecutor(Executor):
@@ -18,10 +25,10 @@ class LocalExecutor(Executor):
 
     def __init__(self, data: NoisyDataset, threads: int | None = None, device: str | None = None) -> None:
         self.data, self.threads, self.device = data, threads, device
-        self._jobs: dict[Hashable, Iterator[EpochMetrics]] = {}
+        self._jobs: dict[Hashable, Iterator[Placement | EpochMetrics]] = {}
 
     def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None) -> None:
-        self._jobs[job] = run_trial(pipeline, self.data, device=self.device, threads=self.threads, fold=fold)
+        self._jobs[job] = _placed(run_trial(pipeline, self.data, device=self.device, threads=self.threads, fold=fold))
 
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
         if not self._jobs:
@@ -35,6 +42,8 @@ class LocalExecutor(Executor):
         except Exception as e:  # noqa: BLE001 - any failure of a trial is recorded, the search goes on
             return TrialEvent(job, error=describe_error(e))
         self._jobs[job] = epochs  # to the back of the line
+        if isinstance(metrics, Placement):
+            return TrialEvent(job, placement=metrics)
         return TrialEvent(job, metrics=metrics)
 
     def cancel(self, job: Hashable) -> None:

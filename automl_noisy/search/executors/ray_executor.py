@@ -1,5 +1,5 @@
 """RayExecutor: each job (a trial, or one cross-validation fold of it) is a Ray generator task
-streaming one EpochMetrics per epoch.
+streaming where it runs (a Placement: node, address, GPU ids), then one EpochMetrics per epoch.
 
 The dataset is ``ray.put`` once and shared by every task; a fold's task cuts its split from it, so
 the folds of a trial run at once across a cluster. A CPU job asks for one CPU and uses one thread,
@@ -17,11 +17,15 @@ import ray
 from automl_noisy.data import NoisyDataset
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
-from automl_noisy.search.executors.base import Executor, TrialEvent, describe_error
+from automl_noisy.search.executors.base import Executor, Placement, TrialEvent, describe_error
 from automl_noisy.train import EpochMetrics, run_trial
 
 
-def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int, fold: int | None) -> Iterator[EpochMetrics]:
+def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int,
+                fold: int | None) -> Iterator[Placement | EpochMetrics]:
+    context = ray.get_runtime_context()
+    yield Placement(context.get_node_id()[:8], ray.util.get_node_ip_address(),
+                    tuple(str(g) for g in context.get_accelerator_ids().get("GPU", [])))
     yield from run_trial(pipeline, data, threads=threads, fold=fold)
 
 
@@ -93,8 +97,10 @@ class RayExecutor(Executor):
             return None
         job = jobs[id(ready[0])]
         try:
-            ref = next(self._running[job])
-            return TrialEvent(job, metrics=ray.get(ref))
+            value = ray.get(next(self._running[job]))
+            if isinstance(value, Placement):
+                return TrialEvent(job, placement=value)
+            return TrialEvent(job, metrics=value)
         except StopIteration:
             del self._running[job]
             return TrialEvent(job, done=True)
