@@ -13,20 +13,33 @@ import pytest
 TINY = ["--data", "synthetic", "--samples", "300", "--dims", "8", "--classes", "3"]
 
 
-@pytest.fixture
-def two_nodes():
-    """Ray's own multi-node test harness: real GCS and raylet processes, stopped afterwards (only
-    these: ``ray stop`` would stop every Ray of the machine)."""
+def _cluster(*nodes: dict):
+    """Ray's own multi-node test harness: real GCS and raylet processes, one per node, stopped
+    afterwards (only these: ``ray stop`` would stop every Ray of the machine)."""
     from ray.cluster_utils import Cluster
 
     cluster = Cluster(initialize_head=True, connect=False, shutdown_at_exit=False,
-                      head_node_args={"num_cpus": 1, "include_dashboard": False})
+                      head_node_args={**nodes[0], "include_dashboard": False})
     try:
-        cluster.add_node(num_cpus=1)
+        for node in nodes[1:]:
+            cluster.add_node(**node)
         cluster.wait_for_nodes()
         yield cluster
     finally:
         cluster.shutdown()
+
+
+@pytest.fixture
+def two_nodes():
+    yield from _cluster({"num_cpus": 1}, {"num_cpus": 1})
+
+
+@pytest.fixture
+def declared_gpus():
+    """A node that declares two GPUs it does not have: Ray schedules by the declaration, and each task
+    sees the ids Ray gave it, while torch finds no CUDA and trains on the CPU (a stand-in for the GPU
+    path's resource requests)."""
+    yield from _cluster({"num_cpus": 4, "num_gpus": 2})
 
 
 def test_trials_run_on_both_nodes_and_record_where(two_nodes, tmp_path):
@@ -42,3 +55,22 @@ def test_trials_run_on_both_nodes_and_record_where(two_nodes, tmp_path):
     nodes = {place.split()[1] for place in places}  # "node 1a2b3c4d (127.0.0.1)"
     assert len(nodes) == 2, places  # three folds per trial, one CPU per node: both nodes ran jobs
     assert all(t.user_attrs["ran_on"] for t in trials)
+
+
+def test_gpus_per_trial_packs_trials_onto_the_gpus_ray_assigns(declared_gpus, tmp_path):
+    """--gpus-per-trial 0.5 on two GPUs: each job asks Ray for half a GPU and records the id it got;
+    both GPUs get jobs, and a request the cluster cannot meet is one line."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    exe = Path(sys.executable).with_name("automl-noisy")
+    common = [str(exe), "search", *TINY, "--space", "quick", "--no-progress", "--storage", storage,
+              "--ray-address", declared_gpus.address, "--cv", "1"]
+    result = subprocess.run([*common, "--trials", "4", "--gpus-per-trial", "0.5"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name=None, storage=storage).trials
+    gpus = {place.rsplit("GPU ", 1)[1] for t in trials for place in t.user_attrs["ran_on"]}
+    assert gpus == {"0", "1"}, [t.user_attrs["ran_on"] for t in trials]
+    result = subprocess.run([*common, "--trials", "5", "--gpus-per-trial", "3"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "automl-noisy: error: --gpus-per-trial 3.0 but the Ray cluster has 2 GPUs; drop the flag or join a GPU cluster"]
