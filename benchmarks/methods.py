@@ -68,8 +68,8 @@ def extra_configs(base: Pipeline) -> dict[str, Pipeline]:
         "selection:gmm, per class": replace(base, selection=gmm),
         "selection:small_loss, forget 0.2 (not estimated)":
             replace(base, selection=ComponentSpec("small_loss", {"estimate_rate": False})),
-        "adjustment:forward, same network (no retrain)":
-            replace(base, adjustment=ComponentSpec("forward", {"retrain": False})),
+        "adjustment:forward, new network (retrain, as the paper)":
+            replace(base, adjustment=ComponentSpec("forward", {"retrain": True})),
         "selection:aum, same network (no retrain)": replace(base, selection=ComponentSpec("aum", {"retrain": False})),
     }
 

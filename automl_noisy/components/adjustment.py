@@ -66,20 +66,25 @@ class ForwardCorrection(TargetAdjustment):
     with ``p' = T^T p``, the prediction pushed through the noise ``T[i, j] = P(noisy j | true i)``;
     the returned logits are ``log(p @ T)``, valid logits for any softmax-based loss.
 
-    As the paper, in two stages: a network trains on the noisy labels without correction for
-    ``warmup_epochs`` epochs (the paper trains it to convergence; here the stage is a share of one
-    budget, so the search tunes its length); ``T`` is then estimated once from its eval-mode
-    predictions on the training samples: row ``i`` is ``p(. | x_i)`` at the anchor ``x_i``, the sample
-    at the ``percentile``-th percentile of ``p(i | x)`` (the paper's robust anchor; 100 is the
-    argmax); then, with ``retrain``, a new network trains with the correction for the remaining
-    epochs (``restart_after``); without it the same network goes on, corrected (an estimate from a
-    half-trained network is closer to uniform than ``T``; the search decides). Extra outputs
+    In two stages: a network trains on the noisy labels without correction for ``warmup_epochs``
+    epochs (the paper trains it to convergence; here the stage is a share of one budget, so the
+    search tunes its length); ``T`` is then estimated once from its eval-mode predictions on the
+    training samples: row ``i`` is ``p(. | x_i)`` at the anchor ``x_i``, the sample at the
+    ``percentile``-th percentile of ``p(i | x)`` (the paper's robust anchor; 100 is the argmax).
+
+    Where it departs from the paper, by default: the same network goes on with the correction for
+    the remaining epochs, where the paper trains a new one (``retrain``, which the search may
+    choose; ``restart_after``). Measured on digits (mlp, 30 epochs, 10 warm-up epochs, seeds 0-1):
+    a new network trained through an estimated ``T`` collapses at 80 % symmetric noise (0.10 clean
+    accuracy: ``T`` estimated from a network trained on such labels is close to uniform, so the
+    corrected loss hardly depends on the prediction), while the same network keeps what it learned
+    (0.43-0.53); at 40 % symmetric and pair noise the two are within a few points. Extra outputs
     (columns beyond K) keep their probabilities; only the K classes are corrected.
     """
 
     warmup_epochs: int = hyperparameter(10, 1, 30)
     percentile: float = hyperparameter(97.0, 90.0, 100.0)
-    retrain: bool = hyperparameter(True)
+    retrain: bool = hyperparameter(False)
     _k: int | None = field(default=None, init=False, repr=False, compare=False)
     _t: Tensor | None = field(default=None, init=False, repr=False, compare=False)
     _estimated: bool = field(default=False, init=False, repr=False, compare=False)

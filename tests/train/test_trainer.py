@@ -52,7 +52,9 @@ def test_deterministic_under_a_seed(tiny_spec, tiny_data):
 
 
 def test_nan_loss_raises(tiny_spec, tiny_data):
-    diverging = _pipeline(tiny_spec, optimizer=OptimizerSpec("sgd", lr=1e12, momentum=0.9, schedule="constant"))
+    # the largest learning rate a pipeline allows, heavy momentum, a deep wide net: overflows in epoch 2
+    diverging = _pipeline(tiny_spec, model=ComponentSpec("mlp", {"width": 1024, "depth": 4}),
+                          optimizer=OptimizerSpec("sgd", lr=10.0, momentum=0.99, schedule="constant"))
     with pytest.raises(TrainingDiverged, match="non-finite"):
         list(run_trial(diverging, tiny_data))
 

@@ -37,8 +37,9 @@ class AreaUnderMargin(Selector):
     (``restart_after``); without it the identifying network goes on (the search decides).
 
     Where it departs from the paper: the identification phase lasts ``warmup_epochs`` (the paper
-    identifies until the first learning-rate drop; a cosine schedule has none, so the search tunes
-    the length); and threshold samples are never judged, kept with their real labels (the paper
+    identifies until the first learning-rate drop; a cosine schedule has none, so the default is a
+    third of a 30-epoch budget and the search tunes the length: on digits, 10 identification epochs
+    instead of 3 gave 0.45-0.58 instead of 0.28-0.34 clean accuracy at 80 % symmetric noise); and threshold samples are never judged, kept with their real labels (the paper
     runs the identification twice with disjoint threshold sets to judge every sample, which would
     take a second identification stage out of one budget). With ``epochs <= warmup_epochs``
     nothing is ever dropped: the run ends inside, or right at the end of, the identification phase,
@@ -49,7 +50,7 @@ class AreaUnderMargin(Selector):
     """
 
     extra_outputs = 1
-    warmup_epochs: int = hyperparameter(3, 1, 30)
+    warmup_epochs: int = hyperparameter(10, 1, 30)
     percentile: float = hyperparameter(99.0, 90.0, 99.9)
     retrain: bool = hyperparameter(True)
     _epoch: int = field(default=1, init=False, repr=False, compare=False)
