@@ -164,16 +164,13 @@ def _has_baseline(study: optuna.Study) -> bool:
     return False
 
 
-def _fail_interrupted(study: optuna.Study) -> int:
+def _fail_interrupted(study: optuna.Study) -> None:
     """Mark FAIL (interrupted) the trials a stopped driver left RUNNING or WAITING: at once when that
     driver ran on this host and is gone; a RUNNING trial no driver ever named (killed between
     ``ask`` and its first attribute) once it is ``ORPHAN_SECONDS`` old without a heartbeat; other
-    trials of other hosts once their heartbeat is stale (Optuna's ``fail_stale_trials``). Returns
-    how many were failed."""
+    trials of other hosts once their heartbeat is stale (Optuna's ``fail_stale_trials``)."""
     host, now = socket.gethostname(), time.time()
-    unfinished = (TrialState.RUNNING, TrialState.WAITING)
-    before = len(study.get_trials(deepcopy=False, states=unfinished))
-    for t in study.get_trials(deepcopy=False, states=unfinished):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
         driver_host, _, pid = str(t.user_attrs.get("driver", "")).rpartition(":")
         gone = driver_host == host and pid.isdigit() and not _alive(int(pid))
         if "driver" not in t.user_attrs and t.state == TrialState.RUNNING:
@@ -184,7 +181,6 @@ def _fail_interrupted(study: optuna.Study) -> int:
             study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted: the search driver stopped")
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     optuna.storages.fail_stale_trials(study)
-    return before - len(study.get_trials(deepcopy=False, states=unfinished))
 
 
 def _has_heartbeat(study: optuna.Study, trial_id: int) -> bool:
