@@ -46,7 +46,11 @@ def test_combination_names_each_family():
     ({"model": "mlp", "best_epoch": 0}, "best_epoch must be an epoch"),
     ({"model": "mlp", "data": {"folds": 0}}, "data.folds"),
     ({"model": "mlp", "optimizer": {"name": "rmsprop"}}, "unknown optimizer"),
-    ({"model": "mlp", "optimizer": {"lr": -1}}, "lr must be a positive number"),
+    ({"model": "mlp", "optimizer": {"lr": -1}}, "lr must be a number in \\(0, 10\\]"),
+    ({"model": "mlp", "optimizer": {"lr": 1e6}}, "lr must be a number in \\(0, 10\\]"),
+    ({"model": "mlp", "optimizer": {"momentum": 7}}, "momentum must be a number in \\[0, 1\\)"),
+    ({"model": "mlp", "batch_size": 1}, "batch_size must be an integer of at least 2"),
+    ({"model": "mlp", "seed": "x"}, "seed must be an integer"),
     ({"model": "mlp", "data": {"source": "digits", "noise": "bad"}}, "bad noise spec"),
 ])
 def test_malformed_pipelines_are_user_errors(doc, message):
