@@ -39,9 +39,10 @@ class AreaUnderMargin(Selector):
     Where it departs from the paper: the identification phase lasts ``warmup_epochs`` (the paper
     identifies until the first learning-rate drop; a cosine schedule has none, so the default is a
     third of a 30-epoch budget and the search tunes the length: on digits, 10 identification epochs
-    instead of 3 gave 0.45-0.58 instead of 0.28-0.34 clean accuracy at 80 % symmetric noise); and threshold samples are never judged, kept with their real labels (the paper
-    runs the identification twice with disjoint threshold sets to judge every sample, which would
-    take a second identification stage out of one budget). With ``epochs <= warmup_epochs``
+    instead of 3 gave 0.45-0.58 instead of 0.28-0.34 clean accuracy at 80 % symmetric noise); and
+    threshold samples are never judged, kept with their real labels (the paper runs the
+    identification twice with disjoint threshold sets to judge every sample, which would take a
+    second identification stage out of one budget). With ``epochs <= warmup_epochs``
     nothing is ever dropped: the run ends inside, or right at the end of, the identification phase,
     and the threshold samples keep the fake label.
     Suspicion score: ``-AUM``, margins averaged over every epoch seen so far; a threshold sample's

@@ -35,6 +35,11 @@ class TrialEvent:
     error: str | None = None  # the job failed; one line saying why
     placement: Placement | None = None  # the job started here (its first event)
 
+    @classmethod
+    def of(cls, job: Hashable, value: Placement | EpochMetrics) -> "TrialEvent":
+        """The event a job's stream reports: where it runs, or an epoch."""
+        return cls(job, placement=value) if isinstance(value, Placement) else cls(job, metrics=value)
+
 
 class Executor(ABC):
     """Runs up to ``capacity`` jobs at once. A job trains one pipeline on the data, or on one of its

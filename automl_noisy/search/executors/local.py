@@ -42,9 +42,7 @@ class LocalExecutor(Executor):
         except Exception as e:  # noqa: BLE001 - any failure of a trial is recorded, the search goes on
             return TrialEvent(job, error=describe_error(e))
         self._jobs[job] = epochs  # to the back of the line
-        if isinstance(metrics, Placement):
-            return TrialEvent(job, placement=metrics)
-        return TrialEvent(job, metrics=metrics)
+        return TrialEvent.of(job, metrics)
 
     def cancel(self, job: Hashable) -> None:
         epochs = self._jobs.pop(job, None)

@@ -97,10 +97,7 @@ class RayExecutor(Executor):
             return None
         job = jobs[id(ready[0])]
         try:
-            value = ray.get(next(self._running[job]))
-            if isinstance(value, Placement):
-                return TrialEvent(job, placement=value)
-            return TrialEvent(job, metrics=value)
+            return TrialEvent.of(job, ray.get(next(self._running[job])))
         except StopIteration:
             del self._running[job]
             return TrialEvent(job, done=True)
