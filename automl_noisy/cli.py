@@ -9,6 +9,7 @@ from typing import Any, NoReturn
 
 PROG = "automl-noisy"
 DEFAULT_STORAGE = "sqlite:///automl-noisy.db"  # the same as automl_noisy.search.storage's
+DEFAULT_ENCODERS = "automl-noisy-encoders"  # the same as automl_noisy.search.encoders'
 
 
 class _Parser(argparse.ArgumentParser):
@@ -94,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "in number order, so one command with one seed and one number of workers gives the same "
                         "search every time)")
     s.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    s.add_argument("--encoders", metavar="DIR",
+                   help="folder of pretrained encoders, each computed once and reused by every trial and resume "
+                        "(default: beside an SQLite file, e.g. automl-noisy-encoders/ for automl-noisy.db; "
+                        "./automl-noisy-encoders for a database server)")
 
     e = sub.add_parser("export", help="write the best trial's complete pipeline as YAML")
     e.add_argument("-o", "--output", default="best.yaml", help="output file (default: best.yaml)")
@@ -111,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     _data_flags(t, train=True)
     t.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1, as in a search trial)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    t.add_argument("--encoders", metavar="DIR",
+                   help="folder of pretrained encoders for a pipeline that starts from one (default: the search's, "
+                        "as the exported file names it, else ./automl-noisy-encoders); a missing encoder is "
+                        "pretrained again with the pipeline's seed and stored there")
 
     c = sub.add_parser("components", help="list method families, their choices and hyperparameters")
     c.add_argument("--family", help="only this family")
@@ -185,7 +194,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                             study=args.study, executor=args.executor, workers=args.workers,
                             ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial, seed=args.seed,
                             progress=not args.no_progress, cv=args.cv,
-                            reproducible=not args.unordered)
+                            reproducible=not args.unordered, encoders=args.encoders)
     study = search(options)
     from optuna.trial import TrialState
 
@@ -221,8 +230,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The pipeline to train (a file, or a preset on the data the flags name) and its data."""
+def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """The pipeline to train (a file, or a preset on the data the flags name), its data, and the
+    folder of pretrained encoders."""
     import os
     from dataclasses import replace
 
@@ -238,15 +248,16 @@ def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any]:
         data = load_data(spec)
         base = Pipeline(model=ComponentSpec(default_model(data.input_shape)), data=spec)
         pipeline = apply_preset(args.pipeline, replace(base, epochs=args.epochs or base.epochs), train_rows(data))
-        return pipeline, data
-    pipeline, _ = read_pipeline_file(args.pipeline)
+        return pipeline, data, args.encoders or DEFAULT_ENCODERS
+    pipeline, provenance = read_pipeline_file(args.pipeline)
     if args.epochs:
         pipeline = replace(pipeline, epochs=args.epochs, best_epoch=None)
-    return pipeline, _data_spec(args, base=pipeline.data)
+    encoders = args.encoders or provenance.get("encoders") or DEFAULT_ENCODERS
+    return pipeline, _data_spec(args, base=pipeline.data), str(encoders)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    pipeline, data = _train_pipeline(args)
+    pipeline, data, encoders = _train_pipeline(args)
     from automl_noisy.train.final import train_pipeline
     from automl_noisy.train.step import Methods, build_scheme
 
@@ -258,7 +269,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"{stage} epoch {m.epoch:>3}/{pipeline.stop_epoch}: loss {m.train_loss:.4f}{val}{test}", file=sys.stderr)
 
     metrics = train_pipeline(pipeline, args.output, data=data, threads=args.threads, device=args.device,
-                             on_epoch=report)
+                             on_epoch=report, encoders=encoders, on_event=lambda line: print(line, file=sys.stderr))
     test = metrics.get("test_accuracy")
     print(f"val_accuracy {metrics['val_accuracy']:.4f}" + (f", test_accuracy {test:.4f}" if test is not None else "")
           + f"; wrote {args.output}/model.pt, label_issues.csv, metrics.json")
@@ -266,18 +277,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_components(args: argparse.Namespace) -> int:
-    from automl_noisy.components import FAMILIES
+    from automl_noisy.components import FAMILIES, STAGES
     from automl_noisy.errors import choose_from
 
-    if args.family and args.family not in FAMILIES:
-        raise choose_from("family", args.family, list(FAMILIES))
-    for name, family in FAMILIES.items():
+    if args.family and args.family not in {**FAMILIES, **STAGES}:
+        raise choose_from("family", args.family, [*FAMILIES, *STAGES])
+    listed = [(name, f.registry, f"slot: {f.slot}; " + ("several at once" if f.multi else "optional" if f.optional
+                                                          else "one")) for name, f in FAMILIES.items()]
+    listed += [(name, registry, "a stage before training; the space's 'pretraining' section")
+               for name, registry in STAGES.items()]
+    for name, registry, kind in listed:
         if args.family and name != args.family:
             continue
-        kind = "several at once" if family.multi else "optional" if family.optional else "one"
-        print(f"{name}  (slot: {family.slot}; {kind})")
-        for choice in family.registry.names():
-            cls = family.registry.get(choice)
+        print(f"{name}  ({kind})")
+        for choice in registry.names():
+            cls = registry.get(choice)
             doc = (cls.__doc__ or "").strip().splitlines()[0]
             print(f"  {choice:<18} {doc}")
             for param, decl in cls.hyperparameters().items():

@@ -79,6 +79,32 @@ class OptimizerSpec:
             raise UserError(f"optimizer.momentum must be a number in [0, 1), got {self.momentum!r}")
 
 
+#: How a network starts: random weights, or a pretrained body kept frozen or fine-tuned.
+START_MODES = ("random", "frozen", "finetune")
+
+
+@dataclass(frozen=True)
+class StartSpec:
+    """How the scheme's networks start. ``random``: fresh weights. ``frozen``: the pretrained body
+    is kept as it is and only the head trains. ``finetune``: everything trains, the body at
+    ``body_lr`` times the optimizer's learning rate (a smaller rate keeps the pretrained features
+    from memorizing the noise at once)."""
+
+    mode: str = "random"
+    body_lr: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in START_MODES:
+            raise UserError(f"unknown start mode {self.mode!r}; choose one of: {', '.join(START_MODES)}")
+        if (isinstance(self.body_lr, bool) or not isinstance(self.body_lr, (int, float))
+                or not 0 < self.body_lr <= 1):
+            raise UserError(f"start.body_lr must be a number in (0, 1], got {self.body_lr!r}")
+
+    @property
+    def pretrained(self) -> bool:
+        return self.mode != "random"
+
+
 @dataclass(frozen=True)
 class Pipeline:
     """A complete, re-runnable training recipe: methods per family, budget, seed and data."""
@@ -93,6 +119,9 @@ class Pipeline:
     semi: ComponentSpec | None = None
     penalty: tuple[ComponentSpec, ...] = ()
     optimizer: OptimizerSpec = OptimizerSpec()
+    #: the self-supervised method (with its settings) that learns the body a pretrained start uses
+    pretraining: ComponentSpec | None = None
+    start: StartSpec = StartSpec()
     epochs: int = 30
     best_epoch: int | None = None
     batch_size: int = 64
@@ -109,6 +138,12 @@ class Pipeline:
                                    and isinstance(value, int) and value == 1 else ""))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise UserError(f"seed must be an integer, got {self.seed!r}")
+        if self.start.pretrained and self.pretraining is None:
+            raise UserError(f"start mode {self.start.mode!r} needs a pretrained body; add e.g. "
+                            "'pretraining: {name: simclr}' to the pipeline, or set start.mode to random")
+        if not self.start.pretrained and self.pretraining is not None:
+            raise UserError("the pipeline names a pretraining method but starts from random weights; "
+                            "set start.mode to frozen or finetune, or drop 'pretraining'")
         best = self.best_epoch
         if best is not None and (isinstance(best, bool) or not isinstance(best, int) or not 1 <= best <= self.epochs):
             raise UserError(f"best_epoch must be an epoch from 1 to epochs={self.epochs}, got {best!r}")
@@ -132,6 +167,7 @@ class Pipeline:
                 out[family] = "+".join(c.name for c in value) or "none"
             else:
                 out[family] = value.name if value is not None else "none"
+        out["start"] = self.start.mode
         return out
 
     def with_data(self, data: DataSpec) -> "Pipeline":
@@ -145,6 +181,9 @@ class Pipeline:
             else:
                 out[family] = value.to_dict() if value is not None else "none"
         out["optimizer"] = {f.name: getattr(self.optimizer, f.name) for f in fields(OptimizerSpec)}
+        if self.pretraining is not None:  # a random start writes neither (older pipelines read the same)
+            out["pretraining"] = self.pretraining.to_dict()
+            out["start"] = {f.name: getattr(self.start, f.name) for f in fields(StartSpec)}
         out["epochs"] = self.epochs
         if self.best_epoch is not None:
             out["best_epoch"] = self.best_epoch
@@ -183,6 +222,16 @@ class Pipeline:
             if not isinstance(opt, Mapping) or set(opt) - names:
                 raise UserError(f"optimizer: expected a mapping with keys among {', '.join(sorted(names))}")
             kwargs["optimizer"] = OptimizerSpec(**opt)
+        if d.get("pretraining") not in (None, "none"):
+            kwargs["pretraining"] = ComponentSpec.from_dict("pretraining", d["pretraining"])
+        if "start" in d:
+            start = d["start"]
+            if isinstance(start, str):
+                start = {"mode": start}
+            names = {f.name for f in fields(StartSpec)}
+            if not isinstance(start, Mapping) or set(start) - names:
+                raise UserError(f"start: expected a mode or a mapping with keys among {', '.join(sorted(names))}")
+            kwargs["start"] = StartSpec(**start)
         for key in ("epochs", "best_epoch", "batch_size", "seed"):
             if key in d:
                 kwargs[key] = d[key]

@@ -33,7 +33,8 @@ def test_best_epoch_and_folds_round_trip():
 
 def test_combination_names_each_family():
     assert FULL.combination() == {"model": "mlp", "adjustment": "label_smoothing", "mixing": "none",
-                                  "loss": "gce", "penalty": "l1+weight_decay", "scheme": "single", "selection": "none", "correction": "none", "semi": "none"}
+                                  "loss": "gce", "penalty": "l1+weight_decay", "scheme": "single", "selection": "none", "correction": "none", "semi": "none",
+                                  "start": "random"}
 
 
 @pytest.mark.parametrize("doc, message", [

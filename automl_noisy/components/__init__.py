@@ -21,6 +21,7 @@ from automl_noisy.components.losses import losses
 from automl_noisy.components.mixing import mixings
 from automl_noisy.components.models import models
 from automl_noisy.components.penalties import penalties
+from automl_noisy.components.pretraining import pretrainings
 from automl_noisy.components.schemes import schemes
 from automl_noisy.components.selection import selectors
 from automl_noisy.components.semi import semis
@@ -51,10 +52,16 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+#: Families of a stage before the training step (not a slot): how a network's start is learned.
+STAGES: dict[str, Registry] = {"pretraining": pretrainings}
+
+
 def build(family: str, spec: ComponentSpec) -> Component:
-    """Instantiate ``spec`` from ``family``'s registry; unknown names and params are UserErrors."""
-    cls = FAMILIES[family].registry.get(spec.name)
+    """Instantiate ``spec`` from ``family``'s registry (a slot's family, or a stage's);
+    unknown names and params are UserErrors."""
+    registry = FAMILIES[family].registry if family in FAMILIES else STAGES[family]
+    cls = registry.get(spec.name)
     return cls.from_params(spec.params, family)
 
 
-__all__ = ["FAMILIES", "Family", "build"]
+__all__ = ["FAMILIES", "STAGES", "Family", "build"]

@@ -78,3 +78,61 @@ def views_for(spatial: bool, input_shape: tuple[int, ...]) -> ImageViews | Vecto
     if spatial and len(input_shape) == 3 and min(input_shape[1:]) >= 4:
         return ImageViews(flip=input_shape[0] == 3)
     return VectorViews()
+
+
+@dataclass(frozen=True)
+class ImagePretrainingViews:
+    """Random views of images for self-supervised pretraining, scaled to small images: a rotation
+    of up to ``rotate`` degrees, a scaling in ``scale``, a shift of up to 1/8 of the side (zero
+    padding), gaussian pixel noise and a small erased patch, drawn per sample in one batched affine
+    resampling. SimCLR's crops and colour jitter assume large natural images; on small ones (8x8
+    digits) strong views erase what pretraining gains, so these stay mild."""
+
+    rotate: float = 15.0
+    scale: tuple[float, float] = (0.85, 1.15)
+    noise: float = 0.1
+    erase: float = 0.25  # side of the erased square, as a share of the image side
+
+    def __call__(self, x: Tensor) -> Tensor:
+        import math
+
+        import torch.nn.functional as F
+
+        b, _, h, w = x.shape
+        angle = (torch.rand(b, device=x.device) * 2 - 1) * math.radians(self.rotate)
+        s = torch.empty(b, device=x.device).uniform_(*self.scale)
+        shift = (torch.rand(b, 2, device=x.device) * 2 - 1) * 0.25  # 1/8 of the side: 2/8 of [-1, 1]
+        cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+        theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+        grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        out = F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+        out = out + self.noise * torch.randn_like(out)
+        eh, ew = max(1, round(h * self.erase)), max(1, round(w * self.erase))
+        top = torch.randint(0, h - eh + 1, (b, 1, 1), device=x.device)
+        left = torch.randint(0, w - ew + 1, (b, 1, 1), device=x.device)
+        rows, cols = torch.arange(h, device=x.device)[None, :, None], torch.arange(w, device=x.device)[None, None, :]
+        erased = (rows >= top) & (rows < top + eh) & (cols >= left) & (cols < left + ew)
+        return out.masked_fill(erased[:, None], 0.0)
+
+
+@dataclass(frozen=True)
+class CorruptionViews:
+    """SCARF's views of feature vectors (Bahri, Jiang, Tay & Metzler, "SCARF: Self-Supervised
+    Contrastive Learning using Random Feature Corruption", ICLR 2022): a random ``rate`` of each
+    row's features is replaced by the same feature of another random row (a draw from that
+    feature's empirical marginal, here over the batch). Works for any shape, features flattened."""
+
+    rate: float = 0.6
+
+    def __call__(self, x: Tensor) -> Tensor:
+        flat = x.reshape(len(x), -1)
+        donors = torch.randint(0, len(x), flat.shape, device=x.device)
+        corrupt = torch.rand(flat.shape, device=x.device) < self.rate
+        return torch.where(corrupt, flat.gather(0, donors), flat).reshape(x.shape)
+
+
+def pretraining_views(spatial: bool, input_shape: tuple[int, ...]) -> ImagePretrainingViews | CorruptionViews:
+    """The random view of self-supervised pretraining for a model on data of this shape."""
+    if spatial and len(input_shape) == 3 and min(input_shape[1:]) >= 4:
+        return ImagePretrainingViews()
+    return CorruptionViews()

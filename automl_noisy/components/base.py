@@ -310,6 +310,33 @@ class Classifier(nn.Module):
         return self.head(self.body(x))
 
 
+@dataclass
+class Pretraining(Component, ABC):
+    """Stage *pretraining*, before the step (not a slot): learns a network's body from the inputs
+    alone, never a label, through a projection head that is discarded afterwards. The training loop
+    (``automl_noisy.train.pretrain``) draws two random views of each batch (views chosen by the model
+    and the data, ``automl_noisy.components.augment.pretraining_views``), projects the body's
+    features of each with ``projector`` and minimizes ``loss``. Its settings are fixed per data kind,
+    never searched: noisy labels cannot score them.
+    """
+
+    slot: ClassVar[str] = "pretraining"
+
+    steps: int = hyperparameter(1000, 10, 200_000, log=True)  # optimizer steps (epochs follow from the data)
+    batch_size: int = hyperparameter(256, 16, 4096, log=True)
+    lr: float = hyperparameter(1e-3, 1e-5, 1e-1, log=True)  # AdamW
+    projection_dim: int = hyperparameter(128, 16, 8192, log=True)
+
+    def projector(self, feature_dim: int) -> nn.Module:
+        """The projection head on the body's features (SimCLR's two-layer MLP by default)."""
+        return nn.Sequential(nn.Linear(feature_dim, feature_dim), nn.ReLU(),
+                             nn.Linear(feature_dim, self.projection_dim))
+
+    @abstractmethod
+    def loss(self, z1: Tensor, z2: Tensor) -> Tensor:
+        """The loss of the projections ``(B, D)`` of two views; row ``i`` of both is one input."""
+
+
 class ModelFactory(Component, ABC):
     """Slot *forward* (architecture): builds a :class:`Classifier` for a data shape."""
 

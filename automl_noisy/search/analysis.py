@@ -273,7 +273,7 @@ def _is_reference(o: Observation, family: str, baseline: Mapping[str, str]) -> b
 
 def _levels(obs: list[Observation], baseline: Mapping[str, str]) -> dict[str, list[tuple[str, bool]]]:
     """Family -> its choices seen in the trials, the reference first (multi families: 'none')."""
-    order = ["preset", *FAMILIES]
+    order = ["preset", "start", *FAMILIES]
     families = sorted({f for o in obs for f in o.combination},
                       key=lambda f: (order.index(f) if f in order else len(order), f))
     out = {}

@@ -13,6 +13,7 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from importlib.metadata import version
 
 import numpy as np
@@ -23,6 +24,7 @@ from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import default_folds, pool_folds, train_rows
 from automl_noisy.errors import UserError
 from automl_noisy.search.curve import TrialCurve
+from automl_noisy.search.encoders import SearchEncoders, encoder_folder
 from automl_noisy.search.executors import Executor
 from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
 from automl_noisy.search.stop import StopRequest, stop_on_signals
@@ -47,6 +49,7 @@ class SearchOptions:
     seed: int = 0
     progress: bool = True
     cv: int | None = None  # folds of cross-validation; 1 = one holdout split; None = by size (default_folds)
+    encoders: str | None = None  # the folder of pretrained encoders (None: beside the storage, encoder_folder)
     reproducible: bool = True  # trials seen in number order (search/order.py); False: as they finish
 
 
@@ -90,8 +93,12 @@ def search(options: SearchOptions) -> optuna.Study:
         if not _has_baseline(study):
             _, params = space.baseline(data.spec, options.seed)
             study.enqueue_trial(params, user_attrs={"baseline": True, "driver": _driver()})
+        folder = options.encoders if options.encoders is not None else encoder_folder(options.storage)
+        encoders = SearchEncoders(folder, data, executor)
+        if folder is not None:  # export names it, so train reuses the encoders
+            study.set_user_attr("encoder_folder", str(Path(folder).resolve()))
         with stop_on_signals() as stop:
-            _drive(study, space, data, executor, options, remaining, stop)
+            _drive(study, space, data, executor, encoders, options, remaining, stop)
     finally:
         executor.close()
     return study
@@ -219,7 +226,7 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
 
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
-           options: SearchOptions, remaining: int, stop_request: StopRequest) -> None:
+           encoders: SearchEncoders, options: SearchOptions, remaining: int, stop_request: StopRequest) -> None:
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
     sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
@@ -258,6 +265,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
         return order.may_ask(running)
 
     with SearchProgress(study, options.trials, enabled=options.progress) as progress:
+        encoders.prepare(space.encoder_pipelines(data.spec, options.seed), progress.say)
         try:
             while launched < remaining or running:
                 stop_request.check()
@@ -273,8 +281,11 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                                                         **({"preset": trial.params.get("preset", "none")}
                                                            if space.presets else {})})
                     trial.set_user_attr("driver", driver)
+                    encoder = encoders.key(pipeline)
+                    if encoder is not None:
+                        trial.set_user_attr("encoder", encoder)
                     for fold in jobs_of_trial:
-                        executor.submit((trial.number, fold), pipeline, fold)
+                        executor.submit((trial.number, fold), pipeline, fold, encoder)
                     running[trial.number], curves[trial.number] = trial, TrialCurve(sizes)
                     places[trial.number] = set()
                     open_jobs[trial.number] = set(jobs_of_trial)

@@ -22,6 +22,7 @@ class SearchProgress:
                              TextColumn("{task.description}"), TimeElapsedColumn(),
                              console=Console(stderr=True), disable=not enabled)
         self._task = self._bar.add_task("", total=total)
+        self.enabled = enabled
 
     def __enter__(self) -> "SearchProgress":
         self._bar.__enter__()
@@ -31,6 +32,11 @@ class SearchProgress:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self._bar.__exit__(kind, exc, tb)
+
+    def say(self, line: str) -> None:
+        """A line above the bar (e.g. what pretraining does), when progress is shown."""
+        if self.enabled:
+            self._bar.console.print(line, markup=False, highlight=False)
 
     def finished(self, state: TrialState, value: float | None) -> None:
         """Count one trial that ended in ``state`` (with its objective, when complete)."""

@@ -15,6 +15,10 @@ range overrides, plus the training budget, the sampler and the pruner::
       adjustment: [none, label_smoothing]
       penalty: [weight_decay]            # a multi family: each entry is toggled on or off
     presets: [dividemix]                 # published recipes, drawn as a whole beside the families
+    pretraining:                         # how a trial's network starts
+      start: [random, frozen, finetune]
+      body_lr: [0.01, 1.0]               # a fine-tuned body's learning-rate multiplier (log scale)
+      method: {images: simclr, vectors: {name: simclr, steps: 2000}}   # fixed settings, never searched
 
 Parameter names: ``loss`` picks a choice, ``loss.gce.q`` is that choice's parameter;
 ``penalty.l1`` toggles a penalty; ``optimizer.sgd.lr``; ``batch_size``; ``schedule``. Conditionals
@@ -22,6 +26,14 @@ are resolved in order: a two-network scheme needs a selector, so after ``scheme=
 selector is drawn as ``scheme.coteaching.selection`` (no ``none``), keeping one distribution per
 name for the life of a study. With ``presets``, ``preset`` is drawn first: a preset fixes every
 method family (only the model and the optimizer are then drawn).
+
+With ``pretraining``, ``start`` is drawn next (random, frozen or finetune, for presets too) and,
+for ``finetune``, ``start.finetune.body_lr``. A pretrained start fixes the architecture at its
+model's defaults (the model is still chosen, its hyperparameters are not drawn), so a search needs
+one encoder per model choice, not one per trial. The method is per data kind: ``images`` for a
+model that convolves over images (image views), ``vectors`` for a model that flattens its input
+(SCARF's feature corruption as views). Its settings are fixed values: noisy labels cannot score
+an encoder, so the search never tunes them.
 """
 
 from __future__ import annotations
@@ -39,12 +51,21 @@ import optuna
 from automl_noisy.components import FAMILIES
 from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError, choose_from
-from automl_noisy.hparams import Choice, HParam, Int, fixed_value
-from automl_noisy.pipeline import OPTIMIZERS, SCHEDULES, ComponentSpec, OptimizerSpec, Pipeline, read_yaml_file
+from automl_noisy.components import build
+from automl_noisy.hparams import Choice, Float, HParam, Int, fixed_value
+from automl_noisy.pipeline import (OPTIMIZERS, SCHEDULES, START_MODES, ComponentSpec, OptimizerSpec, Pipeline,
+                                   StartSpec, read_yaml_file)
 from automl_noisy.presets import PRESETS, apply_preset
 
 SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
-TOP_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "sampler", "pruner", "families", "presets"}
+TOP_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "sampler", "pruner", "families", "presets",
+            "pretraining"}
+PRETRAINING_KEYS = {"start", "body_lr", "method"}
+#: The pretraining method of each data kind when a space names none, every setting at its default.
+DEFAULT_PRETRAINING = {kind: ComponentSpec("simclr", build("pretraining", ComponentSpec("simclr")).params())
+                       for kind in ("images", "vectors")}
+#: A fine-tuned body's learning-rate multiplier: default and range.
+BODY_LR = Float(0.1, 0.01, 1.0, log=True)
 SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
             "gp": optuna.samplers.GPSampler, "cmaes": optuna.samplers.CmaEsSampler,
             "qmc": optuna.samplers.QMCSampler}
@@ -77,6 +98,10 @@ class SearchSpace:
     sampler: Mapping[str, Any] = field(default_factory=lambda: {"name": "tpe"})
     pruner: Mapping[str, Any] = field(default_factory=lambda: {"name": "median"})
     presets: tuple[str, ...] = ()
+    #: how a trial's network may start (None: always random); the pretraining method per data kind
+    start: Choice | None = None
+    body_lr: HParam = BODY_LR
+    pretraining: Mapping[str, ComponentSpec] = field(default_factory=lambda: dict(DEFAULT_PRETRAINING))
     #: rows one model of a trial trains on, when the data is known (presets scale SGD steps by it)
     train_rows: int | None = None
 
@@ -110,10 +135,16 @@ class SearchSpace:
 
     def _walk(self, decide: Decide, data: DataSpec, seed: int) -> Pipeline:
         preset = decide("preset", Choice("none", ("none", *self.presets))) if self.presets else "none"
+        start = decide("start", self.start) if self.start is not None else "random"
         chosen: dict[str, Any] = {}
         for family, choices in self.families.items():
             if preset != "none" and family != "model":
                 continue  # the preset fixes every method family
+            if family == "model" and start != "random":
+                model = decide("model", Choice(next(iter(choices)), tuple(choices)))
+                # a pretrained start keeps the architecture's defaults: one encoder per model choice
+                chosen[family] = ComponentSpec(model, {p: d.default for p, d in choices[model].items()})
+                continue
 
             if FAMILIES[family].multi:
                 on = [c for c in choices if decide(f"{family}.{c}", Choice(False, (False, True)))]
@@ -132,9 +163,32 @@ class SearchSpace:
         opt_name = decide("optimizer", Choice(next(iter(self.optimizers)), tuple(self.optimizers)))
         opt_params = {p: decide(f"optimizer.{opt_name}.{p}", d) for p, d in self.optimizers[opt_name].items()}
         optimizer = OptimizerSpec(opt_name, schedule=decide("schedule", self.schedule), **opt_params)
-        pipeline = Pipeline(**chosen, optimizer=optimizer, epochs=self.epochs,
-                            batch_size=decide("batch_size", self.batch_size), seed=seed, data=data)
+        pretraining = None
+        if start != "random":
+            pretraining = self.pretraining_for(chosen["model"].name)
+        body_lr = decide("start.finetune.body_lr", self.body_lr) if start == "finetune" else 1.0
+        pipeline = Pipeline(**chosen, optimizer=optimizer, pretraining=pretraining, start=StartSpec(start, body_lr),
+                            epochs=self.epochs, batch_size=decide("batch_size", self.batch_size), seed=seed,
+                            data=data)
         return apply_preset(preset, pipeline, self.train_rows, decide) if preset != "none" else pipeline
+
+    def pretraining_for(self, model: str) -> ComponentSpec:
+        """The pretraining method (with its fixed settings) of a model: the ``images`` one for a
+        model that convolves over images, else the ``vectors`` one."""
+        spatial = FAMILIES["model"].registry.get(model).spatial
+        return self.pretraining["images" if spatial else "vectors"]
+
+    def encoder_pipelines(self, data: DataSpec, seed: int = 0) -> list[Pipeline]:
+        """One pretrained-start pipeline per model choice: what determines the encoders a search may
+        need (none when the space never starts from a pretrained body)."""
+        if self.start is None or all(mode == "random" for mode in self.start.choices):
+            return []
+        out = []
+        for model, decls in self.families["model"].items():
+            spec = ComponentSpec(model, {p: d.default for p, d in decls.items()})
+            out.append(Pipeline(model=spec, pretraining=self.pretraining_for(model), start=StartSpec("frozen"),
+                                seed=seed, data=data))
+        return out
 
     def _component(self, decide: Decide, family: str, choice: str) -> ComponentSpec:
         decls = self.families[family][choice]
@@ -162,6 +216,9 @@ class SearchSpace:
             "optimizers": {o: {p: decl(d) for p, d in ps.items()} for o, ps in self.optimizers.items()},
             "schedule": decl(self.schedule), "batch_size": decl(self.batch_size), "epochs": self.epochs,
             "sampler": dict(self.sampler), "pruner": dict(self.pruner), "presets": list(self.presets),
+            **({"pretraining": {"start": decl(self.start), "body_lr": decl(self.body_lr),
+                                "method": {k: m.to_dict() for k, m in self.pretraining.items()}}}
+               if self.start is not None else {}),
         }
 
     def fingerprint(self) -> str:
@@ -254,10 +311,37 @@ def parse_space(doc: Any, name: str = "space", where: str = "space") -> SearchSp
     for preset in presets:
         if preset not in PRESETS:
             raise choose_from("preset", preset, sorted(PRESETS))
+    start, body_lr, methods = _pretraining(doc.get("pretraining"), where)
     space = SearchSpace(name, families, optimizers, Choice(schedules[0], schedules), batch_decl, epochs,
-                        sampler, pruner, tuple(presets))
+                        sampler, pruner, tuple(presets), start, body_lr, methods)
     space.make_pruner(), space.make_sampler(0)  # fail now, not in the middle of a search
     return space
+
+
+def _pretraining(doc: Any, where: str) -> tuple[Choice | None, HParam, dict[str, ComponentSpec]]:
+    """Read the ``pretraining`` section: the start modes, the body_lr range and the method per data
+    kind (a name or ``{name: .., setting: value}`` for both kinds, or a mapping ``images`` /
+    ``vectors`` to those)."""
+    if doc is None:
+        return None, BODY_LR, dict(DEFAULT_PRETRAINING)
+    if not isinstance(doc, Mapping) or set(doc) - PRETRAINING_KEYS:
+        raise UserError(f"{where}: pretraining must be a mapping with keys among {', '.join(sorted(PRETRAINING_KEYS))}")
+    start = Choice("random", START_MODES).narrow("pretraining.start", doc.get("start", list(START_MODES)))
+    body_lr = BODY_LR.narrow("pretraining.body_lr", doc["body_lr"]) if "body_lr" in doc else BODY_LR
+    methods = dict(DEFAULT_PRETRAINING)
+    method = doc.get("method")
+    if method is not None:
+        per_kind = method if isinstance(method, Mapping) and set(method) <= set(methods) else \
+            {kind: method for kind in methods}
+        for kind, value in per_kind.items():
+            spec = ComponentSpec.from_dict(f"pretraining.method.{kind}", value)
+            for setting, v in spec.params.items():
+                if isinstance(v, (list, dict)):
+                    raise UserError(f"{where}: pretraining.method.{kind}.{setting} must be one value, got {v!r}; "
+                                    "pretraining settings are fixed (noisy labels cannot score an encoder)")
+            # unknown method, setting or value: one line now; every setting spelled out for the export
+            methods[kind] = ComponentSpec(spec.name, build("pretraining", spec).params())
+    return start, body_lr, methods
 
 
 def _choices(family: str, entries: Any, where: str) -> dict[str, dict[str, HParam]]:

@@ -17,16 +17,19 @@ from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
+from automl_noisy.train.pretrain import Encoder, EncoderCache, EncoderRequest, make_encoder
 from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality, resolve_device
 
 
 def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | NoisyDataset | None = None,
                    threads: int | None = 1, device: str | torch.device | None = None,
-                   on_epoch: Callable[[EpochMetrics, str], None] | None = None) -> dict[str, Any]:
+                   on_epoch: Callable[[EpochMetrics, str], None] | None = None,
+                   encoders: str | Path | None = None, on_event: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Train ``pipeline`` (on its own data spec unless ``data`` is given) up to its ``stop_epoch``
     (the search's best epoch, when exported) and write to ``out_dir``:
 
-    - ``model.pt``: the network's ``state_dict`` (load with ``torch.load(..., weights_only=True)``)
+    - ``model.pt``: the whole network's ``state_dict``, a pretrained body included (load with
+      ``torch.load(..., weights_only=True)``)
     - ``label_issues.csv``: one row per training sample, most suspect first
     - ``metrics.json``: ``val_accuracy``, ``test_accuracy`` (when clean labels are known), and more
     - ``pipeline.yaml``: the pipeline that was trained
@@ -37,6 +40,10 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     the pool gets an out-of-fold suspicion score, and ``val_accuracy`` is the trial's out-of-fold
     accuracy), then once more on the whole pool: that final model is the one saved. ``on_epoch``
     hears each epoch with what it belongs to (``"fold 2/3"`` or ``"model"``). Returns the metrics.
+
+    A pretrained start takes its encoder from the folder ``encoders`` (the search's, which export
+    names) when it is there, else pretrains it again with the pipeline's seed (bit-identical on a
+    CPU) and stores it there; ``on_event`` hears which.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -48,16 +55,21 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         dataset = data
     pipeline = pipeline.with_data(dataset.spec)
     folds = dataset.spec.folds
+    encoder = None
+    if pipeline.start.pretrained:
+        request = EncoderRequest.of(pipeline, dataset)
+        encoder = (EncoderCache(encoders).obtain(request, dataset, on_event) if encoders is not None
+                   else make_encoder(request, dataset))
     if folds > 1:
-        log_probs = _out_of_fold_log_probs(pipeline, dataset, threads, device, on_epoch)
+        log_probs = _out_of_fold_log_probs(pipeline, dataset, threads, device, on_epoch, encoder)
         scored = pool_dataset(dataset)  # the rows that get a score: the whole pool, in pool order
         y = torch.from_numpy(scored.y_train)
         scores = F.nll_loss(log_probs, y, reduction="none").numpy()  # -log p(given label), out of fold
         predicted = log_probs.argmax(dim=1).numpy()
         val_accuracy = float((log_probs.argmax(dim=1) == y).float().mean())
-        trainer = Trainer(pipeline, scored, device=device, threads=threads)
+        trainer = Trainer(pipeline, scored, device=device, threads=threads, encoder=encoder)
     else:
-        scored, trainer = dataset, Trainer(pipeline, dataset, device=device, threads=threads)
+        scored, trainer = dataset, Trainer(pipeline, dataset, device=device, threads=threads, encoder=encoder)
     last = None
     for last in trainer.epochs():
         if on_epoch is not None:
@@ -84,13 +96,14 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
 
 
 def _out_of_fold_log_probs(pipeline: Pipeline, data: NoisyDataset, threads: int | None, device: str | torch.device | None,
-                           on_epoch: Callable[[EpochMetrics, str], None] | None) -> torch.Tensor:
+                           on_epoch: Callable[[EpochMetrics, str], None] | None,
+                           encoder: Encoder | None) -> torch.Tensor:
     """Per pool row (train rows, then validation rows), the log class probabilities of the fold
     model that did not train on it, after ``pipeline.stop_epoch`` epochs."""
     folds = pool_folds(data)
     out = torch.empty(len(folds), data.num_classes)
     for i in range(data.spec.folds):
-        trainer = Trainer(pipeline, fold_split(data, i), device=device, threads=threads)
+        trainer = Trainer(pipeline, fold_split(data, i), device=device, threads=threads, encoder=encoder)
         for metrics in trainer.epochs():
             if on_epoch is not None:
                 on_epoch(metrics, f"fold {i + 1}/{data.spec.folds}")

@@ -20,6 +20,7 @@ from automl_noisy.data import NoisyDataset
 from automl_noisy.data.folds import fold_split
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
+from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
 from automl_noisy.train.step import Methods, TrainingStep, build_scheme
 
 EVAL_BATCH = 4096
@@ -78,7 +79,7 @@ class Trainer:
     """
 
     def __init__(self, pipeline: Pipeline, data: NoisyDataset, device: str | torch.device | None = None,
-                 threads: int | None = 1) -> None:
+                 threads: int | None = 1, encoder: Encoder | None = None) -> None:
         if threads:
             torch.set_num_threads(threads)
         torch.manual_seed(pipeline.seed)
@@ -94,17 +95,24 @@ class Trainer:
         outputs = k + sum(c.extra_outputs for c in methods[0].components())
         self.networks: list[Classifier] = [factory.build(data.input_shape, outputs).to(self.device)  # type: ignore[attr-defined]
                                            for _ in range(scheme.networks)]
+        self._encoder = self._pretrained_body(encoder)
+        for net in self.networks:
+            self._start(net)
         self.step = TrainingStep(scheme, methods, self.networks, k, outputs,
                                  views_for(type(factory).spatial, data.input_shape))
         info = TrainInfo(len(data.y_train), k, data.input_shape, pipeline.epochs, self.device,
                          self.networks[0].feature_dim, pipeline.seed)
         for component in self.step.components():
             component.setup(info)
-        params = [p for net in self.networks for p in net.parameters()]
+        body = [p for net in self.networks for p in net.body.parameters() if p.requires_grad]
+        params = [p for net in self.networks for p in net.head.parameters()]
         for component in self.step.components():
             for module in component.modules():
                 params += list(module.to(self.device).parameters())
-        self._factory, self._outputs, self._params = factory, outputs, params
+        groups = [{"params": params}]
+        if body:  # a frozen body trains not at all; a fine-tuned one at its own rate
+            groups.append({"params": body, "lr": pipeline.optimizer.lr * pipeline.start.body_lr})
+        self._factory, self._outputs, self._params = factory, outputs, groups
         self._restarts = {e for c in self.step.components() if (e := c.restart_after()) is not None}
         self._schedule(pipeline.epochs)
         self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
@@ -117,9 +125,30 @@ class Trainer:
         self._autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
                           else nullcontext())
 
+    def _pretrained_body(self, encoder: Encoder | None) -> Encoder | None:
+        """The body a pretrained start loads: ``encoder`` (from the search's cache), else pretrained
+        here on the data's pool."""
+        if not self.pipeline.start.pretrained:
+            return None
+        if encoder is None:
+            encoder = make_encoder(EncoderRequest.of(self.pipeline, self.data), self.data)
+        return encoder
+
+    def _start(self, net: Classifier) -> None:
+        """Load the pretrained body into ``net`` (frozen: it never trains) when the start is pretrained."""
+        if self._encoder is None:
+            return
+        try:
+            net.body.load_state_dict(self._encoder)
+        except RuntimeError as e:
+            raise UserError(f"the pretrained encoder does not fit model {self.pipeline.model.name!r}: "
+                            f"{str(e).splitlines()[0]}") from None
+        if self.pipeline.start.mode == "frozen":
+            net.body.requires_grad_(False)
+
     def _schedule(self, epochs: int) -> None:
         """A fresh optimizer, and learning-rate schedule over ``epochs``."""
-        self.optimizer = _optimizer(self.pipeline, self._params)
+        self.optimizer = _optimizer(self.pipeline, [dict(g) for g in self._params])  # optimizers write into the dicts
         self.scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, epochs)
                           if self.pipeline.optimizer.schedule == "cosine" else None)
 
@@ -129,6 +158,7 @@ class Trainer:
         for net in self.networks:
             fresh = self._factory.build(self.data.input_shape, self._outputs)  # type: ignore[attr-defined]
             net.load_state_dict(fresh.state_dict())
+            self._start(net)  # a pretrained start starts over from the encoder
         self._schedule(self.pipeline.epochs - done)
 
     @property
@@ -157,6 +187,8 @@ class Trainer:
                 component.on_epoch_start(epoch)
             for net in self.networks:
                 net.train()
+                if self.pipeline.start.mode == "frozen":
+                    net.body.eval()  # batch norm statistics stay the encoder's too
             order = torch.randperm(n, generator=self._generator).to(self.device)
             total, batches = 0.0, 0
             for begin in range(0, n, bs):
@@ -256,7 +288,7 @@ class _EpochView:
         return self._get(True)
 
 
-def _optimizer(pipeline: Pipeline, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+def _optimizer(pipeline: Pipeline, params: list[dict]) -> torch.optim.Optimizer:
     spec = pipeline.optimizer
     if spec.name == "sgd":
         return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum)
@@ -265,9 +297,11 @@ def _optimizer(pipeline: Pipeline, params: list[nn.Parameter]) -> torch.optim.Op
 
 
 def run_trial(pipeline: Pipeline, data: NoisyDataset, device: str | torch.device | None = None,
-              threads: int | None = 1, fold: int | None = None) -> Iterator[EpochMetrics]:
+              threads: int | None = 1, fold: int | None = None,
+              encoder: Encoder | None = None) -> Iterator[EpochMetrics]:
     """Train ``pipeline`` on ``data`` (on its cross-validation fold ``fold``, when given), yielding
-    one :class:`EpochMetrics` per epoch."""
+    one :class:`EpochMetrics` per epoch. A pretrained start loads ``encoder`` (pretrained here when
+    not given)."""
     if fold is not None:
         data = fold_split(data, fold)
-    yield from Trainer(pipeline, data, device, threads).epochs()
+    yield from Trainer(pipeline, data, device, threads, encoder).epochs()

@@ -86,7 +86,8 @@ def test_baseline_is_plain_ce_and_enqueues():
     space = load_space("default").for_shape(IMAGES)
     pipeline, params = space.baseline(DataSpec())
     assert pipeline.combination() == {"model": "mlp", "adjustment": "none", "mixing": "none",
-                                      "loss": "ce", "penalty": "none", "scheme": "single", "selection": "none", "correction": "none", "semi": "none"}
+                                      "loss": "ce", "penalty": "none", "scheme": "single", "selection": "none", "correction": "none", "semi": "none",
+                                     "start": "random"}
     study = optuna.create_study()
     study.enqueue_trial(params)
     trial = study.ask()

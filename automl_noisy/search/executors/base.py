@@ -6,8 +6,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from dataclasses import dataclass
 
+from automl_noisy.data import NoisyDataset
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train import EpochMetrics
+from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,20 @@ class Executor(ABC):
     cross-validation folds; the driver names it. Only the driver touches the study storage."""
 
     capacity: int = 1
+    data: NoisyDataset
 
     @abstractmethod
-    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None) -> None:
-        """Start ``job``: train ``pipeline`` on the data, or on its fold ``fold``."""
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
+        """Start ``job``: train ``pipeline`` on the data, or on its fold ``fold``; a pretrained start
+        loads the encoder ``encoder`` (a key given to ``add_encoder``)."""
+
+    @abstractmethod
+    def add_encoder(self, key: str, body: Encoder) -> None:
+        """Make a pretrained body available to the jobs submitted after (sent to workers once)."""
+
+    def pretrain(self, requests: list[EncoderRequest]) -> list[Encoder]:
+        """Pretrain the encoders ``requests`` name on the data (in parallel where the executor can)."""
+        return [make_encoder(r, self.data) for r in requests]
 
     @abstractmethod
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:

@@ -9,6 +9,7 @@ from automl_noisy.data import NoisyDataset
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.search.executors.base import Executor, Placement, TrialEvent, describe_error
 from automl_noisy.train import EpochMetrics, run_trial
+from automl_noisy.train.pretrain import Encoder
 
 
 def _placed(epochs: Iterator[EpochMetrics]) -> Iterator[Placement | EpochMetrics]:
@@ -26,9 +27,15 @@ class LocalExecutor(Executor):
     def __init__(self, data: NoisyDataset, threads: int | None = None, device: str | None = None) -> None:
         self.data, self.threads, self.device = data, threads, device
         self._jobs: dict[Hashable, Iterator[Placement | EpochMetrics]] = {}
+        self._encoders: dict[str, Encoder] = {}
 
-    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None) -> None:
-        self._jobs[job] = _placed(run_trial(pipeline, self.data, device=self.device, threads=self.threads, fold=fold))
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
+        body = self._encoders[encoder] if encoder is not None else None
+        self._jobs[job] = _placed(run_trial(pipeline, self.data, device=self.device, threads=self.threads,
+                                            fold=fold, encoder=body))
+
+    def add_encoder(self, key: str, body: Encoder) -> None:
+        self._encoders[key] = body
 
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
         if not self._jobs:

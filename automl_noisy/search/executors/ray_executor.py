@@ -1,5 +1,7 @@
 """RayExecutor: each job (a trial, or one cross-validation fold of it) is a Ray generator task
 streaming where it runs (a Placement: node, address, GPU ids), then one EpochMetrics per epoch.
+A pretrained body is ``ray.put`` once per encoder and passed to the jobs that start from it;
+encoders a search lacks are pretrained as Ray tasks, all at once.
 
 The dataset is ``ray.put`` once and shared by every task; a fold's task cuts its split from it, so
 the folds of a trial run at once across a cluster. A CPU job asks for one CPU and uses one thread,
@@ -19,14 +21,15 @@ from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.search.executors.base import Executor, Placement, TrialEvent, describe_error
 from automl_noisy.train import EpochMetrics, run_trial
+from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
 
 
-def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int,
-                fold: int | None) -> Iterator[Placement | EpochMetrics]:
+def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int, fold: int | None,
+                encoder: Encoder | None) -> Iterator[Placement | EpochMetrics]:
     context = ray.get_runtime_context()
     yield Placement(context.get_node_id()[:8], ray.util.get_node_ip_address(),
                     tuple(str(g) for g in context.get_accelerator_ids().get("GPU", [])))
-    yield from run_trial(pipeline, data, threads=threads, fold=fold)
+    yield from run_trial(pipeline, data, threads=threads, fold=fold, encoder=encoder)
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -78,15 +81,26 @@ class RayExecutor(Executor):
         else:
             fit = int(resources.get("CPU", 1) / cpus_per_trial)
         self.capacity = max(1, workers or fit)
-        self._data_ref = ray.put(data)
+        self.data, self._data_ref = data, ray.put(data)
         threads = max(1, int(cpus_per_trial))
         self._task = ray.remote(_trial_task).options(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                                      max_retries=0)
         self._threads = threads
         self._running: dict[Hashable, ray.ObjectRefGenerator] = {}
+        self._encoder_refs: dict[str, ray.ObjectRef] = {}
 
-    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None) -> None:
-        self._running[job] = self._task.remote(pipeline, self._data_ref, self._threads, fold)
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
+        body = self._encoder_refs[encoder] if encoder is not None else None
+        self._running[job] = self._task.remote(pipeline, self._data_ref, self._threads, fold, body)
+
+    def add_encoder(self, key: str, body: Encoder) -> None:
+        if key not in self._encoder_refs:
+            self._encoder_refs[key] = ray.put(dict(body))  # once; every job that starts from it shares it
+
+    def pretrain(self, requests: list[EncoderRequest]) -> list[Encoder]:
+        """One Ray task per encoder (one CPU each), all at once."""
+        task = ray.remote(make_encoder).options(num_cpus=1, max_retries=0)
+        return ray.get([task.remote(r, self._data_ref) for r in requests])
 
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
         if not self._running:

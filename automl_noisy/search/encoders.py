@@ -1,0 +1,87 @@
+"""The encoders of a search: each pretrained once per key, kept beside the study, shared by trials.
+
+Before its first trial a search asks its space which encoders its trials may start from (one per
+model choice, ``SearchSpace.encoder_pipelines``), loads those already in the cache folder and
+pretrains the others through the executor (with Ray, as tasks running at once), stores them, and
+hands every one to the executor once. A killed search resumes without pretraining again what it
+stored; a search that never starts from a pretrained body computes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from automl_noisy.data import NoisyDataset
+from automl_noisy.pipeline import Pipeline
+from automl_noisy.search.executors import Executor
+from automl_noisy.train.pretrain import EncoderCache, EncoderRequest
+
+#: the cache folder when the storage is not a file (PostgreSQL, MySQL): in the working directory
+DEFAULT_ENCODERS = "automl-noisy-encoders"
+
+
+def encoder_folder(storage_url: str) -> Path | None:
+    """Where a search on ``storage_url`` keeps its encoders: beside an SQLite file (``study.db`` ->
+    ``study-encoders/``), ``./automl-noisy-encoders`` for a database server, none (memory only) for
+    an in-memory database."""
+    if storage_url.startswith("sqlite:///"):
+        path = storage_url.removeprefix("sqlite:///").split("?", 1)[0]
+        if path in ("", ":memory:"):
+            return None
+        db = Path(path)
+        return db.with_name(f"{db.stem}-encoders")
+    return Path(DEFAULT_ENCODERS)
+
+
+class SearchEncoders:
+    """Which encoder each trial's pipeline starts from, all of them made ready before the first."""
+
+    def __init__(self, folder: str | Path | None, data: NoisyDataset, executor: Executor) -> None:
+        self.cache = EncoderCache(folder) if folder is not None else None
+        self.data, self.executor = data, executor
+        self._keys: dict[tuple, str] = {}  # (model, pretraining, seed) -> key
+        self.pretrained = 0  # encoders computed by this search (not loaded): for tests and the summary
+
+    def prepare(self, pipelines: list[Pipeline], say: Callable[[str], None]) -> None:
+        """Load or pretrain the encoders ``pipelines`` start from, and give them to the executor."""
+        requests = {}
+        for pipeline in pipelines:
+            request = EncoderRequest.of(pipeline, self.data)
+            self._keys[_identity(pipeline)] = request.key
+            requests[request.key] = request
+        missing = []
+        for key, request in requests.items():
+            body = self.cache.load(key) if self.cache is not None else None
+            if body is None:
+                missing.append(request)
+            else:
+                say(f"encoder {request.describe()} loaded from {self.cache.folder}")  # type: ignore[union-attr]
+                self.executor.add_encoder(key, body)
+        if not missing:
+            return
+        rows = len(self.data.y_train) + len(self.data.y_val)
+        say(f"pretraining {', '.join(r.describe() for r in missing)} on the {rows} training-pool rows (inputs only)")
+        for request, body in zip(missing, self.executor.pretrain(missing)):
+            if self.cache is not None:
+                self.cache.save(request.key, body)
+            self.executor.add_encoder(request.key, body)
+            self.pretrained += 1
+        where = f"stored in {self.cache.folder}" if self.cache is not None else "kept in memory"
+        say(f"pretrained {len(missing)} encoder(s), {where}")
+
+    def key(self, pipeline: Pipeline) -> str | None:
+        """The encoder ``pipeline`` starts from (None: random weights)."""
+        if not pipeline.start.pretrained:
+            return None
+        identity = _identity(pipeline)
+        if identity not in self._keys:  # a pipeline the space did not announce: computed now
+            self.prepare([pipeline], lambda _: None)
+        return self._keys[identity]
+
+
+def _identity(pipeline: Pipeline) -> tuple:
+    import json
+
+    return (json.dumps(pipeline.model.to_dict(), sort_keys=True),
+            json.dumps(pipeline.pretraining.to_dict() if pipeline.pretraining else None, sort_keys=True), pipeline.seed)
