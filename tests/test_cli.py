@@ -141,7 +141,12 @@ def files(tmp_path):
                 huge=huge, twice=twice, batch_one=pipe("b1", "  batch_size: 1\n"),
                 huge_lr=pipe("lr", "  optimizer: {name: sgd, lr: 1000000.0}\n"),
                 bad_momentum=pipe("mom", "  optimizer: {name: sgd, momentum: 7}\n"),
-                ok_pipe=pipe("ok", ""), images=str(images), empty_db=str(empty_db))
+                ok_pipe=pipe("ok", ""), images=str(images), empty_db=str(empty_db),
+                frozen_alone=pipe("frozen", "  start: {mode: frozen}\n"),
+                unknown_method=pipe("method", "  pretraining: {name: mae_pretrain}\n  start: frozen\n"),
+                searched_setting=_write(tmp_path / "tuned.yaml", "pretraining:\n  method: {name: simclr, "
+                                                                 "steps: [10, 100]}\n"),
+                bad_start=_write(tmp_path / "start.yaml", "pretraining:\n  start: [random, thawed]\n"))
 
 
 SEARCH = ["search", "--executor", "local", "--trials", "1", "--no-progress", "--space", "quick"]
@@ -196,6 +201,15 @@ CASES = {
     "zero threads": (lambda f: ["train", "x.yaml", "--threads", "0"], "must be at least 1, got 0"),
     "workers with the local executor": (lambda f: SEARCH + ["--workers", "3"], "--workers 3 has no effect"),
     "unknown family filter": (lambda f: ["components", "--family", "lossy"], "unknown family 'lossy'"),
+    # self-supervised pretraining
+    "frozen start without a pretraining method": (lambda f: ["train", f["frozen_alone"], "-o", f"{f['dir']}/o"],
+                                                  "start mode 'frozen' needs a pretrained body"),
+    "unknown pretraining method": (lambda f: ["train", f["unknown_method"], "-o", f"{f['dir']}/o"],
+                                   "unknown pretraining 'mae_pretrain'; choose one of: barlow_twins, simclr"),
+    "pretraining setting given as a range": (lambda f: SEARCH[:-2] + ["--space", f["searched_setting"]],
+                                             "pretraining settings are fixed"),
+    "unknown start mode in a space": (lambda f: SEARCH[:-2] + ["--space", f["bad_start"]],
+                                      "pretraining.start='thawed' is not one of"),
 }
 
 

@@ -322,7 +322,7 @@ class Pretraining(Component, ABC):
 
     slot: ClassVar[str] = "pretraining"
 
-    steps: int = hyperparameter(1000, 10, 200_000, log=True)  # optimizer steps (epochs follow from the data)
+    steps: int = hyperparameter(1000, 1, 200_000, log=True)  # optimizer steps (epochs follow from the data)
     batch_size: int = hyperparameter(256, 16, 4096, log=True)
     lr: float = hyperparameter(1e-3, 1e-5, 1e-1, log=True)  # AdamW
     projection_dim: int = hyperparameter(128, 16, 8192, log=True)

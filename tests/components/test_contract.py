@@ -206,3 +206,30 @@ def test_pipeline_families_match_registries():
     assert tuple(FAMILIES) == PIPELINE_FAMILIES
     assert {f for f, fam in FAMILIES.items() if fam.multi} == set(MULTI_FAMILIES)
     assert {f for f, fam in FAMILIES.items() if fam.optional and not fam.multi} == set(OPTIONAL_FAMILIES)
+
+
+# -- stages before the step: pretraining ------------------------------------------------------------
+from automl_noisy.components import STAGES  # noqa: E402
+from automl_noisy.components.base import Pretraining  # noqa: E402
+
+STAGE_ENTRIES = [(stage, name) for stage, registry in STAGES.items() for name in registry.names()]
+
+
+@pytest.mark.parametrize("stage_entry", STAGE_ENTRIES, ids=[_ids(e) for e in STAGE_ENTRIES])
+def test_pretraining_contract(stage_entry):
+    """Docstring, sane settings, and a loss that is a differentiable scalar, lower when the two views
+    agree than when they are unrelated."""
+    stage, name = stage_entry
+    cls = STAGES[stage].get(name)
+    assert issubclass(cls, Pretraining) and cls.slot == "pretraining" and cls.name == name
+    assert len((cls.__doc__ or "").strip()) > 20
+    for decl in cls.hyperparameters().values():
+        assert decl.low <= decl.default <= decl.high
+    method = build(stage, ComponentSpec(name))
+    torch.manual_seed(0)
+    projector = method.projector(16)
+    z = projector(torch.randn(32, 16, requires_grad=True))
+    same, unrelated = method.loss(z, z + 0.01 * torch.randn_like(z)), method.loss(z, projector(torch.randn(32, 16)))
+    assert same.dim() == 0 and torch.isfinite(same) and same.item() < unrelated.item()
+    same.backward()
+    assert all(p.grad is not None for p in projector.parameters())

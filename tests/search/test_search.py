@@ -31,7 +31,7 @@ def test_local_search_records_trials_and_baseline(tmp_path, tiny_spec):
     assert first.user_attrs["combination"] == {"model": "mlp", "adjustment": "none", "mixing": "none",
                                                "loss": "ce", "penalty": "none", "scheme": "single",
                                                "selection": "none", "correction": "none", "semi": "none",
-                                               "preset": "none"}
+                                               "start": "random", "preset": "none"}
     assert Pipeline.from_dict(first.user_attrs["pipeline"]).loss == ComponentSpec("ce")
     assert first.user_attrs["test_accuracy"] is not None
     assert 0.5 < first.user_attrs["label_issue_auroc"] <= 1  # the injected noise is known: detection quality
