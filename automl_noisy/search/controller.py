@@ -293,6 +293,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                 if launched >= remaining:
                     release(math.inf)
                 event = executor.next_event(timeout=1.0)
+                encoders.collect(progress.say)
                 if time.monotonic() - beat > HEARTBEAT_SECONDS / 2:
                     for t in [*running.values(), *(h[0] for h in held.values())]:
                         study._storage.record_heartbeat(t._trial_id)  # type: ignore[attr-defined]
@@ -320,6 +321,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                     where = f"fold {fold}: " if fold is not None else ""
                     stop(number, TrialState.FAIL, where + (event.error or "the trial failed"))
             release(math.inf)
+            encoders.collect(progress.say, wait=True)  # stored for a resume or train, even if no trial used it
         except KeyboardInterrupt:
             release(math.inf)  # finished trials keep their results
             for number, trial in running.items():

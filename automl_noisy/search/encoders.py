@@ -2,19 +2,22 @@
 
 Before its first trial a search asks its space which encoders its trials may start from (one per
 model choice, ``SearchSpace.encoder_pipelines``), loads those already in the cache folder and
-pretrains the others through the executor (with Ray, as tasks running at once), stores them, and
-hands every one to the executor once. A killed search resumes without pretraining again what it
-stored; a search that never starts from a pretrained body computes nothing.
+starts pretraining the others through the executor (with Ray, as tasks running at once while the
+trials that need no encoder run; a trial that needs one waits for it), and hands every one to the
+executor once. Each is stored as soon as it is there; a killed search resumes without pretraining
+again what it stored; a search that never starts from a pretrained body computes nothing.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from automl_noisy.data import NoisyDataset
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.search.executors import Executor
+from automl_noisy.search.executors.base import describe_error
 from automl_noisy.train.pretrain import EncoderCache, EncoderRequest
 
 #: the cache folder when the storage is not a file (PostgreSQL, MySQL): in the working directory
@@ -42,6 +45,7 @@ class SearchEncoders:
         self.data, self.executor = data, executor
         self._keys: dict[tuple, str] = {}  # (model, pretraining, seed) -> key
         self.pretrained = 0  # encoders computed by this search (not loaded): for tests and the summary
+        self._pending: dict[str, tuple[EncoderRequest, float]] = {}  # pretraining, not yet stored
 
     def prepare(self, pipelines: list[Pipeline], say: Callable[[str], None]) -> None:
         """Load or pretrain the encoders ``pipelines`` start from, and give them to the executor."""
@@ -61,14 +65,30 @@ class SearchEncoders:
         if not missing:
             return
         rows = len(self.data.y_train) + len(self.data.y_val)
-        say(f"pretraining {', '.join(r.describe() for r in missing)} on the {rows} training-pool rows (inputs only)")
-        for request, body in zip(missing, self.executor.pretrain(missing)):
+        say(f"pretraining {', '.join(r.describe() for r in missing)} on the {rows} training-pool rows (inputs "
+            "only); trials that start from an encoder wait for it")
+        for request in missing:
+            self._pending[request.key] = (request, time.monotonic())
+        self.executor.pretrain(missing)
+        self.collect(say)
+
+    def collect(self, say: Callable[[str], None], wait: bool = False) -> None:
+        """Store the encoders whose pretraining has finished (``wait``: wait for all of them)."""
+        if not self._pending:
+            return
+        try:
+            finished = self.executor.pretrained(wait)
+        except Exception as e:  # noqa: BLE001 - the trials that need it fail with the reason; say it once
+            say(f"pretraining failed: {describe_error(e)}")
+            self._pending.clear()
+            return
+        for key, body in finished:
+            request, began = self._pending.pop(key)
             if self.cache is not None:
-                self.cache.save(request.key, body)
-            self.executor.add_encoder(request.key, body)
+                self.cache.save(key, body)
             self.pretrained += 1
-        where = f"stored in {self.cache.folder}" if self.cache is not None else "kept in memory"
-        say(f"pretrained {len(missing)} encoder(s), {where}")
+            where = f"stored in {self.cache.folder}" if self.cache is not None else "kept in memory"
+            say(f"pretrained {request.describe()} in {time.monotonic() - began:.0f} s, {where}")
 
     def key(self, pipeline: Pipeline) -> str | None:
         """The encoder ``pipeline`` starts from (None: random weights)."""

@@ -81,10 +81,12 @@ def _method(spec: ComponentSpec) -> Pretraining:
 
 
 def pretrain_body(model: ComponentSpec, method_spec: ComponentSpec, x: np.ndarray, seed: int,
-                  on_progress: Callable[[int, int, float], None] | None = None) -> dict[str, Tensor]:
+                  on_progress: Callable[[int, int, float], None] | None = None,
+                  device: str | torch.device = "cpu") -> dict[str, Tensor]:
     """Pretrain the body of ``model`` on the inputs ``x`` with ``method_spec`` and return its
-    ``state_dict`` (on the CPU). Deterministic for a seed: one thread, seeded views and order.
-    ``on_progress(step, steps, loss)`` hears every epoch."""
+    ``state_dict`` (on the CPU). On a CPU it is deterministic for a seed (one thread, seeded views
+    and order), so an encoder pretrained again is bit-identical; on a GPU it is faster but not
+    bit-identical. ``on_progress(step, steps, loss)`` hears every epoch."""
     factory: ModelFactory = build("model", model)  # type: ignore[assignment]
     method = _method(method_spec)
     shape = tuple(x.shape[1:])
@@ -96,11 +98,11 @@ def pretrain_body(model: ComponentSpec, method_spec: ComponentSpec, x: np.ndarra
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             net = factory.build(shape, 2)
-            body, projector = net.body, method.projector(net.feature_dim)
+            body, projector = net.body.to(device), method.projector(net.feature_dim).to(device)
             views = pretraining_views(type(factory).spatial, shape)
             params = [*body.parameters(), *projector.parameters()]
             optimizer = torch.optim.AdamW(params, lr=method.lr)
-            inputs = torch.from_numpy(x)
+            inputs = torch.from_numpy(x).to(device)
             n = len(inputs)
             batch = min(method.batch_size, n)
             per_epoch = max(1, n // batch)  # full batches only: a contrastive batch needs its negatives
@@ -108,7 +110,7 @@ def pretrain_body(model: ComponentSpec, method_spec: ComponentSpec, x: np.ndarra
             body.train(), projector.train()
             step = 0
             for _ in range(epochs):
-                order = torch.randperm(n)
+                order = torch.randperm(n).to(device)
                 total = 0.0
                 for i in range(per_epoch):
                     xb = inputs[order[i * batch:(i + 1) * batch]]
@@ -132,12 +134,13 @@ def pretrain_body(model: ComponentSpec, method_spec: ComponentSpec, x: np.ndarra
 
 
 def make_encoder(request: EncoderRequest, data: NoisyDataset,
-                 on_progress: Callable[[int, int, float], None] | None = None) -> dict[str, Tensor]:
+                 on_progress: Callable[[int, int, float], None] | None = None,
+                 device: str | torch.device = "cpu") -> dict[str, Tensor]:
     """Pretrain the encoder ``request`` names on ``data``'s pool (which must be the one it hashed)."""
     x = pool_inputs(data)
     if hashlib.sha256(x.tobytes()).hexdigest() != request.inputs:
         raise ValueError("the data's pool is not the one the encoder request was made for")
-    return pretrain_body(request.model, request.pretraining, x, request.seed, on_progress)
+    return pretrain_body(request.model, request.pretraining, x, request.seed, on_progress, device)
 
 
 class EncoderCache:

@@ -6,10 +6,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Hashable
 from dataclasses import dataclass
 
-from automl_noisy.data import NoisyDataset
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train import EpochMetrics
-from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
+from automl_noisy.train.pretrain import Encoder, EncoderRequest
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,6 @@ class Executor(ABC):
     cross-validation folds; the driver names it. Only the driver touches the study storage."""
 
     capacity: int = 1
-    data: NoisyDataset
 
     @abstractmethod
     def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
@@ -59,9 +57,16 @@ class Executor(ABC):
     def add_encoder(self, key: str, body: Encoder) -> None:
         """Make a pretrained body available to the jobs submitted after (sent to workers once)."""
 
-    def pretrain(self, requests: list[EncoderRequest]) -> list[Encoder]:
-        """Pretrain the encoders ``requests`` name on the data (in parallel where the executor can)."""
-        return [make_encoder(r, self.data) for r in requests]
+    @abstractmethod
+    def pretrain(self, requests: list[EncoderRequest]) -> None:
+        """Start pretraining the encoders ``requests`` name on the data. Jobs submitted after may
+        start from them at once: where the executor can, a job waits for its encoder while jobs
+        that need none run."""
+
+    @abstractmethod
+    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder]]:
+        """The encoders ``pretrain`` finished since the last call (``wait``: all of them, waiting);
+        a failed pretraining raises."""
 
     @abstractmethod
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:

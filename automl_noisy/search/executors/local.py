@@ -9,7 +9,7 @@ from automl_noisy.data import NoisyDataset
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.search.executors.base import Executor, Placement, TrialEvent, describe_error
 from automl_noisy.train import EpochMetrics, run_trial
-from automl_noisy.train.pretrain import Encoder
+from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
 
 
 def _placed(epochs: Iterator[EpochMetrics]) -> Iterator[Placement | EpochMetrics]:
@@ -28,6 +28,7 @@ class LocalExecutor(Executor):
         self.data, self.threads, self.device = data, threads, device
         self._jobs: dict[Hashable, Iterator[Placement | EpochMetrics]] = {}
         self._encoders: dict[str, Encoder] = {}
+        self._done: list[str] = []  # pretrained, not yet collected
 
     def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
         body = self._encoders[encoder] if encoder is not None else None
@@ -36,6 +37,16 @@ class LocalExecutor(Executor):
 
     def add_encoder(self, key: str, body: Encoder) -> None:
         self._encoders[key] = body
+
+    def pretrain(self, requests: list[EncoderRequest]) -> None:
+        """Pretrain each encoder now, in this process."""
+        for request in requests:
+            self.add_encoder(request.key, make_encoder(request, self.data))
+            self._done.append(request.key)
+
+    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder]]:
+        done, self._done = self._done, []
+        return [(key, self._encoders[key]) for key in done]
 
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
         if not self._jobs:

@@ -81,13 +81,14 @@ class RayExecutor(Executor):
         else:
             fit = int(resources.get("CPU", 1) / cpus_per_trial)
         self.capacity = max(1, workers or fit)
-        self.data, self._data_ref = data, ray.put(data)
+        self._data_ref = ray.put(data)
         threads = max(1, int(cpus_per_trial))
         self._task = ray.remote(_trial_task).options(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                                      max_retries=0)
-        self._threads = threads
+        self._threads, self._gpus = threads, gpus_per_trial > 0
         self._running: dict[Hashable, ray.ObjectRefGenerator] = {}
         self._encoder_refs: dict[str, ray.ObjectRef] = {}
+        self._pending: dict[str, ray.ObjectRef] = {}  # pretraining tasks not yet collected
 
     def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
         body = self._encoder_refs[encoder] if encoder is not None else None
@@ -97,10 +98,26 @@ class RayExecutor(Executor):
         if key not in self._encoder_refs:
             self._encoder_refs[key] = ray.put(dict(body))  # once; every job that starts from it shares it
 
-    def pretrain(self, requests: list[EncoderRequest]) -> list[Encoder]:
-        """One Ray task per encoder (one CPU each), all at once."""
-        task = ray.remote(make_encoder).options(num_cpus=1, max_retries=0)
-        return ray.get([task.remote(r, self._data_ref) for r in requests])
+    def pretrain(self, requests: list[EncoderRequest]) -> None:
+        """One Ray task per encoder, all at once (one CPU each, or one GPU each when trials run on
+        GPUs). A job that starts from one gets the task's result as its argument, so Ray runs it
+        once the encoder is there, while trials that need none run already."""
+        gpus = 1 if self._gpus else 0
+        task = ray.remote(make_encoder).options(num_cpus=1, num_gpus=gpus, max_retries=0)
+        for r in requests:
+            self._encoder_refs[r.key] = self._pending[r.key] = task.remote(r, self._data_ref, None,
+                                                                           "cuda" if gpus else "cpu")
+
+    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder]]:
+        if not self._pending:
+            return []
+        refs = list(self._pending.values())
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=None if wait else 0)
+        keys = [k for k, ref in self._pending.items() if ref in ready]
+        out = []
+        for key in keys:
+            out.append((key, ray.get(self._pending.pop(key))))  # a failed pretraining raises here
+        return out
 
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
         if not self._running:
