@@ -95,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "in number order, so one command with one seed and one number of workers gives the same "
                         "search every time)")
     s.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    s.add_argument("--portfolio", metavar="FILE",
+                   help="after the plain-CE baseline, run these pipelines before the sampler draws (default: "
+                        "search_spaces/portfolio.yaml, learned offline across many tasks; entries the space or the "
+                        "data do not allow are skipped)")
+    s.add_argument("--no-portfolio", action="store_true", help="no portfolio: the sampler draws from trial 1 on")
+    s.add_argument("--warm-start", metavar="STUDY",
+                   help="first run the best pipelines of an earlier study: its name in --storage, or "
+                        "STORAGE_URL#NAME")
+    s.add_argument("--warm-start-k", type=_positive_int, default=3, metavar="K",
+                   help="how many of the earlier study's best distinct pipelines (default: 3)")
     s.add_argument("--encoders", metavar="DIR",
                    help="folder of pretrained encoders, each computed once and reused by every trial and resume "
                         "(default: beside an SQLite file, e.g. automl-noisy-encoders/ for automl-noisy.db; "
@@ -194,7 +204,9 @@ def cmd_search(args: argparse.Namespace) -> int:
                             study=args.study, executor=args.executor, workers=args.workers,
                             ray_address=args.ray_address, gpus_per_trial=args.gpus_per_trial, seed=args.seed,
                             progress=not args.no_progress, cv=args.cv,
-                            reproducible=not args.unordered, encoders=args.encoders)
+                            reproducible=not args.unordered, encoders=args.encoders,
+                            portfolio=None if args.no_portfolio else (args.portfolio or "default"),
+                            warm_start=args.warm_start, warm_start_k=args.warm_start_k)
     study = search(options)
     from optuna.trial import TrialState
 

@@ -50,6 +50,9 @@ class SearchOptions:
     progress: bool = True
     cv: int | None = None  # folds of cross-validation; 1 = one holdout split; None = by size (default_folds)
     encoders: str | None = None  # the folder of pretrained encoders (None: beside the storage, encoder_folder)
+    portfolio: str | None = "default"  # a portfolio file run after the baseline; "default": the shipped one; None: off
+    warm_start: str | None = None  # an earlier study (NAME, or STORAGE_URL#NAME) whose best pipelines run first
+    warm_start_k: int = 3  # how many of them
     reproducible: bool = True  # trials seen in number order (search/order.py); False: as they finish
 
 
@@ -88,11 +91,16 @@ def search(options: SearchOptions) -> optuna.Study:
     remaining = options.trials - sum(_counts(study).values())
     if remaining <= 0:
         return study
+    warm_starts = _warm_starts(study, space, data, options)  # mistakes in them: one line before anything runs
     executor = _executor(options, data)  # before anything is queued: a cluster that cannot be reached leaves no trace
     try:
+        room = remaining
         if not _has_baseline(study):
             _, params = space.baseline(data.spec, options.seed)
             study.enqueue_trial(params, user_attrs={"baseline": True, "driver": _driver()})
+            room -= 1
+        for attr, name, params in warm_starts[:max(0, room)]:
+            study.enqueue_trial(params, user_attrs={attr: name, "driver": _driver()})
         folder = options.encoders if options.encoders is not None else encoder_folder(options.storage)
         encoders = SearchEncoders(folder, data, executor)
         if folder is not None:  # export names it, so train reuses the encoders
@@ -102,6 +110,52 @@ def search(options: SearchOptions) -> optuna.Study:
     finally:
         executor.close()
     return study
+
+
+def _warm_starts(study: optuna.Study, space: SearchSpace, data: NoisyDataset,
+                 options: SearchOptions) -> list[tuple[str, str, dict]]:
+    """``(attribute, name, params)`` of the pipelines to run after the baseline and before the
+    sampler, not yet in the study: the best of an earlier study (``--warm-start``), then the
+    portfolio's entries for this kind of data that the space allows."""
+    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind, fitting, load_portfolio
+
+    out: list[tuple[str, str, dict]] = []
+    if options.warm_start:
+        earlier = _earlier_study(options.warm_start, options.storage)
+        shape = earlier.user_attrs.get("input_shape")
+        if shape is not None and tuple(shape) != data.input_shape:
+            raise UserError(f"--warm-start study {earlier.study_name!r} was made on data of shape {tuple(shape)}; "
+                            f"this data has shape {data.input_shape}")
+        from automl_noisy.search.portfolio import best_of_study, resolve
+
+        entries = best_of_study(earlier, options.warm_start_k)
+        fit = fitting(entries, space, data.spec, options.seed)
+        if entries and not fit:
+            try:
+                resolve(space, entries[0].params, data.spec, options.seed)
+            except UserError as e:
+                raise UserError(f"--warm-start study {earlier.study_name!r}: none of its best pipelines fits this "
+                                f"search space ({e})") from None
+        out += [("warm_start", entry.name, params) for entry, params in fit]
+    path = options.portfolio
+    if path == "default":
+        path = str(DEFAULT_PORTFOLIO) if DEFAULT_PORTFOLIO.is_file() else None
+    if path:
+        entries = load_portfolio(path)[data_kind(data.input_shape)]
+        out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
+    done = {(attr, t.user_attrs.get(attr)) for t in study.get_trials(deepcopy=False) for attr in ("portfolio", "warm_start")}
+    return [w for w in out if (w[0], w[1]) not in done]
+
+
+def _earlier_study(spec: str, storage_url: str) -> optuna.Study:
+    """``NAME`` (in this search's storage) or ``STORAGE_URL#NAME``."""
+    from automl_noisy.search.storage import resolve_study
+
+    url, sep, name = spec.rpartition("#")
+    if not sep:
+        url, name = storage_url, spec
+    storage = open_storage(url, must_exist=True)
+    return resolve_study(storage, name, url)
 
 
 def default_study_name(data: DataSpec, space: SearchSpace) -> str:
@@ -129,6 +183,7 @@ def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, sp
     if "space_fingerprint" not in attrs:
         for key, value in {**identity, "space": space.to_dict(), "space_name": space.name,
                            "data_fingerprint": data.fingerprint, "noise_rate": data.noise_rate,
+                           "input_shape": list(data.input_shape),
                            "automl_noisy_version": version("automl-noisy")}.items():
             study.set_user_attr(key, value)
         return study

@@ -1,0 +1,126 @@
+"""Warm start: pipelines a search runs right after its baseline, before the sampler draws.
+
+A portfolio file (``search_spaces/portfolio.yaml``, built offline across many tasks by
+``benchmarks/portfolio.py``, as Auto-sklearn 2.0's greedy portfolio) lists, per data kind, named
+pipelines as Optuna parameters of the search space::
+
+    vectors:
+      - name: gce
+        params: {loss: gce, loss.gce.q: 0.7}
+    images:
+      - name: dividemix-finetuned
+        params: {model: cnn, preset: dividemix, start: finetune, start.finetune.body_lr: 0.1}
+
+A parameter an entry does not give takes the space's default (the baseline's), so an entry is one
+pipeline, the same in every search. Entries whose values the user's space does not allow (a model
+that does not fit the data, a choice the space leaves out, a value outside a range) are skipped.
+The same machinery enqueues the best pipelines of an earlier study (``--warm-start``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from automl_noisy.data import DataSpec
+from automl_noisy.errors import UserError
+from automl_noisy.pipeline import Pipeline, read_yaml_file
+from automl_noisy.search.space import SPACES_DIR, SearchSpace
+
+DEFAULT_PORTFOLIO = SPACES_DIR / "portfolio.yaml"
+KINDS = ("vectors", "images")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One pipeline to run early: a name, and Optuna parameters of the space (the rest default)."""
+
+    name: str
+    params: Mapping[str, Any]
+
+
+def data_kind(input_shape: tuple[int, ...]) -> str:
+    """``images`` for image-shaped data ``(C, H, W)``, else ``vectors``."""
+    return "images" if len(input_shape) == 3 else "vectors"
+
+
+def load_portfolio(path: str | Path) -> dict[str, list[Entry]]:
+    """Read a portfolio file: data kind -> entries. Every mistake is one UserError naming the file."""
+    doc = read_yaml_file(str(path), "portfolio file")
+    if not isinstance(doc, Mapping) or not set(doc) & set(KINDS):
+        raise UserError(f"{path}: a portfolio maps {' and/or '.join(KINDS)} to lists of {{name, params}} entries")
+    out: dict[str, list[Entry]] = {}
+    for kind in KINDS:
+        entries = doc.get(kind) or []
+        if not isinstance(entries, list):
+            raise UserError(f"{path}: {kind} must be a list of {{name, params}} entries")
+        out[kind] = []
+        for i, entry in enumerate(entries):
+            if (not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str)
+                    or not isinstance(entry.get("params", {}), Mapping)):
+                raise UserError(f"{path}: {kind} entry {i + 1} must be a mapping with a 'name' and 'params'")
+            out[kind].append(Entry(entry["name"], dict(entry.get("params") or {})))
+    return out
+
+
+def resolve(space: SearchSpace, given: Mapping[str, Any], data: DataSpec, seed: int) -> tuple[Pipeline, dict[str, Any]]:
+    """The pipeline ``given`` names in ``space`` (every parameter it does not give at the space's
+    default) and the Optuna parameters that make the search suggest it. A value the space does not
+    allow is a UserError naming the parameter."""
+    params: dict[str, Any] = {}
+
+    def decide(name: str, decl: Any) -> Any:
+        from automl_noisy.hparams import Choice, fixed_value
+
+        fixed, value = fixed_value(decl)
+        if name in given:
+            value = given[name]
+            if isinstance(decl, Choice):
+                if value not in decl.choices:
+                    raise UserError(f"{name}={value!r} is not offered by the space (its choices: {list(decl.choices)})")
+            else:
+                decl.check(name, value)
+        elif not fixed:
+            value = decl.default
+        if not fixed:
+            params[name] = value
+        return value
+
+    return space._walk(decide, data, seed), params
+
+
+def fitting(entries: list[Entry], space: SearchSpace, data: DataSpec, seed: int) -> list[tuple[Entry, dict[str, Any]]]:
+    """The entries the space allows on this data, with their full Optuna parameters; duplicates
+    (two entries that make one pipeline) are kept once."""
+    out, seen = [], set()
+    for entry in entries:
+        try:
+            pipeline, params = resolve(space, entry.params, data, seed)
+        except UserError:
+            continue
+        key = repr(pipeline.to_dict())
+        if key not in seen:
+            seen.add(key)
+            out.append((entry, params))
+    return out
+
+
+def best_of_study(study: optuna.Study, k: int) -> list[Entry]:
+    """The ``k`` best complete trials of an earlier study with distinct pipelines, as entries."""
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                      key=lambda t: t.value, reverse=True)  # type: ignore[arg-type, return-value]
+    out, seen = [], set()
+    for t in complete:
+        pipeline = repr({**t.user_attrs.get("pipeline", {}), "data": None, "seed": None})
+        if pipeline in seen:
+            continue
+        seen.add(pipeline)
+        out.append(Entry(f"{study.study_name}#{t.number}", dict(t.params)))
+        if len(out) == k:
+            break
+    return out

@@ -1,0 +1,211 @@
+"""The meta-training suite and the greedy portfolio built from it (Auto-sklearn 2.0's portfolio).
+
+``suite``: 24 tasks built only from data the package can generate (scikit-learn's
+``make_classification`` vectors of several sizes, dimensions and class counts; image-shaped tasks
+drawn here from random stroke prototypes, shifted, rotated and noised), crossed with symmetric,
+pair, asymmetric and instance noise at rates 0.2-0.8. Digits is left out: it stays the held-out
+check users try first. On each task the candidate pool (``benchmarks/portfolio_pool.yaml``: plain CE
+and published recipes, with and without a pretrained start) runs through the project's own search
+(``search --portfolio POOL``: 3-fold cross-validation, best epoch; ``benchmarks/portfolio_space.yaml``:
+12 epochs, no pruning), one Optuna study per task in one SQLite file.
+
+``build``: from those studies, per data kind, the portfolio of P entries chosen greedily to minimize
+the mean normalized regret over the tasks (clean test accuracy of each trial at its best epoch;
+the tasks are meta-training data, never the user's), plain CE counted as always run first.
+Writes ``search_spaces/portfolio.yaml`` with its provenance and the regret of each prefix.
+
+    .venv/bin/python benchmarks/portfolio.py suite [--storage FILE] [--only TASK,...]
+    .venv/bin/python benchmarks/portfolio.py build [--storage FILE] [--size 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _common import commit, machine  # noqa: E402
+
+STORAGE = HERE / "portfolio-suite.db"
+POOL = HERE / "portfolio_pool.yaml"
+SPACE = HERE / "portfolio_space.yaml"
+DATA = HERE / ".portfolio-data"
+OUT = HERE.parent / "search_spaces" / "portfolio.yaml"
+PLAIN = "plain-ce"
+NOISES = ["symmetric:0.2", "pair:0.3", "instance:0.4", "symmetric:0.6", "asymmetric:0.4:0>1,1>2,2>0",
+          "symmetric:0.8", "pair:0.45", "instance:0.2", "asymmetric:0.3:0>2,1>0", "symmetric:0.4",
+          "instance:0.6", "pair:0.2"]
+
+
+def tasks() -> list[dict]:
+    """24 tasks: 12 vector tasks (samples, features, classes) and 12 image tasks (samples, side,
+    classes), each with one noise of NOISES, so every kind and rate occurs for both data kinds."""
+    vectors = [(400, 10, 3), (800, 20, 5), (600, 40, 4), (1000, 16, 6)]
+    images = [(500, 8, 4), (800, 8, 6), (600, 10, 5), (900, 10, 3)]
+    out = []
+    for i in range(12):
+        n, d, k = vectors[i % 4]
+        out.append({"name": f"vec{i:02d}-n{n}-d{d}-k{k}-{NOISES[i].split(':')[0]}{NOISES[i].split(':')[1]}",
+                    "kind": "vectors", "source": "synthetic", "noise": NOISES[i], "seed": i,
+                    "options": {"samples": n, "features": d, "classes": k}})
+    for i in range(12):
+        n, side, k = images[i % 4]
+        noise = NOISES[(i + 6) % 12]
+        out.append({"name": f"img{i:02d}-n{n}-s{side}-k{k}-{noise.split(':')[0]}{noise.split(':')[1]}",
+                    "kind": "images", "noise": noise, "seed": 100 + i, "image": (n, side, k)})
+    return out
+
+
+def stroke_images(n: int, side: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` grayscale images ``(n, 1, side, side)`` of ``classes`` classes: each class a random stroke
+    prototype (a thresholded smooth random field), each image that prototype shifted by up to a
+    pixel, rotated up to 20 degrees, with random contrast and pixel noise."""
+    from scipy.ndimage import gaussian_filter, rotate, shift
+
+    rng = np.random.default_rng(seed)
+    protos = []
+    for _ in range(classes):
+        field = gaussian_filter(rng.normal(size=(side, side)), sigma=side / 6)
+        protos.append((field > np.quantile(field, 0.7)).astype(np.float32))
+    y = np.arange(n) % classes
+    rng.shuffle(y)
+    x = np.empty((n, 1, side, side), dtype=np.float32)
+    for i, c in enumerate(y):
+        img = rotate(protos[c], rng.uniform(-20, 20), reshape=False, order=1)
+        img = shift(img, rng.integers(-1, 2, size=2), order=0)
+        x[i, 0] = img * rng.uniform(0.6, 1.0) + rng.normal(0, 0.15, size=(side, side))
+    return x, y.astype(np.int64)
+
+
+def task_spec(task: dict):
+    from automl_noisy.data import DataSpec
+
+    if task["kind"] == "vectors":
+        return DataSpec(task["source"], task["noise"], seed=task["seed"], options=task["options"])
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"{task['name']}.npz"
+    if not path.is_file():
+        x, y = stroke_images(*task["image"], seed=task["seed"])
+        np.savez(path, X=x, y=y)
+    return DataSpec(f"npz:{path}", task["noise"], seed=task["seed"])
+
+
+def run_suite(storage: Path, only: list[str] | None) -> None:
+    import optuna
+
+    from automl_noisy.search.controller import SearchOptions, search
+    from automl_noisy.search.portfolio import load_portfolio
+
+    pool = load_portfolio(POOL)
+    url = f"sqlite:///{storage}"
+    print(machine(), flush=True)
+    for task in tasks():
+        if only and task["name"] not in only:
+            continue
+        trials = 1 + len(pool[task["kind"]])
+        start = time.perf_counter()
+        study = search(SearchOptions(data=task_spec(task), space=str(SPACE), trials=trials, storage=url,
+                                     study=task["name"], portfolio=str(POOL), seed=task["seed"], progress=False,
+                                     encoders=str(HERE / ".portfolio-encoders")))
+        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        best = max(done, key=lambda t: t.user_attrs.get("test_accuracy") or 0)
+        print(f"{task['name']}: {len(done)}/{trials} complete in {time.perf_counter() - start:.0f} s; best clean "
+              f"{best.user_attrs.get('test_accuracy'):.3f} ({best.user_attrs.get('portfolio', PLAIN)})", flush=True)
+
+
+def performance(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+    """Task -> kind, and task -> entry -> clean test accuracy at the trial's best epoch."""
+    import optuna
+
+    url = f"sqlite:///{storage}"
+    kinds, matrix = {}, {}
+    for name in sorted(optuna.get_all_study_names(url)):
+        study = optuna.load_study(study_name=name, storage=url)
+        kinds[name] = "images" if len(study.user_attrs.get("input_shape", [])) == 3 else "vectors"
+        row = {}
+        for t in study.trials:
+            entry = PLAIN if t.user_attrs.get("baseline") else t.user_attrs.get("portfolio")
+            acc = t.user_attrs.get("test_accuracy")
+            if entry and t.state == optuna.trial.TrialState.COMPLETE and acc is not None:
+                row[entry] = acc
+        matrix[name] = row
+    return kinds, matrix
+
+
+def regrets(row: dict[str, float]) -> dict[str, float]:
+    """Normalized regret of each entry on one task: 0 for the best, 1 for the worst."""
+    best, worst = max(row.values()), min(row.values())
+    span = best - worst
+    return {e: (best - a) / span if span > 0 else 0.0 for e, a in row.items()}
+
+
+def greedy(matrix: dict[str, dict[str, float]], size: int) -> tuple[list[str], list[float]]:
+    """Entries chosen one by one, each minimizing the mean over tasks of the best (smallest) regret
+    among plain CE and the entries chosen so far; and the mean regret after each prefix (plain CE
+    alone first). Ties go to the entry first in name order, so a build is reproducible."""
+    r = {task: regrets(row) for task, row in matrix.items() if PLAIN in row and len(row) > 1}
+    entries = sorted({e for row in r.values() for e in row} - {PLAIN})
+
+    def mean_regret(chosen: list[str]) -> float:
+        return float(np.mean([min(row.get(e, 1.0) for e in [PLAIN, *chosen]) for row in r.values()]))
+
+    chosen, curve = [], [mean_regret([])]
+    while len(chosen) < min(size, len(entries)):
+        best = min((e for e in entries if e not in chosen), key=lambda e: (mean_regret([*chosen, e]), e))
+        chosen.append(best)
+        curve.append(mean_regret(chosen))
+    return chosen, curve
+
+
+def build(storage: Path, size: int) -> None:
+    from automl_noisy.search.portfolio import load_portfolio
+
+    pool = {e.name: e for entries in load_portfolio(POOL).values() for e in entries}
+    kinds, matrix = performance(storage)
+    doc: dict = {}
+    provenance: dict = {"built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                        "by": "benchmarks/portfolio.py build", "commit": commit(), "suite": str(storage.name),
+                        "objective": "clean test accuracy at each trial's best epoch (3-fold noisy CV chose it)",
+                        "kinds": {}}
+    for kind in ("vectors", "images"):
+        tasks_of = {t: row for t, row in matrix.items() if kinds[t] == kind}
+        if not tasks_of:
+            continue
+        chosen, curve = greedy(tasks_of, size)
+        doc[kind] = [{"name": e, "params": dict(pool[e].params)} for e in chosen]
+        provenance["kinds"][kind] = {
+            "tasks": sorted(tasks_of), "pool": sorted({e for row in tasks_of.values() for e in row}),
+            "mean_normalized_regret_by_prefix": {f"{i} entries": round(v, 4) for i, v in enumerate(curve)},
+        }
+        print(f"{kind}: {len(tasks_of)} tasks; portfolio {chosen}; regret by prefix "
+              f"{[round(v, 3) for v in curve]}")
+    header = ("# The warm-start portfolio: after plain CE, a search runs these pipelines (those its space and\n"
+              "# data allow) before the sampler draws. Built by benchmarks/portfolio.py from the suite's\n"
+              "# studies; edit it, or pass --portfolio FILE / --no-portfolio. Parameters not given take the\n"
+              "# space's defaults.\n")
+    OUT.write_text(header + yaml.safe_dump({**doc, "provenance": provenance}, sort_keys=False), encoding="utf-8")
+    print(f"wrote {OUT}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("suite", "build"))
+    parser.add_argument("--storage", type=Path, default=STORAGE, help=f"the suite's SQLite file ({STORAGE.name})")
+    parser.add_argument("--only", help="suite: only these tasks (comma-separated names)")
+    parser.add_argument("--size", type=int, default=8, help="build: entries per data kind (8)")
+    args = parser.parse_args()
+    if args.command == "suite":
+        run_suite(args.storage.resolve(), args.only.split(",") if args.only else None)
+    else:
+        build(args.storage.resolve(), args.size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Warm start: a portfolio file's pipelines, and an earlier study's best, run after the baseline."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from automl_noisy.data import DataSpec
+from automl_noisy.errors import UserError
+from automl_noisy.pipeline import ComponentSpec, Pipeline
+from automl_noisy.search.controller import SearchOptions, search
+from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, Entry, fitting, load_portfolio, resolve
+from automl_noisy.search.space import load_space
+
+PORTFOLIO = {
+    "vectors": [{"name": "gce", "params": {"loss": "gce", "loss.gce.q": 0.5}},
+                {"name": "cnn-only", "params": {"model": "cnn"}},  # no cnn for vectors: skipped
+                {"name": "coteaching", "params": {"scheme": "coteaching", "scheme.coteaching.selection": "small_loss"}},
+                {"name": "gce-again", "params": {"loss": "gce", "loss.gce.q": 0.5}},  # the same pipeline: once
+                {"name": "mixup", "params": {"mixing": "mixup"}}],
+    "images": [{"name": "cnn", "params": {"model": "cnn"}}],
+}
+
+
+@pytest.fixture
+def portfolio(tmp_path):
+    path = tmp_path / "portfolio.yaml"
+    path.write_text(yaml.safe_dump(PORTFOLIO))
+    return str(path)
+
+
+def _options(tmp_path, spec, **kw) -> SearchOptions:
+    base = dict(data=spec, space="quick", trials=4, storage=f"sqlite:///{tmp_path}/s.db", executor="local",
+                progress=False, cv=1)
+    return SearchOptions(**{**base, **kw})
+
+
+def test_portfolio_entries_run_after_the_baseline_in_order(tmp_path, tiny_spec, portfolio):
+    study = search(_options(tmp_path, tiny_spec, portfolio=portfolio))
+    names = [t.user_attrs.get("portfolio") for t in study.trials]
+    assert study.trials[0].user_attrs["baseline"] and names == [None, "gce", "coteaching", "mixup"]
+    gce = Pipeline.from_dict(study.trials[1].user_attrs["pipeline"])
+    assert gce.loss == ComponentSpec("gce", {"q": 0.5}) and gce.scheme.name == "single"
+    assert study.trials[2].user_attrs["combination"]["scheme"] == "coteaching"
+    # resumed with more trials: no entry runs twice, the sampler takes over
+    study = search(_options(tmp_path, tiny_spec, portfolio=portfolio, trials=6))
+    assert [t.user_attrs.get("portfolio") for t in study.trials][4:] == [None, None]
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+
+
+def test_a_small_budget_runs_as_many_entries_as_fit_and_no_portfolio_runs_none(tmp_path, tiny_spec, portfolio):
+    study = search(_options(tmp_path, tiny_spec, portfolio=portfolio, trials=2))
+    assert [t.user_attrs.get("portfolio") for t in study.trials] == [None, "gce"]
+    assert not [t for t in study.trials if t.state == TrialState.WAITING]
+    study = search(_options(tmp_path, tiny_spec, portfolio=None, trials=3, study="plain"))
+    assert not any("portfolio" in t.user_attrs for t in study.trials)
+
+
+def test_entries_resolve_against_the_space_and_the_data(portfolio):
+    space = load_space("quick").for_shape((8,))
+    fit = fitting(load_portfolio(portfolio)["vectors"], space, DataSpec(), 0)
+    assert [e.name for e, _ in fit] == ["gce", "coteaching", "mixup"]
+    with pytest.raises(UserError, match="loss.gce.q=5"):
+        resolve(space, {"loss": "gce", "loss.gce.q": 5}, DataSpec(), 0)
+    with pytest.raises(UserError, match="model='cnn' is not offered"):
+        resolve(space, {"model": "cnn"}, DataSpec(), 0)
+    pipeline, params = resolve(space, {}, DataSpec(), 0)
+    assert (pipeline, params) == space.baseline(DataSpec(), 0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[1, 2]", "a portfolio maps vectors and/or images"),
+    ("vectors: {name: x}", "vectors must be a list"),
+    ("vectors: [{params: {}}]", "vectors entry 1 must be a mapping with a 'name'"),
+])
+def test_a_malformed_portfolio_is_one_line(tmp_path, text, message):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        load_portfolio(path)
+
+
+def test_the_shipped_portfolio_fits_the_default_space():
+    if not DEFAULT_PORTFOLIO.is_file():
+        pytest.skip("no portfolio built yet")
+    entries = load_portfolio(DEFAULT_PORTFOLIO)
+    for kind, shape in (("vectors", (20,)), ("images", (1, 8, 8))):
+        space = load_space("default").for_shape(shape)
+        assert len(fitting(entries[kind], space, DataSpec(), 0)) == len(entries[kind]) > 0
+
+
+def test_warm_start_runs_the_best_pipelines_of_an_earlier_study(tmp_path, tiny_spec):
+    earlier = search(_options(tmp_path, tiny_spec, portfolio=None, trials=5, study="last-month"))
+    best = sorted((t for t in earlier.trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
+    study = search(_options(tmp_path, tiny_spec, portfolio=None, trials=4, study="this-month",
+                            warm_start="last-month", warm_start_k=2))
+    assert [t.user_attrs.get("warm_start") for t in study.trials[1:3]] == [f"last-month#{t.number}" for t in best[:2]]
+    assert [t.params for t in study.trials[1:3]] == [t.params for t in best[:2]]
+    other = search(_options(tmp_path, tiny_spec, portfolio=None, trials=2, study="elsewhere",
+                            storage=f"sqlite:///{tmp_path}/other.db",
+                            warm_start=f"sqlite:///{tmp_path}/s.db#last-month", warm_start_k=1))
+    assert other.trials[1].user_attrs["warm_start"] == f"last-month#{best[0].number}"
+
+
+def test_warm_start_mistakes_are_one_line(tmp_path, tiny_spec):
+    search(_options(tmp_path, tiny_spec, portfolio=None, trials=2, study="vectors"))
+    with pytest.raises(UserError, match="no study named 'nope'"):
+        search(_options(tmp_path, tiny_spec, portfolio=None, study="b", warm_start="nope"))
+    with pytest.raises(UserError, match=r"was made on data of shape \(8,\); this data has shape \(1, 8, 8\)"):
+        search(_options(tmp_path, DataSpec("digits", "symmetric:0.2"), portfolio=None, study="c", warm_start="vectors"))
+    narrow = tmp_path / "narrow.yaml"
+    narrow.write_text("epochs: 2\nfamilies:\n  model: {mlp: {width: [32, 40], depth: 1}}\n  loss: [ce]\n")
+    with pytest.raises(UserError, match="none of its best pipelines fits this search space"):
+        search(_options(tmp_path, tiny_spec, space=str(narrow), portfolio=None, study="d", warm_start="vectors"))
+    assert Entry("x", {}).params == {}
