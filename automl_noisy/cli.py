@@ -217,6 +217,11 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"({states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "
           f"{states.count(TrialState.FAIL)} failed" + (f", of which {stopped} interrupted by a stopped search"
                                                        if stopped else "") + ")")
+    profile = study.user_attrs.get("noise_profile")
+    if profile:
+        from automl_noisy.data.noise_profile import describe_profile
+
+        print(f"labels, before any trial: {describe_profile(profile)}")
     if states.count(TrialState.COMPLETE):
         from automl_noisy.search.export import validation_name
         from automl_noisy.search.summary import baseline_warning, value_text

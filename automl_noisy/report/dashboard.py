@@ -22,6 +22,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 import optuna
 
 from automl_noisy.errors import UserError
+from automl_noisy.data.noise_profile import describe_profile
 from automl_noisy.report import figures
 from automl_noisy.search.storage import open_storage
 from automl_noisy.search.study_analysis import Analysis
@@ -31,8 +32,8 @@ NOTE_TITLE = "## Which methods help or hurt (automl-noisy)"
 NOTE_END = "*Refreshed by `automl-noisy dashboard` from {n} trials; the figures are below on this page.*"
 
 
-def note_markdown(analysis: Analysis) -> str:
-    """The helps/hurts summary as Markdown."""
+def note_markdown(analysis: Analysis, profile: dict | None = None) -> str:
+    """The helps/hurts summary as Markdown, with the labels' estimated noise (``profile``) when known."""
     table = analysis.effects
     lines = [NOTE_TITLE, ""]
     for verdict in ("helps", "hurts", "fails often"):
@@ -44,6 +45,8 @@ def note_markdown(analysis: Analysis) -> str:
     pairs = [f"`{figures.label(*p.first)}` with `{figures.label(*p.second)}` ({p.effect:+.3f}, {p.verdict})"
              for p in table.pairs if p.verdict != "unclear"]
     lines.append(f"- **interacting pairs**: {'; '.join(pairs) or 'none'}")
+    if profile:
+        lines.append(f"- **labels**: {describe_profile(profile)}")
     lines += ["", f"Effects are changes in the objective against the baseline's choices, with "
               f"{table.confidence:.0%} simultaneous intervals; everything else is unclear so far.", "",
               NOTE_END.format(n=analysis.n_trials)]
@@ -61,7 +64,8 @@ def attach(study: optuna.Study, analysis: Analysis) -> list[str]:
     old = get_note(study) or ""
     ours = re.compile(re.escape(NOTE_TITLE) + r".*?\*Refreshed by `automl-noisy dashboard`[^\n]*\*", re.S)
     rest = ours.sub("", old).strip()
-    save_note(study, note_markdown(analysis) + (f"\n\n{rest}" if rest else ""))
+    save_note(study, note_markdown(analysis, study.user_attrs.get("noise_profile"))
+              + (f"\n\n{rest}" if rest else ""))
     return list(GRAPHS)
 
 

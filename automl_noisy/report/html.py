@@ -19,6 +19,7 @@ from string import Template
 import optuna
 from optuna.trial import TrialState
 
+from automl_noisy.data.noise_profile import describe_profile
 from automl_noisy.errors import UserError
 from automl_noisy.report import figures
 from automl_noisy.search.analysis import EffectsTable
@@ -99,6 +100,9 @@ def _detection(study: optuna.Study) -> str:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     auroc = study.best_trial.user_attrs.get("label_issue_auroc") if complete else None
     parts = []
+    profile = study.user_attrs.get("noise_profile")
+    if profile:
+        parts.append(f"<p>Labels, before any trial: {html.escape(describe_profile(profile))}.</p>")
     if auroc is not None:
         parts.append(f"<p>Label-issue detection of the best trial: AUROC <b>{auroc:.3f}</b> against the true "
                      f"noise mask (noise rate {noise}).</p>")

@@ -183,7 +183,7 @@ def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, sp
     if "space_fingerprint" not in attrs:
         for key, value in {**identity, "space": space.to_dict(), "space_name": space.name,
                            "data_fingerprint": data.fingerprint, "noise_rate": data.noise_rate,
-                           "input_shape": list(data.input_shape),
+                           "input_shape": list(data.input_shape), "noise_profile": _noise_profile(data, options.seed),
                            "automl_noisy_version": version("automl-noisy")}.items():
             study.set_user_attr(key, value)
         return study
@@ -194,6 +194,14 @@ def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, sp
             raise UserError(f"study {name!r} in {mask_url(options.storage)} was created with a different "
                             f"{what}; pass a new --study name, or the original {what}")
     return study
+
+
+def _noise_profile(data: NoisyDataset, seed: int) -> dict:
+    """The estimated noise of the labels a search selects with (train and validation), for the study."""
+    from automl_noisy.data.noise_profile import noise_profile
+
+    x, y = np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val])
+    return noise_profile(x, y, data.class_names, seed).to_dict()
 
 
 def _counts(study: optuna.Study) -> dict[str, int]:

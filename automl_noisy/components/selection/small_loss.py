@@ -12,6 +12,7 @@ from torch import Tensor
 
 from automl_noisy.components.base import EpochEnd, Selector, TrainInfo, hyperparameter
 from automl_noisy.components.selection import selectors
+from automl_noisy.data.noise_profile import confident_joint
 
 
 MAX_FORGET_RATE = 0.8
@@ -27,13 +28,8 @@ def estimate_noise_rate(probs: np.ndarray, labels: np.ndarray) -> float:
     >>> estimate_noise_rate(np.array([[.9, .1], [.9, .1], [.2, .8], [.9, .1]]), np.array([0, 0, 1, 1]))
     0.25
     """
-    k = probs.shape[1]
-    thresholds = np.array([probs[labels == j, j].mean() if (labels == j).any() else np.inf for j in range(k)])
-    confident = np.where(probs >= thresholds, probs, -np.inf)
-    counted = np.isfinite(confident).any(axis=1)
-    if not counted.any():
-        return 0.0
-    return float((confident[counted].argmax(axis=1) != labels[counted]).mean())
+    joint = confident_joint(probs, labels)
+    return float(1 - np.trace(joint) / joint.sum()) if joint.sum() else 0.0
 
 
 @selectors.register("small_loss")
