@@ -99,6 +99,7 @@ def main() -> None:
     info, busy = machine(), busy_cores()
     began = time.perf_counter()
     results: dict = {}
+    done: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rspace = random_space(folder)
@@ -125,6 +126,12 @@ def main() -> None:
                     results.setdefault(name, []).append({"task": task, "seed": seed, **r})
                 print(task, seed, {n: (round(r["test"], 3), r["needed"], r["exported"]) for n, r in out.items()},
                       flush=True)
+            done.append(task)
+            report(results, done, args, info, busy, began, len(pick))
+
+
+def report(results: dict, pick: list[str], args, info: str, busy: float, began: float, planned: int) -> None:
+    """Write the portfolio section from the task-seeds done so far (a partial run says so)."""
     wall = time.perf_counter() - began
     rows = []
     for name, rs in results.items():
@@ -146,7 +153,7 @@ def main() -> None:
     text = f"""
 ## Warm start from the portfolio, leave one task out (`benchmarks/portfolio_eval.py`)
 
-{info}. Other load when the run started: {busy:.2f} cores busy. {len(pick)} tasks x {args.seeds} seeds took
+{info}. Other load when the run started: {busy:.2f} cores busy. {len(pick)} of {planned} planned tasks x {args.seeds} seeds took
 {wall / 60:.1f} min.
 
 **Setup.** Tasks of the suite (`benchmarks/portfolio.py`, Table S below), each left out in turn:

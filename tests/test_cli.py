@@ -201,6 +201,10 @@ CASES = {
     "zero threads": (lambda f: ["train", "x.yaml", "--threads", "0"], "must be at least 1, got 0"),
     "workers with the local executor": (lambda f: SEARCH + ["--workers", "3"], "--workers 3 has no effect"),
     "unknown family filter": (lambda f: ["components", "--family", "lossy"], "unknown family 'lossy'"),
+    # warm start
+    "missing portfolio file": (lambda f: SEARCH + ["--portfolio", f"{f['dir']}/nope.yaml"], "portfolio file not found"),
+    "malformed portfolio": (lambda f: SEARCH + ["--portfolio", f["bad_yaml"]], "not valid YAML at line"),
+    "warm start from an unknown study": (lambda f: SEARCH + ["--warm-start", "nope"], "no study"),
     # self-supervised pretraining
     "frozen start without a pretraining method": (lambda f: ["train", f["frozen_alone"], "-o", f"{f['dir']}/o"],
                                                   "start mode 'frozen' needs a pretrained body"),

@@ -86,12 +86,15 @@ def search(options: SearchOptions) -> optuna.Study:
     if folds > 1:
         pool_folds(data)  # too many folds for the smallest class: one line now, not a failure per trial
     space = space.for_shape(data.input_shape, train_rows(data))
+    planned = _warm_starts(space, data, options)  # mistakes in them: one line before the study is touched
     study = _open_study(storage, options, space, data)
     _fail_interrupted(study)
     remaining = options.trials - sum(_counts(study).values())
     if remaining <= 0:
         return study
-    warm_starts = _warm_starts(study, space, data, options)  # mistakes in them: one line before anything runs
+    ran = {(attr, t.user_attrs.get(attr)) for t in study.get_trials(deepcopy=False) for attr in ("portfolio", "warm_start")
+           if not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted"))}
+    warm_starts = [w for w in planned if (w[0], w[1]) not in ran]  # a resumed search runs no entry twice
     executor = _executor(options, data)  # before anything is queued: a cluster that cannot be reached leaves no trace
     try:
         room = remaining
@@ -112,11 +115,10 @@ def search(options: SearchOptions) -> optuna.Study:
     return study
 
 
-def _warm_starts(study: optuna.Study, space: SearchSpace, data: NoisyDataset,
-                 options: SearchOptions) -> list[tuple[str, str, dict]]:
+def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions) -> list[tuple[str, str, dict]]:
     """``(attribute, name, params)`` of the pipelines to run after the baseline and before the
-    sampler, not yet in the study: the best of an earlier study (``--warm-start``), then the
-    portfolio's entries for this kind of data that the space allows."""
+    sampler: the best of an earlier study (``--warm-start``), then the portfolio's entries for this
+    kind of data that the space allows."""
     from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind, fitting, load_portfolio
 
     out: list[tuple[str, str, dict]] = []
@@ -143,8 +145,7 @@ def _warm_starts(study: optuna.Study, space: SearchSpace, data: NoisyDataset,
     if path:
         entries = load_portfolio(path)[data_kind(data.input_shape)]
         out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
-    done = {(attr, t.user_attrs.get(attr)) for t in study.get_trials(deepcopy=False) for attr in ("portfolio", "warm_start")}
-    return [w for w in out if (w[0], w[1]) not in done]
+    return out
 
 
 def _earlier_study(spec: str, storage_url: str) -> optuna.Study:
