@@ -114,3 +114,18 @@ def test_warm_start_mistakes_are_one_line(tmp_path, tiny_spec):
     with pytest.raises(UserError, match="none of its best pipelines fits this search space"):
         search(_options(tmp_path, tiny_spec, space=str(narrow), portfolio=None, study="d", warm_start="vectors"))
     assert Entry("x", {}).params == {}
+
+
+def test_an_entry_interrupted_by_a_stopped_search_runs_again(tmp_path, tiny_spec, portfolio):
+    import socket
+
+    study = search(_options(tmp_path, tiny_spec, portfolio=None, trials=1))  # the baseline alone
+    space = load_space("quick").for_shape((8,))
+    _, params = resolve(space, PORTFOLIO["vectors"][0]["params"], tiny_spec, 0)
+    dead = f"{socket.gethostname()}:{2 ** 22 + 4321}"  # no such process: a driver killed mid-trial
+    study.enqueue_trial(params, user_attrs={"portfolio": "gce", "driver": dead})
+    study.ask()
+    study = search(_options(tmp_path, tiny_spec, portfolio=portfolio, trials=3))
+    gce = [t for t in study.trials if t.user_attrs.get("portfolio") == "gce"]
+    assert [t.state for t in gce] == [TrialState.FAIL, TrialState.COMPLETE]
+    assert gce[0].user_attrs["interrupted"] and gce[1].params == params
