@@ -130,8 +130,8 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions)
                             f"this data has shape {data.input_shape}")
         from automl_noisy.search.portfolio import best_of_study, resolve
 
-        entries = best_of_study(earlier, options.warm_start_k)
-        fit = fitting(entries, space, data.spec, options.seed)
+        entries = best_of_study(earlier, len(earlier.trials))  # best first; the baseline's pipeline runs anyway
+        fit = fitting(entries, space, data.spec, options.seed)[:options.warm_start_k]
         if entries and not fit:
             try:
                 resolve(space, entries[0].params, data.spec, options.seed)
@@ -248,10 +248,15 @@ def _fail_interrupted(study: optuna.Study) -> None:
             started = t.datetime_start.timestamp() if t.datetime_start is not None else now
             gone = now - started > ORPHAN_SECONDS and not _has_heartbeat(study, t._trial_id)
         if gone:
-            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", "interrupted: the search driver stopped")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            _mark_interrupted(study, t._trial_id, "interrupted: the search driver stopped")
     optuna.storages.fail_stale_trials(study)
+
+
+def _mark_interrupted(study: optuna.Study, trial_id: int, reason: str) -> None:
+    """FAIL a trial no driver will finish, marked interrupted (a resume does not count it)."""
+    study._storage.set_trial_user_attr(trial_id, "interrupted", True)
+    study._storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+    study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
 
 
 def _has_heartbeat(study: optuna.Study, trial_id: int) -> bool:
@@ -394,6 +399,9 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                 trial.set_user_attr("interrupted", True)
                 trial.set_user_attr("fail_reason", "interrupted: the search was stopped")
                 study.tell(trial, state=TrialState.FAIL)
+            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                if t.user_attrs.get("driver") == driver:  # queued by this search (a portfolio entry): runs on resume
+                    _mark_interrupted(study, t._trial_id, "interrupted: the search was stopped")
             raise
 
 

@@ -73,10 +73,12 @@ def resolve(space: SearchSpace, given: Mapping[str, Any], data: DataSpec, seed: 
     default) and the Optuna parameters that make the search suggest it. A value the space does not
     allow is a UserError naming the parameter."""
     params: dict[str, Any] = {}
+    asked: set[str] = set()
 
     def decide(name: str, decl: Any) -> Any:
         from automl_noisy.hparams import Choice, fixed_value
 
+        asked.add(name)
         fixed, value = fixed_value(decl)
         if name in given:
             value = given[name]
@@ -91,13 +93,17 @@ def resolve(space: SearchSpace, given: Mapping[str, Any], data: DataSpec, seed: 
             params[name] = value
         return value
 
-    return space._walk(decide, data, seed), params
+    pipeline = space._walk(decide, data, seed)
+    unused = sorted(set(given) - asked)
+    if unused:  # a family the space leaves out, or a parameter of a choice not taken
+        raise UserError(f"{unused[0]}={given[unused[0]]!r} is not a parameter this space draws here")
+    return pipeline, params
 
 
 def fitting(entries: list[Entry], space: SearchSpace, data: DataSpec, seed: int) -> list[tuple[Entry, dict[str, Any]]]:
-    """The entries the space allows on this data, with their full Optuna parameters; duplicates
-    (two entries that make one pipeline) are kept once."""
-    out, seen = [], set()
+    """The entries the space allows on this data, with their full Optuna parameters; an entry that
+    makes the baseline's pipeline, or one an earlier entry makes, is left out."""
+    out, seen = [], {repr(space.baseline(data, seed)[0].to_dict())}  # plain CE runs anyway
     for entry in entries:
         try:
             pipeline, params = resolve(space, entry.params, data, seed)

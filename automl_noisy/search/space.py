@@ -249,15 +249,24 @@ def _build(kind: str, table: Mapping[str, Any], spec: Mapping[str, Any]) -> Any:
 
 
 # -- reading space files ---------------------------------------------------------------------------
+#: files of search_spaces/ that are not spaces
+NOT_SPACES = ("portfolio",)
+
+
+def shipped_spaces() -> list[str]:
+    """The names of the spaces in search_spaces/."""
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml") if p.stem not in NOT_SPACES)
+
+
 def load_space(name_or_path: str) -> SearchSpace:
     """Read a space by name (``default``, ``quick``: files in search_spaces/) or by path."""
     path = Path(name_or_path)
     if not path.is_file():
         candidate = SPACES_DIR / f"{name_or_path}.yaml"
-        if candidate.is_file() and os.sep not in name_or_path:
+        if candidate.is_file() and os.sep not in name_or_path and name_or_path not in NOT_SPACES:
             path = candidate
         else:
-            known = ", ".join(sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
+            known = ", ".join(shipped_spaces())
             raise UserError(f"search space not found: {name_or_path}; give a YAML file or one of: {known}")
     return parse_space(read_yaml_file(str(path), "search space"), name=path.stem, where=str(path))
 

@@ -67,7 +67,7 @@ def test_a_driver_killed_during_the_baseline_queues_plain_ce_again(tmp_path, cap
     db = tmp_path / "s.db"
     exe = Path(sys.executable).with_name("automl-noisy")
     proc = subprocess.Popen([str(exe), "search", *TINY, "--space", str(space), "--trials", "2", "--executor", "local",
-                             "--storage", f"sqlite:///{db}", "--no-progress"],
+                             "--storage", f"sqlite:///{db}", "--no-progress", "--no-portfolio"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         while proc.poll() is None and not _reported_epochs(db):
@@ -81,7 +81,7 @@ def test_a_driver_killed_during_the_baseline_queues_plain_ce_again(tmp_path, cap
             proc.wait()
     (killed,) = optuna.load_study(study_name=None, storage=f"sqlite:///{db}").trials
     assert killed.state == TrialState.RUNNING and killed.user_attrs["baseline"]  # what kill -9 leaves
-    code, out, _ = _search(capsys, f"sqlite:///{db}", "--space", str(space), "--trials", "1")
+    code, out, _ = _search(capsys, f"sqlite:///{db}", "--space", str(space), "--trials", "1", "--no-portfolio")
     assert code == 0 and "of which 1 interrupted" in out
     first, again = optuna.load_study(study_name=None, storage=f"sqlite:///{db}").trials
     assert first.state == TrialState.FAIL and first.user_attrs["interrupted"]

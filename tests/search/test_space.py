@@ -8,7 +8,7 @@ import pytest
 from automl_noisy.components import FAMILIES
 from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError
-from automl_noisy.search.space import SPACES_DIR, load_space, parse_space
+from automl_noisy.search.space import load_space, parse_space, shipped_spaces
 from automl_noisy.pipeline import ComponentSpec
 from automl_noisy.train import Trainer
 from automl_noisy.train.pretrain import EncoderRequest, make_encoder
@@ -32,7 +32,7 @@ def test_two_network_schemes_draw_a_selector_under_their_own_name():
         parse_space({"families": {"scheme": ["single", "coteaching"]}})
 
 
-@pytest.mark.parametrize("name", sorted(p.stem for p in SPACES_DIR.glob("*.yaml")))
+@pytest.mark.parametrize("name", shipped_spaces())
 @pytest.mark.parametrize("kind", ["images", "vectors"])
 def test_every_shipped_space_samples_pipelines_that_build(name, kind, tiny_data, image_data):
     """Many trials from each shipped space: every sampled combination builds into a trainer
