@@ -48,10 +48,9 @@ from typing import Any
 
 import optuna
 
-from automl_noisy.components import FAMILIES
+from automl_noisy.components import FAMILIES, build
 from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError, choose_from
-from automl_noisy.components import build
 from automl_noisy.hparams import Choice, Float, HParam, Int, fixed_value
 from automl_noisy.pipeline import (OPTIMIZERS, SCHEDULES, START_MODES, ComponentSpec, OptimizerSpec, Pipeline,
                                    StartSpec, read_yaml_file)
