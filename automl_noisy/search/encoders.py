@@ -10,6 +10,7 @@ again what it stored; a search that never starts from a pretrained body computes
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +45,6 @@ class SearchEncoders:
         self.cache = EncoderCache(folder) if folder is not None else None
         self.data, self.executor = data, executor
         self._keys: dict[tuple, str] = {}  # (model, pretraining, seed) -> key
-        self.pretrained = 0  # encoders computed by this search (not loaded): for tests and the summary
         self._pending: dict[str, tuple[EncoderRequest, float]] = {}  # pretraining, not yet stored
 
     def prepare(self, pipelines: list[Pipeline], say: Callable[[str], None]) -> None:
@@ -76,17 +76,13 @@ class SearchEncoders:
         """Store the encoders whose pretraining has finished (``wait``: wait for all of them)."""
         if not self._pending:
             return
-        try:
-            finished = self.executor.pretrained(wait)
-        except Exception as e:  # noqa: BLE001 - the trials that need it fail with the reason; say it once
-            say(f"pretraining failed: {describe_error(e)}")
-            self._pending.clear()
-            return
-        for key, body in finished:
+        for key, body in self.executor.pretrained(wait):
             request, began = self._pending.pop(key)
+            if isinstance(body, BaseException):  # the trials that start from it fail with the reason
+                say(f"pretraining {request.describe()} failed: {describe_error(body)}")
+                continue
             if self.cache is not None:
                 self.cache.save(key, body)
-            self.pretrained += 1
             where = f"stored in {self.cache.folder}" if self.cache is not None else "kept in memory"
             say(f"pretrained {request.describe()} in {time.monotonic() - began:.0f} s, {where}")
 
@@ -101,7 +97,5 @@ class SearchEncoders:
 
 
 def _identity(pipeline: Pipeline) -> tuple:
-    import json
-
     return (json.dumps(pipeline.model.to_dict(), sort_keys=True),
             json.dumps(pipeline.pretraining.to_dict() if pipeline.pretraining else None, sort_keys=True), pipeline.seed)

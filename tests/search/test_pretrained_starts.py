@@ -135,3 +135,21 @@ def test_space_mistakes_in_pretraining_are_one_line(section, message):
 
     with pytest.raises(UserError, match=message.replace("[", r"\[")):
         parse_space(yaml.safe_load(section))
+
+
+def test_a_failed_pretraining_fails_only_the_trials_that_start_from_it(tmp_path, tiny_spec, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(pretrain, "pretrain_body", broken)  # fault injection, as a real failure would raise
+    space = tmp_path / "mixed.yaml"
+    space.write_text(SPACE.replace("start: [frozen, finetune]", "start: [random, frozen]"))
+    study = search(_options(tmp_path, tiny_spec, str(space), trials=6, cv=1))
+    by_start = {}
+    for t in study.trials:
+        by_start.setdefault(t.user_attrs["combination"]["start"], []).append(t)
+    assert {t.state for t in by_start["random"]} == {TrialState.COMPLETE}
+    assert {t.state for t in by_start["frozen"]} == {TrialState.FAIL}
+    assert all("pretraining its encoder failed: RuntimeError: out of memory" in t.user_attrs["fail_reason"]
+               for t in by_start["frozen"])
+    assert not list((tmp_path / "s-encoders").glob("*.pt"))  # nothing stored

@@ -64,9 +64,10 @@ class Executor(ABC):
         that need none run."""
 
     @abstractmethod
-    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder]]:
-        """The encoders ``pretrain`` finished since the last call (``wait``: all of them, waiting);
-        a failed pretraining raises."""
+    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder | BaseException]]:
+        """The encoders ``pretrain`` finished since the last call (``wait``: all of them, waiting),
+        each with its body, or with the exception its pretraining raised (the jobs that start from
+        it then fail with that reason)."""
 
     @abstractmethod
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:

@@ -12,6 +12,12 @@ from automl_noisy.train import EpochMetrics, run_trial
 from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
 
 
+def _failed(error: Exception) -> Iterator[Placement | EpochMetrics]:
+    """A job that fails at once with ``error``."""
+    raise error
+    yield  # a generator, as a job is
+
+
 def _placed(epochs: Iterator[EpochMetrics]) -> Iterator[Placement | EpochMetrics]:
     """A job's epochs, after where it runs: this process, on this host."""
     yield Placement("local", socket.gethostname())
@@ -27,11 +33,14 @@ class LocalExecutor(Executor):
     def __init__(self, data: NoisyDataset, threads: int | None = None, device: str | None = None) -> None:
         self.data, self.threads, self.device = data, threads, device
         self._jobs: dict[Hashable, Iterator[Placement | EpochMetrics]] = {}
-        self._encoders: dict[str, Encoder] = {}
+        self._encoders: dict[str, Encoder | BaseException] = {}
         self._done: list[str] = []  # pretrained, not yet collected
 
     def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
         body = self._encoders[encoder] if encoder is not None else None
+        if isinstance(body, BaseException):
+            self._jobs[job] = _failed(RuntimeError(f"pretraining its encoder failed: {describe_error(body)}"))
+            return
         self._jobs[job] = _placed(run_trial(pipeline, self.data, device=self.device, threads=self.threads,
                                             fold=fold, encoder=body))
 
@@ -39,12 +48,15 @@ class LocalExecutor(Executor):
         self._encoders[key] = body
 
     def pretrain(self, requests: list[EncoderRequest]) -> None:
-        """Pretrain each encoder now, in this process."""
+        """Pretrain each encoder now, in this process (a failure is kept, as Ray keeps a task's)."""
         for request in requests:
-            self.add_encoder(request.key, make_encoder(request, self.data))
+            try:
+                self._encoders[request.key] = make_encoder(request, self.data)
+            except Exception as e:  # noqa: BLE001 - the trials that start from it fail with the reason
+                self._encoders[request.key] = e
             self._done.append(request.key)
 
-    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder]]:
+    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder | BaseException]]:
         done, self._done = self._done, []
         return [(key, self._encoders[key]) for key in done]
 

@@ -108,15 +108,17 @@ class RayExecutor(Executor):
             self._encoder_refs[r.key] = self._pending[r.key] = task.remote(r, self._data_ref, None,
                                                                            "cuda" if gpus else "cpu")
 
-    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder]]:
+    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder | BaseException]]:
         if not self._pending:
             return []
         refs = list(self._pending.values())
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=None if wait else 0)
-        keys = [k for k, ref in self._pending.items() if ref in ready]
-        out = []
-        for key in keys:
-            out.append((key, ray.get(self._pending.pop(key))))  # a failed pretraining raises here
+        out: list[tuple[str, Encoder | BaseException]] = []
+        for key in [k for k, ref in self._pending.items() if ref in ready]:
+            try:
+                out.append((key, ray.get(self._pending.pop(key))))
+            except Exception as e:  # noqa: BLE001 - the trials that take its result fail with it too
+                out.append((key, e))
         return out
 
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:
