@@ -119,7 +119,8 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions)
     """``(attribute, name, params)`` of the pipelines to run after the baseline and before the
     sampler: the best of an earlier study (``--warm-start``), then the portfolio's entries for this
     kind of data that the space allows."""
-    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind, fitting, load_portfolio
+    from automl_noisy.search.portfolio import (DEFAULT_PORTFOLIO, best_of_study, data_kind, fitting,
+                                               load_portfolio, resolve)
 
     out: list[tuple[str, str, dict]] = []
     if options.warm_start:
@@ -128,8 +129,6 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions)
         if shape is not None and tuple(shape) != data.input_shape:
             raise UserError(f"--warm-start study {earlier.study_name!r} was made on data of shape {tuple(shape)}; "
                             f"this data has shape {data.input_shape}")
-        from automl_noisy.search.portfolio import best_of_study, resolve
-
         entries = best_of_study(earlier, len(earlier.trials))  # best first; the baseline's pipeline runs anyway
         fit = fitting(entries, space, data.spec, options.seed)[:options.warm_start_k]
         if entries and not fit:

@@ -69,35 +69,9 @@ def load_portfolio(path: str | Path) -> dict[str, list[Entry]]:
 
 
 def resolve(space: SearchSpace, given: Mapping[str, Any], data: DataSpec, seed: int) -> tuple[Pipeline, dict[str, Any]]:
-    """The pipeline ``given`` names in ``space`` (every parameter it does not give at the space's
-    default) and the Optuna parameters that make the search suggest it. A value the space does not
-    allow is a UserError naming the parameter."""
-    params: dict[str, Any] = {}
-    asked: set[str] = set()
-
-    def decide(name: str, decl: Any) -> Any:
-        from automl_noisy.hparams import Choice, fixed_value
-
-        asked.add(name)
-        fixed, value = fixed_value(decl)
-        if name in given:
-            value = given[name]
-            if isinstance(decl, Choice):
-                if value not in decl.choices:
-                    raise UserError(f"{name}={value!r} is not offered by the space (its choices: {list(decl.choices)})")
-            else:
-                decl.check(name, value)
-        elif not fixed:
-            value = decl.default
-        if not fixed:
-            params[name] = value
-        return value
-
-    pipeline = space._walk(decide, data, seed)
-    unused = sorted(set(given) - asked)
-    if unused:  # a family the space leaves out, or a parameter of a choice not taken
-        raise UserError(f"{unused[0]}={given[unused[0]]!r} is not a parameter this space draws here")
-    return pipeline, params
+    """The pipeline an entry's params name in ``space`` and its full Optuna params
+    (``SearchSpace.fixed``); a value the space does not allow is a UserError naming it."""
+    return space.fixed(given, data, seed)
 
 
 def fitting(entries: list[Entry], space: SearchSpace, data: DataSpec, seed: int) -> list[tuple[Entry, dict[str, Any]]]:

@@ -123,14 +123,35 @@ class SearchSpace:
     def baseline(self, data: DataSpec, seed: int = 0) -> tuple[Pipeline, dict[str, Any]]:
         """The plainest pipeline the space allows (CE, no methods, default params) and the Optuna
         params that make ``suggest`` return it, for ``study.enqueue_trial``."""
+        return self.fixed({}, data, seed)
+
+    def fixed(self, given: Mapping[str, Any], data: DataSpec, seed: int = 0) -> tuple[Pipeline, dict[str, Any]]:
+        """The pipeline the Optuna params ``given`` name, every param they do not give at its default,
+        and the params that make ``suggest`` return it (for ``study.enqueue_trial``). A value the
+        space does not allow, or a param it does not draw here, is a UserError naming it."""
         params: dict[str, Any] = {}
+        asked: set[str] = set()
 
         def decide(name: str, decl: HParam) -> Any:
-            if not fixed_value(decl)[0]:
-                params[name] = decl.default
-            return decl.default
+            asked.add(name)
+            fixed, value = fixed_value(decl)
+            if name in given:
+                value = given[name]
+                if isinstance(decl, Choice) and value not in decl.choices:
+                    raise UserError(f"{name}={value!r} is not offered by the space (its choices: {list(decl.choices)})")
+                if not isinstance(decl, Choice):
+                    decl.check(name, value)
+            elif not fixed:
+                value = decl.default
+            if not fixed:
+                params[name] = value
+            return value
 
-        return self._walk(decide, data, seed), params
+        pipeline = self._walk(decide, data, seed)
+        unused = sorted(set(given) - asked)
+        if unused:  # a family the space leaves out, or a parameter of a choice not taken
+            raise UserError(f"{unused[0]}={given[unused[0]]!r} is not a parameter this space draws here")
+        return pipeline, params
 
     def _walk(self, decide: Decide, data: DataSpec, seed: int) -> Pipeline:
         preset = decide("preset", Choice("none", ("none", *self.presets))) if self.presets else "none"
