@@ -7,7 +7,8 @@ pair, asymmetric and instance noise at rates 0.2-0.8. Digits is left out: it sta
 check users try first. On each task the candidate pool (``benchmarks/portfolio_pool.yaml``: plain CE
 and published recipes, with and without a pretrained start) runs through the project's own search
 (``search --portfolio POOL``: 3-fold cross-validation, best epoch; ``benchmarks/portfolio_space.yaml``:
-12 epochs, no pruning), one Optuna study per task in one SQLite file.
+12 epochs, no pruning), one Optuna study per task in one SQLite file (``portfolio-suite.db``; its
+performance matrix, all ``build`` needs, is kept in git as ``portfolio-suite.json``).
 
 ``build``: from those studies, per data kind, the portfolio of P entries chosen greedily to minimize
 the mean normalized regret over the tasks (clean test accuracy of each trial at its best epoch;
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import sys
 import time
 from pathlib import Path
@@ -33,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import commit, machine  # noqa: E402
 
-STORAGE = HERE / "portfolio-suite.db"
+STORAGE = HERE / "portfolio-suite.db"  # the suite's studies (not in git: regenerate with `suite`)
+MATRIX = HERE / "portfolio-suite.json"  # their performance matrix, what `build` needs, kept in git
 POOL = HERE / "portfolio_pool.yaml"
 SPACE = HERE / "portfolio_space.yaml"
 DATA = HERE / ".portfolio-data"
@@ -121,7 +124,19 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
 
 
 def performance(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
-    """Task -> kind, and task -> entry -> clean test accuracy at the trial's best epoch."""
+    """Task -> kind, and task -> entry -> clean test accuracy at the trial's best epoch: read from the
+    suite's studies when the storage file is here (and written to MATRIX, the small record kept in
+    git), else from MATRIX."""
+    if not storage.is_file():
+        doc = json.loads(MATRIX.read_text(encoding="utf-8"))
+        return doc["kinds"], doc["matrix"]
+    kinds, matrix = _read_studies(storage)
+    MATRIX.write_text(json.dumps({"kinds": kinds, "matrix": matrix}, indent=1, sort_keys=True) + "\n",
+                      encoding="utf-8")
+    return kinds, matrix
+
+
+def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
     import optuna
 
     url = f"sqlite:///{storage}"
