@@ -4,7 +4,9 @@ The public API is re-exported lazily, so ``import automl_noisy`` stays light:
 
 - ``search(SearchOptions(...))`` runs or resumes a search and returns the Optuna study;
 - ``Pipeline`` is one combination of methods, the object an export writes as YAML;
-- ``train_pipeline(pipeline, out_dir)`` trains it and saves weights, metrics and label issues.
+- ``train_pipeline(pipeline, out_dir)`` trains it and saves weights, metrics and label issues;
+- ``load(out_dir)`` reads that folder back as a model with ``predict`` and ``predict_proba``;
+- ``NoisyLabelSearch`` does all of it in scikit-learn's shape: ``fit(X, y)``, ``predict(X)``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ _EXPORTS = {
     "DataSpec": "automl_noisy.data.spec",
     "train_pipeline": "automl_noisy.train.final",
     "run_trial": "automl_noisy.train.trainer",
+    "load": "automl_noisy.trained",
+    "TrainedModel": "automl_noisy.trained",
+    "NoisyLabelSearch": "automl_noisy.estimator",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -131,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "as the exported file names it, else ./automl-noisy-encoders); a missing encoder is "
                         "pretrained again with the pipeline's seed and stored there")
 
+    q = sub.add_parser("predict", help="predict the class of new rows with a model folder 'train' wrote")
+    q.add_argument("model", metavar="MODEL_DIR", help="the folder 'automl-noisy train -o' wrote")
+    q.add_argument("--data", required=True,
+                   help="the rows to predict: csv:PATH or parquet:PATH (the model's feature columns by name; a label "
+                        "column is not needed and, like any other column, ignored), npz:PATH (array X), folder:PATH "
+                        "(every image below it, class sub-folders or not), or digits | synthetic | "
+                        "torchvision:NAME:ROOT")
+    q.add_argument("-o", "--output", default="predictions.csv",
+                   help="CSV with one row per input row: index (its row in the data, or n-th image), path (images), "
+                        "predicted, then prob_CLASS for each class (default: predictions.csv)")
+    q.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+
     c = sub.add_parser("components", help="list method families, their choices and hyperparameters")
     c.add_argument("--family", help="only this family")
 
@@ -293,6 +305,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    import csv
+    import os
+
+    from automl_noisy.errors import UserError
+    from automl_noisy.trained import load
+
+    out = args.output
+    if os.path.isdir(out):
+        raise UserError(f"output {out} is a folder; pass -o with a file name, e.g. -o {os.path.join(out, 'predictions.csv')}")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise UserError(f"cannot write {out}: folder {folder} does not exist")
+    model = load(args.model, device=args.device)
+    inputs, probs = model.predict_source(args.data)
+    for note in inputs.notes:
+        print(f"note: {note}", file=sys.stderr)
+    names = [str(c) for c in model.classes_]
+    predicted = probs.argmax(axis=1)
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["index", *(["path"] if inputs.paths is not None else []), "predicted",
+                         *(f"prob_{c}" for c in names)])
+        for i, row in enumerate(probs):
+            writer.writerow([int(inputs.index[i]), *([inputs.paths[i]] if inputs.paths is not None else []),
+                             names[predicted[i]], *(f"{p:.9g}" for p in row)])
+    counts = [int((predicted == k).sum()) for k in range(len(names))]
+    shares = ", ".join(f"{c} {n}" for c, n in zip(names, counts, strict=True) if n)
+    print(f"wrote {out}: {len(probs)} rows predicted ({shares})")
+    return 0
+
+
 def cmd_components(args: argparse.Namespace) -> int:
     from automl_noisy.components import FAMILIES, STAGES
     from automl_noisy.errors import choose_from
@@ -373,7 +417,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"search": cmd_search, "export": cmd_export, "train": cmd_train, "components": cmd_components,
+COMMANDS = {"search": cmd_search, "export": cmd_export, "train": cmd_train, "predict": cmd_predict,
+            "components": cmd_components,
             "presets": cmd_presets, "effects": cmd_effects, "report": cmd_report, "dashboard": cmd_dashboard}
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from automl_noisy.data.noise import realized_rate
+from automl_noisy.data.preprocessing import Preprocessing
 from automl_noisy.data.spec import DataSpec
 
 
@@ -21,6 +22,8 @@ class NoisyDataset:
     no injected noise). With a label file (option ``labels``) ``y_train`` and ``y_val`` are its labels
     and the clean ones are the source's. ``train_index`` and ``val_index`` are each training and
     validation sample's row in the source.
+    ``preprocessing`` is what turned the source's rows into these features (fitted on the
+    training split), so that new rows can be turned into features the same way.
     ``fingerprint`` identifies the source data (features and labels, and a label file's labels that
     replace them), whatever the noise, split and seed.
     """
@@ -39,6 +42,7 @@ class NoisyDataset:
     y_train_clean: np.ndarray | None
     y_val_clean: np.ndarray | None
     fingerprint: str
+    preprocessing: Preprocessing
 
     @property
     def input_shape(self) -> tuple[int, ...]:

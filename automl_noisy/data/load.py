@@ -19,7 +19,8 @@ import numpy as np
 
 from automl_noisy.data.dataset import NoisyDataset
 from automl_noisy.data.noise import inject_noise, parse_noise
-from automl_noisy.data.sources import RawData, load_source
+from automl_noisy.data.preprocessing import Preprocessing, apply_standardization, fit_standardization
+from automl_noisy.data.sources import RawData, load_source, resolve_source
 from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
 
@@ -68,16 +69,6 @@ def split_indices(y: np.ndarray, spec: DataSpec, seq: np.random.SeedSequence,
     return train, val, test
 
 
-def standardize(x_train: np.ndarray, *others: np.ndarray, unscaled: tuple[int, ...] = ()) -> list[np.ndarray]:
-    """``(x - mean) / std`` with the training split's per-feature statistics (std 0 -> 1); the
-    ``unscaled`` columns (one-hot categories, already 0/1) are left as they are."""
-    mean = x_train.mean(axis=0, dtype=np.float64)
-    std = x_train.std(axis=0, dtype=np.float64)
-    std[std == 0] = 1.0
-    mean[list(unscaled)], std[list(unscaled)] = 0.0, 1.0
-    return [((x - mean) / std).astype(np.float32) for x in (x_train, *others)]
-
-
 def load_data(spec: DataSpec) -> NoisyDataset:
     """Build the split, noised arrays that ``spec`` describes; the same spec gives identical arrays.
 
@@ -93,8 +84,15 @@ def load_data(spec: DataSpec) -> NoisyDataset:
     # trains or validates.
     train, val, test = split_indices(raw.y, spec, split_seq, with_test=clean_known)
     x_train, x_val, x_test = raw.x[train], raw.x[val], raw.x[test]
+    mean = std = None
     if raw.standardize and raw.x.ndim == 2:
-        x_train, x_val, x_test = standardize(x_train, x_val, x_test, unscaled=raw.unscaled_columns)
+        mean, std = fit_standardization(x_train, raw.unscaled_columns)
+        x_train, x_val, x_test = (apply_standardization(x, mean, std) for x in (x_train, x_val, x_test))
+    preprocessing = Preprocessing(
+        source=resolve_source(spec.source)[0], input_shape=tuple(raw.x.shape[1:]), columns=raw.columns,
+        label_column=spec.label_column if raw.columns else None,
+        mean=None if mean is None else tuple(float(v) for v in mean),
+        std=None if std is None else tuple(float(v) for v in std), image_size=raw.image_size)
     num_classes = len(raw.class_names)
     given = raw.y if raw.given_labels is None else raw.given_labels  # a label file's labels replace y
 
@@ -120,4 +118,5 @@ def load_data(spec: DataSpec) -> NoisyDataset:
         y_train_clean=contiguous(raw.y[train], np.int64) if clean_known else None,
         y_val_clean=contiguous(raw.y[val], np.int64) if clean_known else None,
         fingerprint=fingerprint(raw.x, raw.y, raw.given_labels),
+        preprocessing=preprocessing,
     )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import platform
 from dataclasses import replace
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +13,7 @@ from optuna.trial import TrialState
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.search.storage import mask_url, open_storage, resolve_study
-
-VERSIONED = ("automl-noisy", "torch", "torchvision", "optuna", "ray", "scikit-learn", "numpy")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            continue
-    return out
-
+from automl_noisy.versions import versions
 
 def validation_name(folds: int) -> str:
     """How a trial's value was measured, in words."""

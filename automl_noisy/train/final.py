@@ -17,6 +17,7 @@ from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
+from automl_noisy.train.model_folder import write_model_folder
 from automl_noisy.train.pretrain import Encoder, EncoderCache, EncoderRequest, make_encoder
 from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality, resolve_device
 
@@ -30,6 +31,8 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
 
     - ``model.pt``: the whole network's ``state_dict``, a pretrained body included (load with
       ``torch.load(..., weights_only=True)``)
+    - ``model.json``: class names, the fitted preprocessing and more, so that the folder alone
+      predicts (:mod:`automl_noisy.train.model_folder`; ``automl_noisy.load`` reads it)
     - ``label_issues.csv``: one row per training sample, most suspect first
     - ``metrics.json``: ``val_accuracy``, ``test_accuracy`` (when clean labels are known), and more
     - ``pipeline.yaml``: the pipeline that was trained
@@ -78,7 +81,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     if folds == 1:
         scores, predicted, val_accuracy = trainer.suspicion_scores(), trainer.predictions(), last.val_accuracy
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(trainer.model.state_dict(), out / "model.pt")
+    write_model_folder(out, pipeline, scored, trainer.networks)
     _write_label_issues(out / "label_issues.csv", scored, scores, predicted)
     metrics: dict[str, Any] = {
         "val_accuracy": val_accuracy,
@@ -91,7 +94,6 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         **detection_quality(scored, scores),  # with a holdout, its AUROC is the last epoch's label_issue_auroc
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    (out / "pipeline.yaml").write_text(pipeline.to_yaml(), encoding="utf-8")
     return metrics
 
 

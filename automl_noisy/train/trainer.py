@@ -92,7 +92,7 @@ class Trainer:
         scheme = build_scheme(pipeline)
         methods = [Methods.from_pipeline(pipeline, leader=j == 0) for j in range(scheme.networks)]
         k = data.num_classes
-        outputs = k + sum(c.extra_outputs for c in methods[0].components())
+        outputs = network_outputs(methods[0], k)
         self.networks: list[Classifier] = [factory.build(data.input_shape, outputs).to(self.device)  # type: ignore[attr-defined]
                                            for _ in range(scheme.networks)]
         self._encoder = self._pretrained_body(encoder)
@@ -122,8 +122,7 @@ class Trainer:
         self._generator = torch.Generator().manual_seed(pipeline.seed)
         self._epochs_done = 0
         self._train_cache: tuple[int, Tensor] | None = None  # (epochs done, log-probs of x_train)
-        self._autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda"
-                          else nullcontext())
+        self._autocast = autocast_for(self.device)
 
     def _pretrained_body(self, encoder: Encoder | None) -> Encoder | None:
         """The body a pretrained start loads: ``encoder`` (from the search's cache), else pretrained
@@ -164,7 +163,7 @@ class Trainer:
     @property
     def model(self) -> nn.Module:
         """What ``model.pt`` holds: the network, or a ModuleList of a scheme's networks."""
-        return self.networks[0] if len(self.networks) == 1 else nn.ModuleList(self.networks)
+        return saved_module(self.networks)
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Tensor, Tensor]:
         return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
@@ -218,19 +217,13 @@ class Trainer:
             yield EpochMetrics(epoch, mean_loss, self.accuracy(self.x_val, self.y_val), test,
                                time.perf_counter() - start, auroc)
 
-    @torch.inference_mode()
     def outputs(self, x: Tensor, network: int, features: bool = False) -> Tensor:
         """One network's logits (or features) in evaluation mode, computed in chunks."""
-        net = self.networks[network].eval()
-        fn = net.features if features else net
-        with self._autocast:
-            return torch.cat([fn(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)])
+        return evaluate(self.networks[network], x, self._autocast, features)
 
     def log_probs(self, x: Tensor) -> Tensor:
         """Log class probabilities of the scheme's networks, averaged (over the K classes only)."""
-        k = self.data.num_classes
-        probs = [self.outputs(x, j)[:, :k].softmax(dim=1) for j in range(len(self.networks))]
-        return torch.stack(probs).mean(dim=0).clamp_min(1e-12).log()
+        return scheme_log_probs(self.networks, x, self.data.num_classes, self._autocast)
 
     def accuracy(self, x: Tensor, y: Tensor) -> float:
         if len(y) == 0:
@@ -255,6 +248,44 @@ class Trainer:
         if self._train_cache is None or self._train_cache[0] != self._epochs_done:
             self._train_cache = (self._epochs_done, self.log_probs(self.x_train))
         return self._train_cache[1]
+
+
+def autocast_for(device: torch.device) -> object:
+    """Mixed precision (bfloat16) on a GPU; nothing on a CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+
+def network_outputs(methods: Methods, num_classes: int) -> int:
+    """How many outputs a network has: one per class, and what the methods add (e.g. a second head)."""
+    return num_classes + sum(c.extra_outputs for c in methods.components())
+
+
+def build_networks(pipeline: Pipeline, input_shape: tuple[int, ...], num_classes: int) -> list[Classifier]:
+    """Freshly initialized networks of ``pipeline`` as a :class:`Trainer` builds them (one per network
+    of its scheme), for loading saved weights into."""
+    factory = build("model", pipeline.model)
+    outputs = network_outputs(Methods.from_pipeline(pipeline), num_classes)
+    return [factory.build(input_shape, outputs) for _ in range(build_scheme(pipeline).networks)]  # type: ignore[attr-defined]
+
+
+def saved_module(networks: list[Classifier]) -> nn.Module:
+    """The module whose ``state_dict`` a model folder saves: the network, or a ModuleList of several."""
+    return networks[0] if len(networks) == 1 else nn.ModuleList(networks)
+
+
+@torch.inference_mode()
+def evaluate(net: Classifier, x: Tensor, autocast: object = None, features: bool = False) -> Tensor:
+    """A network's logits (or features) in evaluation mode, computed in chunks of ``EVAL_BATCH``."""
+    net.eval()
+    fn = net.features if features else net
+    with autocast or nullcontext():  # type: ignore[attr-defined]
+        return torch.cat([fn(x[i:i + EVAL_BATCH]).float() for i in range(0, len(x), EVAL_BATCH)])
+
+
+def scheme_log_probs(networks: list[Classifier], x: Tensor, num_classes: int, autocast: object = None) -> Tensor:
+    """Log class probabilities of a scheme's networks, averaged (over the ``num_classes`` classes only)."""
+    probs = [evaluate(net, x, autocast)[:, :num_classes].softmax(dim=1) for net in networks]
+    return torch.stack(probs).mean(dim=0).clamp_min(1e-12).log()
 
 
 def detection_quality(data: NoisyDataset, scores: np.ndarray) -> dict[str, float]:

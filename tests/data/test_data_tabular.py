@@ -8,7 +8,7 @@ import pytest
 
 from automl_noisy.data import DataSpec, load_data
 from automl_noisy.data.sources import load_source
-from automl_noisy.data.sources.tabular import MAX_CATEGORIES
+from automl_noisy.data.preprocessing import MAX_CATEGORIES
 
 
 @pytest.fixture

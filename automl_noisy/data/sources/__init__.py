@@ -14,6 +14,7 @@ torchvision) when called, so importing this package stays light.
 | ``npz:PATH`` | arrays ``X`` and ``y`` (:mod:`.arrays`) |
 | ``folder:PATH`` | one sub-folder of images per class (:mod:`.images`) |
 | ``torchvision:NAME:ROOT`` | CIFAR10, CIFAR100, MNIST, FashionMNIST already under ROOT (:mod:`.vision_roots`) |
+| ``memory:KEY`` | arrays or a DataFrame held by this process (:mod:`.memory`, for the Python API) |
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from automl_noisy.data.sources.builtin import (DIGITS_CLASS_MAP, SYNTHETIC_DEFAU
                                                load_synthetic_source)
 from automl_noisy.data.sources.images import load_folder_source
 from automl_noisy.data.sources.labels import apply_label_file
+from automl_noisy.data.sources.memory import load_memory_source
 from automl_noisy.data.sources.tabular import load_csv_source, load_parquet_source
 from automl_noisy.data.sources.vision_roots import DATASETS, load_torchvision_source
 from automl_noisy.data.spec import DataSpec
@@ -45,11 +47,12 @@ LOADERS: dict[str, Loader] = {
     "npz": load_npz_source,
     "folder": load_folder_source,
     "torchvision": load_torchvision_source,
+    "memory": load_memory_source,
 }
 #: Source prefix -> the options its loader reads (``labels`` applies to every source).
 OPTIONS: dict[str, tuple[str, ...]] = {
     "digits": (), "synthetic": tuple(SYNTHETIC_DEFAULTS), "csv": ("columns",), "parquet": ("columns",),
-    "npz": (), "folder": ("image_size",), "torchvision": (),
+    "npz": (), "folder": ("image_size",), "torchvision": (), "memory": (),
 }
 #: File suffix -> source prefix, so ``--data my.csv`` means ``csv:my.csv``.
 SUFFIXES = {".csv": "csv", ".npz": "npz", ".parquet": "parquet", ".pq": "parquet"}

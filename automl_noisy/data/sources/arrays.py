@@ -1,4 +1,4 @@
-"""NumPy ``.npz`` archives: arrays ``X`` (any shape) and ``y``."""
+"""NumPy ``.npz`` archives: arrays ``X`` (any shape) and ``y``; and arrays held in memory."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
 
 
-def load_npz_source(path: str, spec: DataSpec) -> RawData:
-    """A NumPy ``.npz`` archive with arrays ``X`` (n, ...) and ``y`` (n,); uint8 ``X`` is scaled by
-    1/255. Pickled objects are never loaded."""
+def read_npz(path: str, labels: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrays ``X`` and ``y`` of an ``.npz`` archive (``y`` None when absent and ``labels`` is
+    false: new rows to predict). Pickled objects are never loaded."""
     import zipfile
 
     existing_file("npz", path)
@@ -21,23 +21,44 @@ def load_npz_source(path: str, spec: DataSpec) -> RawData:
             raise UserError(f"{path} is not an .npz archive; save it with numpy.savez(path, X=..., y=...)")
         with archive:
             keys = sorted(archive.files)
-            if "X" not in keys or "y" not in keys:
-                raise UserError(f"npz file {path} needs arrays 'X' and 'y'; it holds: "
+            if "X" not in keys or ("y" not in keys and labels):
+                need = "arrays 'X' and 'y'" if labels else "an array 'X'"
+                raise UserError(f"npz file {path} needs {need}; it holds: "
                                 f"{', '.join(keys) or 'nothing'}. Save it with numpy.savez(path, X=..., y=...)")
-            x, y = archive["X"], archive["y"]
+            return archive["X"], archive["y"] if "y" in keys else None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"cannot read npz file {path}: {first_line(exc)}") from None
-    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
-        raise UserError(f"npz file {path}: X must have shape (n, ...) and y shape (n,); "
-                        f"got X {x.shape} and y {y.shape}")
+
+
+def array_features(x: np.ndarray, where: str) -> np.ndarray:
+    """Numeric features ``(n, ...)`` as float32; uint8 is scaled by 1/255."""
+    if x.ndim < 2:
+        raise UserError(f"{where} must have shape (n, ...) with one sample per row; got {x.shape}")
     if x.dtype.kind not in "biuf":
-        raise UserError(f"npz file {path}: X must be numeric, got dtype {x.dtype}")
+        raise UserError(f"{where} must be numeric, got dtype {x.dtype}")
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    check_finite(x, f"X in {path}")
+    check_finite(x, where)
+    return np.ascontiguousarray(x)
+
+
+def arrays_to_raw(x: np.ndarray, y: np.ndarray, where: str) -> RawData:
+    """Features ``x`` (n, ...) and labels ``y`` (n,) of numbers or strings; 2-D features are
+    standardized by ``load_data``."""
+    if x.ndim < 2 or y.ndim != 1 or len(x) != len(y):
+        raise UserError(f"{where}: X must have shape (n, ...) and y shape (n,); got X {x.shape} and y {y.shape}")
+    x = array_features(x, f"X in {where}")
     if y.dtype.kind not in "biufUS":
-        raise UserError(f"npz file {path}: y must hold numbers or strings, got dtype {y.dtype}")
+        raise UserError(f"{where}: y must hold numbers or strings, got dtype {y.dtype}")
     if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise UserError(f"y in {path} has {int((~np.isfinite(y)).sum())} NaN or infinite label(s); "
+        raise UserError(f"y in {where} has {int((~np.isfinite(y)).sum())} NaN or infinite label(s); "
                         f"drop those samples")
     codes, names = encode_labels(y.astype(str) if y.dtype.kind == "S" else y)
-    return RawData(np.ascontiguousarray(x), codes, names, False, standardize=x.ndim == 2)
+    return RawData(x, codes, names, False, standardize=x.ndim == 2)
+
+
+def load_npz_source(path: str, spec: DataSpec) -> RawData:
+    """A NumPy ``.npz`` archive with arrays ``X`` (n, ...) and ``y`` (n,); uint8 ``X`` is scaled by
+    1/255. Pickled objects are never loaded."""
+    x, y = read_npz(path)
+    assert y is not None
+    return arrays_to_raw(x, y, f"npz file {path}")

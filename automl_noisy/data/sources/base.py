@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from automl_noisy.data.preprocessing import Column
 from automl_noisy.errors import UserError
 
 #: Fewest samples a class needs so that the stratified test and validation splits can take some.
@@ -41,6 +42,8 @@ class RawData:
     unscaled_columns: tuple[int, ...] = ()
     original_train: int | None = None
     given_labels: np.ndarray | None = None
+    columns: tuple[Column, ...] = ()
+    image_size: int | None = None
 
 
 def encode_labels(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:

@@ -69,8 +69,9 @@ def scan_folder(root: str) -> tuple[tuple[str, ...], list[str], np.ndarray]:
     return tuple(classes), paths, np.asarray(labels, dtype=np.int64)
 
 
-def decode_image(path: str, size: int) -> tuple[np.ndarray, bool]:
-    """One image as uint8 ``(size, size)`` (grayscale, True) or ``(size, size, 3)`` (colour, False)."""
+def decode_image(path: str, size: int, channels: int | None = None) -> tuple[np.ndarray, bool]:
+    """One image as uint8 ``(size, size)`` (grayscale, True) or ``(size, size, 3)`` (colour, False);
+    ``channels`` 1 or 3 converts it to that many (the flag then says whether it was grayscale)."""
     import warnings
 
     from PIL import Image
@@ -87,6 +88,8 @@ def decode_image(path: str, size: int) -> tuple[np.ndarray, bool]:
                     img = Image.fromarray(np.clip(pixels / peak * 255, 0, 255).astype(np.uint8), "L")
                 else:
                     img = img.convert("L" if gray else "RGB")
+                if channels is not None:
+                    img = img.convert("L" if channels == 1 else "RGB")
                 img = img.resize((size, size), Image.Resampling.BILINEAR)
                 return np.asarray(img, dtype=np.uint8), gray
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -109,4 +112,4 @@ def load_folder_source(path: str, spec: DataSpec) -> RawData:
     else:
         x = np.stack([np.repeat(p[..., None], 3, axis=2) if gray else p for p, gray in decoded])
         x = x.transpose(0, 3, 1, 2)
-    return RawData(np.ascontiguousarray(x, dtype=np.float32) / 255.0, y, class_names, False)
+    return RawData(np.ascontiguousarray(x, dtype=np.float32) / 255.0, y, class_names, False, image_size=size)

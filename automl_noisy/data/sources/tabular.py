@@ -14,14 +14,11 @@ from typing import Any
 
 import numpy as np
 
+from automl_noisy.data.preprocessing import encode_table, one_hot_columns, table_columns
 from automl_noisy.data.sources.base import RawData, encode_labels, existing_file, first_line
 from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
 
-#: The largest magnitude a feature may have: features are stored as float32 (max 3.4e38).
-FLOAT32_LIMIT = float(np.finfo(np.float32).max)
-#: Most distinct values a non-numeric feature column may hold to be one-hot encoded.
-MAX_CATEGORIES = 50
 
 
 def load_csv_source(path: str, spec: DataSpec) -> RawData:
@@ -75,7 +72,8 @@ def _feature_columns(columns: list[str], spec: DataSpec, path: str) -> list[str]
 
 
 def frame_to_raw(frame: Any, path: str, spec: DataSpec, what: str) -> RawData:
-    """Labels and encoded features from a DataFrame read from ``path`` (a ``what`` file)."""
+    """Labels and encoded features from a DataFrame read from ``path`` (a ``what`` file); the
+    encoding is the one :mod:`automl_noisy.data.preprocessing` records for predicting."""
     import pandas as pd
 
     columns = [str(c) for c in frame.columns]
@@ -88,32 +86,8 @@ def frame_to_raw(frame: Any, path: str, spec: DataSpec, what: str) -> RawData:
     names = _feature_columns(columns, spec, path)
     if not names:
         raise UserError(f"{what} file {path} has no feature columns besides the label column {spec.label_column!r}")
-    features = frame[names]
-    bad = []
-    blocks: list[np.ndarray] = []
-    unscaled: list[int] = []
-    width = 0
-    for name in names:
-        column = features[name]
-        if pd.api.types.is_numeric_dtype(column):
-            values = column.to_numpy(dtype=np.float64).reshape(-1, 1)
-            missing = int((~np.isfinite(values)).sum())
-            huge = np.flatnonzero(np.isfinite(values[:, 0]) & (np.abs(values[:, 0]) > FLOAT32_LIMIT))
-            if huge.size:
-                where = f"file line {huge[0] + 2}" if what == "CSV" else f"row {huge[0]}"
-                raise UserError(f"feature column {name!r} in {path} holds {values[huge[0], 0]:g} ({where}), "
-                                f"beyond what training's float32 holds (|x| <= {FLOAT32_LIMIT:.3g}); rescale the column")
-        else:
-            missing = int(column.isna().sum())
-            values = _one_hot(column, name, path) if not missing else np.zeros((len(column), 0))
-            unscaled += range(width, width + values.shape[1])
-        if missing:
-            bad.append(f"{name!r} ({missing})")
-        blocks.append(values)
-        width += values.shape[1]
-    if bad:
-        raise UserError(f"feature column(s) {', '.join(bad)} in {path} hold NaN, infinite or missing values; "
-                        f"clean or impute them before loading")
+    encoding = table_columns(frame, names, path)
+    x, _ = encode_table(frame, encoding, path, line_numbers=what == "CSV")
     labels = frame[spec.label_column]
     missing_rows = np.flatnonzero(labels.isna().to_numpy())
     if missing_rows.size:
@@ -124,17 +98,5 @@ def frame_to_raw(frame: Any, path: str, spec: DataSpec, what: str) -> RawData:
     values = labels.to_numpy()
     values = values if pd.api.types.is_numeric_dtype(labels) else values.astype(str)
     y, class_names = encode_labels(values)
-    x = np.concatenate(blocks, axis=1).astype(np.float32)
-    return RawData(x, y, class_names, False, standardize=True, unscaled_columns=tuple(unscaled))
-
-
-def _one_hot(column: Any, name: str, path: str) -> np.ndarray:
-    """One 0/1 column per distinct value of a categorical column (values sorted as text)."""
-    text = column.astype(str).to_numpy()
-    categories, codes = np.unique(text, return_inverse=True)
-    if len(categories) > MAX_CATEGORIES:
-        raise UserError(f"feature column {name!r} in {path} has {len(categories)} categories, more than "
-                        f"{MAX_CATEGORIES} to one-hot encode; leave it out with --features or encode it as numbers")
-    out = np.zeros((len(text), len(categories)), dtype=np.float64)
-    out[np.arange(len(text)), codes.reshape(-1)] = 1.0
-    return out
+    return RawData(x, y, class_names, False, standardize=True, unscaled_columns=one_hot_columns(encoding),
+                   columns=encoding)

@@ -1,0 +1,172 @@
+"""NoisyLabelSearch: the search, export and training of the command line as a scikit-learn estimator.
+
+``fit(X, y)`` holds the data in memory (:mod:`automl_noisy.data.sources.memory`), runs
+:func:`automl_noisy.search.controller.search` on it, takes the best trial's pipeline as ``export``
+does, trains it with :func:`automl_noisy.train_pipeline` into a model folder and loads that folder
+(:func:`automl_noisy.load`): the same code as ``automl-noisy search``, ``export`` and ``train``.
+
+>>> from sklearn.datasets import make_classification
+>>> X, y = make_classification(n_samples=300, n_features=8, n_informative=4, n_classes=3, random_state=0)
+>>> model = NoisyLabelSearch(trials=2, space="quick", executor="local", portfolio=False, verbose=0).fit(X, y)
+>>> model.predict(X[:3]).shape, sorted(model.label_issues_.columns)[:2]
+((3,), ['given_label', 'index'])
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from automl_noisy.errors import UserError
+
+
+class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
+    """Search combinations of noisy-label methods on ``(X, y)``, train the best, and predict.
+
+    ``X`` is a NumPy array (vectors ``(n, d)``, or images ``(n, C, H, W)`` as floats in [0, 1] or
+    uint8) or a pandas DataFrame (numeric columns, and text columns one-hot encoded); ``y`` holds the
+    (noisy) labels. Parameters mirror ``automl-noisy search`` and ``train``:
+
+    - ``trials``, ``space``, ``cv``, ``portfolio``, ``random_state`` (the search's ``--seed``),
+      ``executor`` (``"ray"`` or ``"local"``), ``workers``, ``ray_address``;
+    - ``storage`` (an Optuna storage URL; None keeps the study in memory) and ``study_name`` (None: one
+      named after the data, the space and the seed, which a later fit on the same data resumes);
+    - ``device`` and ``threads`` for training the best pipeline; ``model_dir`` keeps its model folder
+      (None: a temporary one, removed after ``fit``; the model stays loaded);
+    - ``verbose``: 0 silent, 1 the search's progress bar and a summary line, 2 also training epochs.
+
+    After ``fit``: ``classes_``, ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame),
+    ``best_pipeline_`` (:class:`~automl_noisy.Pipeline`), ``study_`` (the Optuna study),
+    ``label_issues_`` (a DataFrame like ``label_issues.csv``: ``index`` is the row of ``X``, most
+    suspect first), ``effects_`` (a DataFrame of the choices' effects against plain CE, with
+    intervals), ``metrics_`` (``metrics.json``) and ``model_`` (:class:`~automl_noisy.TrainedModel`).
+    """
+
+    def __init__(self, trials: int = 20, space: str = "default", cv: int | None = None, portfolio: bool = True,
+                 storage: str | None = None, study_name: str | None = None, executor: str = "ray",
+                 workers: int | None = None, ray_address: str | None = None, random_state: int = 0,
+                 device: str | None = None, threads: int = 1, model_dir: str | None = None, verbose: int = 1) -> None:
+        self.trials = trials
+        self.space = space
+        self.cv = cv
+        self.portfolio = portfolio
+        self.storage = storage
+        self.study_name = study_name
+        self.executor = executor
+        self.workers = workers
+        self.ray_address = ray_address
+        self.random_state = random_state
+        self.device = device
+        self.threads = threads
+        self.model_dir = model_dir
+        self.verbose = verbose
+
+    def fit(self, X: Any, y: Any) -> NoisyLabelSearch:
+        """Search, export the best trial's pipeline and train it on all of ``(X, y)``."""
+        import torch
+
+        from automl_noisy.data import DataSpec
+        from automl_noisy.data.sources.memory import hold, release
+
+        features, labels = self._validated(X, y)
+        spec = DataSpec(source=hold(features, labels), label_column=self._label_column(features),
+                        seed=self.random_state)
+        threads = torch.get_num_threads()  # training sets its own; the caller's comes back after
+        try:
+            with tempfile.TemporaryDirectory(prefix="automl-noisy-fit-") as tmp:
+                self._search_and_train(spec, Path(tmp))
+        finally:
+            release(spec.source)
+            torch.set_num_threads(threads)
+        return self
+
+    def _search_and_train(self, spec: Any, tmp: Path) -> None:
+        import pandas as pd
+
+        from automl_noisy.search.controller import SearchOptions, search
+        from automl_noisy.search.export import best_pipeline
+        from automl_noisy.search.study_analysis import load_or_compute
+        from automl_noisy.train.final import train_pipeline
+        from automl_noisy.trained import load
+
+        storage = self.storage or "sqlite:///:memory:"
+        encoders = str(tmp / "encoders")
+        options = SearchOptions(data=spec, space=self.space, trials=self.trials, storage=storage,
+                                study=self.study_name, executor=self.executor, workers=self.workers,
+                                ray_address=self.ray_address, seed=self.random_state, progress=self.verbose > 0,
+                                cv=self.cv, encoders=encoders, portfolio="default" if self.portfolio else None)
+        study = search(options)
+        pipeline, _ = best_pipeline(study, storage)
+        out = Path(self.model_dir) if self.model_dir else tmp / "model"
+
+        def report(m: Any, stage: str) -> None:
+            print(f"{stage} epoch {m.epoch:>3}/{pipeline.stop_epoch}: loss {m.train_loss:.4f}", file=sys.stderr)
+
+        self.metrics_ = train_pipeline(pipeline, out, threads=self.threads, device=self.device,
+                                       on_epoch=report if self.verbose > 1 else None, encoders=encoders)
+        self.model_ = load(out, device=self.device)  # None: a GPU when there is one, as in training
+        names = dict(zip(self.model_.classes_.tolist(), self.classes_.tolist(), strict=True))
+        issues = pd.read_csv(out / "label_issues.csv", dtype={"given_label": str, "predicted_label": str})
+        for column in ("given_label", "predicted_label"):
+            issues[column] = issues[column].map(names)
+        self.label_issues_ = issues
+        analysis = load_or_compute(study)
+        self.effects_ = pd.DataFrame([asdict(row) for row in analysis.effects.rows])
+        self.best_pipeline_, self.study_ = pipeline, study
+        if self.verbose > 0:
+            best = study.best_trial
+            print(f"NoisyLabelSearch: best of {len(study.trials)} trials is trial {best.number} "
+                  f"(val_accuracy {best.value:.4f}); trained it: val_accuracy {self.metrics_['val_accuracy']:.4f}",
+                  file=sys.stderr)
+
+    def _validated(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
+        """``X`` (a DataFrame with a plain index, or a numeric array) and ``y`` as a 1-D array the
+        data sources read; sets ``classes_``, ``n_features_in_`` and ``feature_names_in_``."""
+        import pandas as pd
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
+
+        y = column_or_1d(np.asarray(y), warn=True)
+        check_classification_targets(y)
+        if isinstance(X, pd.DataFrame):
+            X = X.reset_index(drop=True).rename(columns=str)
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        else:
+            X = check_array(X, allow_nd=True, dtype="numeric")
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        check_consistent_length(X, y)
+        self.n_features_in_ = X.shape[1]
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise UserError(f"y holds a single class {self.classes_[0]!r}; a classifier needs at least two")
+        return X, (y.astype(str) if y.dtype.kind == "O" else y)
+
+    @staticmethod
+    def _label_column(features: Any) -> str:
+        """A name for the label column that no feature column has."""
+        taken = set(getattr(features, "columns", ()))
+        name = "label"
+        while name in taken:
+            name += "_"
+        return name
+
+    def _fitted(self) -> Any:
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, "model_")
+        return self.model_
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Per row of ``X``, the probability of each class of ``classes_``."""
+        return self._fitted().predict_proba(X)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Per row of ``X``, the most probable class (a value of ``y``)."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]

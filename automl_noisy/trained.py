@@ -1,0 +1,89 @@
+"""A trained model that predicts new data: :func:`load` reads the folder ``automl-noisy train``
+writes (see :mod:`automl_noisy.train.model_folder`) and returns a :class:`TrainedModel`.
+
+>>> model = load("out/")                                          # doctest: +SKIP
+>>> model.predict(frame)               # class names, one per row  # doctest: +SKIP
+>>> model.predict_proba(frame)         # (n, len(model.classes_))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from automl_noisy.data.inputs import Inputs, array_inputs, frame_inputs, read_inputs
+from automl_noisy.data.preprocessing import Preprocessing
+from automl_noisy.pipeline import Pipeline
+from automl_noisy.train.model_folder import ModelCard, read_model_folder
+from automl_noisy.train.trainer import autocast_for, resolve_device, scheme_log_probs
+
+
+class TrainedModel:
+    """A trained pipeline with its preprocessing and class names.
+
+    ``predict_proba(X)`` and ``predict(X)`` take a pandas DataFrame with the training columns (a
+    table model; other columns are ignored) or a NumPy array: a table model's columns in training
+    order, else samples of the model's input shape (images as floats in [0, 1], or uint8). Each
+    network of the pipeline's scheme votes, as in training's own evaluation. ``classes_[k]`` is the
+    class of column ``k`` of ``predict_proba``.
+    """
+
+    def __init__(self, card: ModelCard, pipeline: Pipeline, networks: list[torch.nn.Module],
+                 device: torch.device, folder: Path) -> None:
+        self.card, self.pipeline, self.networks, self.device, self.folder = card, pipeline, networks, device, folder
+        self.classes_ = np.asarray(card.class_names)
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.card.preprocessing
+
+    def inputs(self, X: Any) -> Inputs:
+        """``X`` as network inputs (see the class docstring)."""
+        try:
+            import pandas as pd
+        except ImportError:  # pragma: no cover - pandas is a dependency
+            pd = None
+        if pd is not None and isinstance(X, pd.DataFrame):
+            return frame_inputs(X, self.preprocessing, "the DataFrame")
+        return array_inputs(X, self.preprocessing, "the array")
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities (float64, rows sum to 1) of network inputs ``x``."""
+        tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        log_probs = scheme_log_probs(self.networks, tensor, len(self.classes_), autocast_for(self.device))  # type: ignore[arg-type]
+        return log_probs.exp().cpu().numpy().astype(np.float64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Per row of ``X``, the probability of each class in ``classes_``."""
+        inputs = self.inputs(X)
+        for note in inputs.notes:
+            warnings.warn(note, UserWarning, stacklevel=2)
+        return self.probabilities(inputs.x)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Per row of ``X``, the most probable class."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def predict_source(self, source: str) -> tuple[Inputs, np.ndarray]:
+        """The rows of a ``--data`` source (csv, parquet, npz, an image folder, built-in data) and
+        their class probabilities."""
+        inputs = read_inputs(source, self.preprocessing, self.pipeline.data)
+        return inputs, self.probabilities(inputs.x)
+
+    def __repr__(self) -> str:
+        combination = ", ".join(f"{k}={v}" for k, v in self.pipeline.combination().items() if v not in ("none", "single"))
+        return f"TrainedModel({self.folder}: {len(self.classes_)} classes, {combination})"
+
+
+def load(folder: str | Path, device: str | torch.device | None = "cpu") -> TrainedModel:
+    """The model in ``folder`` (written by ``automl-noisy train -o folder`` or
+    :func:`automl_noisy.train_pipeline`), on ``device`` (``"cpu"``; ``None``: a GPU when there is
+    one). Nothing in the folder is executed: weights load with ``weights_only=True``, the rest is
+    JSON and YAML."""
+    resolved = resolve_device(device)
+    card, pipeline, networks = read_model_folder(folder, resolved)
+    return TrainedModel(card, pipeline, networks, resolved, Path(folder))
