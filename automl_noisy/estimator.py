@@ -23,8 +23,6 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-from automl_noisy.errors import UserError
-
 
 class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
     """Search combinations of noisy-label methods on ``(X, y)``, train the best, and predict.
@@ -145,7 +143,7 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = X.shape[1]
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise UserError(f"y holds a single class {self.classes_[0]!r}; a classifier needs at least two")
+            raise ValueError(f"y holds a single class {self.classes_[0]!r}; a classifier needs at least two")
         return X, (y.astype(str) if y.dtype.kind == "O" else y)
 
     @staticmethod
@@ -169,4 +167,5 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """Per row of ``X``, the most probable class (a value of ``y``)."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]

@@ -29,7 +29,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 def test_help_imports_neither_torch_nor_ray():
     code = ("import sys\nfrom automl_noisy.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "for sub in ('search', 'train', 'export', 'components'):\n"
+            "for sub in ('search', 'train', 'export', 'predict', 'components'):\n"
             "    try:\n        main([sub, '--help'])\n    except SystemExit:\n        pass\n"
             "print('LOADED', sorted(m for m in ('torch', 'ray', 'optuna') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

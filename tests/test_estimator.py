@@ -1,0 +1,116 @@
+"""NoisyLabelSearch: scikit-learn's estimator conventions over search, export and train."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import automl_noisy
+from automl_noisy import NoisyLabelSearch
+
+TINY = {"trials": 2, "space": "quick", "executor": "local", "portfolio": False, "verbose": 0}
+
+
+@pytest.fixture(scope="module")
+def noisy_arrays():
+    x, y = make_classification(n_samples=240, n_features=6, n_informative=4, n_redundant=0, n_classes=3,
+                               n_clusters_per_class=1, random_state=0)
+    names = np.array(["ant", "bee", "cat"])[y]
+    rng = np.random.default_rng(0)
+    flip = rng.random(len(y)) < 0.2
+    noisy = np.where(flip, np.array(["ant", "bee", "cat"])[(y + 1) % 3], names)
+    return x * 10 + 3, noisy  # far from standardized: the search standardizes as for an npz file
+
+
+@pytest.fixture(scope="module")
+def fitted(noisy_arrays):
+    x, y = noisy_arrays
+    return NoisyLabelSearch(**TINY).fit(x, y)
+
+
+def test_fit_exposes_the_search_and_the_model(fitted, noisy_arrays):
+    x, y = noisy_arrays
+    assert fitted.classes_.tolist() == ["ant", "bee", "cat"] and fitted.n_features_in_ == 6
+    assert isinstance(fitted.study_, optuna.Study) and len(fitted.study_.trials) == 2
+    assert fitted.best_pipeline_.combination().items() <= fitted.study_.best_trial.user_attrs["combination"].items()
+    proba = fitted.predict_proba(x)
+    assert proba.shape == (240, 3) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    predicted = fitted.predict(x)
+    assert set(predicted) <= {"ant", "bee", "cat"} and (predicted == fitted.classes_[proba.argmax(axis=1)]).all()
+    assert 0.0 <= fitted.score(x, y) <= 1.0
+    issues = fitted.label_issues_
+    assert list(issues.columns) == ["index", "given_label", "predicted_label", "suspicion"]
+    assert sorted(issues["index"]) == list(range(240))  # 3-fold by default on small data: every row scored
+    assert (issues.set_index("index").sort_index()["given_label"].to_numpy() == y).all()
+    assert issues["suspicion"].is_monotonic_decreasing
+    assert {"family", "choice", "effect", "low", "high", "verdict"} <= set(fitted.effects_.columns)
+    assert fitted.metrics_["validation"] == "3-fold out-of-fold"
+
+
+def test_params_follow_scikit_learn(fitted):
+    params = fitted.get_params()
+    assert params["trials"] == 2 and params["space"] == "quick"
+    copy = clone(fitted)
+    assert copy.get_params() == params and not hasattr(copy, "model_")
+    assert copy.set_params(trials=5).trials == 5
+    with pytest.raises(NotFittedError):
+        copy.predict(np.zeros((1, 6)))
+
+
+def test_cross_val_score_and_a_pipeline_with_a_scaler(noisy_arrays):
+    x, y = noisy_arrays
+    scores = cross_val_score(NoisyLabelSearch(**TINY, cv=1), x, y, cv=2)
+    assert scores.shape == (2,) and ((0.0 <= scores) & (scores <= 1.0)).all()
+    pipeline = make_pipeline(StandardScaler(), NoisyLabelSearch(**TINY, cv=1)).fit(x, y)
+    assert pipeline.predict(x[:5]).shape == (5,) and 0.0 <= pipeline.score(x, y) <= 1.0
+
+
+def test_a_dataframe_with_a_category_and_a_kept_model_folder(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 150
+    frame = pd.DataFrame({"size": rng.normal(size=n), "shape": rng.choice(["round", "flat"], n),
+                          "label": rng.normal(size=n)}, index=rng.permutation(n) + 1000)  # a feature named label
+    y = np.where(frame["size"] + (frame["shape"] == "round") > 0.5, 1, 0)
+    model = NoisyLabelSearch(**TINY, cv=1, model_dir=str(tmp_path / "model")).fit(frame, y)
+    assert model.feature_names_in_.tolist() == ["size", "shape", "label"] and model.classes_.tolist() == [0, 1]
+    assert set(model.predict(frame)) <= {0, 1}
+    assert model.label_issues_["given_label"].isin([0, 1]).all()
+    loaded = automl_noisy.load(tmp_path / "model")  # the folder stands alone
+    np.testing.assert_array_equal(loaded.predict_proba(frame[["label", "shape", "size"]]), model.predict_proba(frame))
+
+
+def test_a_stored_study_is_resumed_by_the_same_fit(noisy_arrays, tmp_path):
+    x, y = noisy_arrays
+    storage = f"sqlite:///{tmp_path / 'fit.db'}"
+    first = NoisyLabelSearch(**TINY, cv=1, storage=storage).fit(x, y)
+    again = NoisyLabelSearch(**{**TINY, "trials": 3}, cv=1, storage=storage).fit(x, y)
+    assert again.study_.study_name == first.study_.study_name
+    assert [t.number for t in again.study_.trials] == [0, 1, 2]  # resumed to 3 trials, not started over
+    assert optuna.load_study(study_name=first.study_.study_name, storage=storage).user_attrs["analysis"]
+
+
+def test_on_ray_and_quiet_unless_verbose(noisy_arrays, ray_session, capfd):
+    x, y = noisy_arrays
+    NoisyLabelSearch(**{**TINY, "executor": "ray", "workers": 2}, cv=1).fit(x, y)
+    assert "NoisyLabelSearch" not in capfd.readouterr().err
+    NoisyLabelSearch(**{**TINY, "verbose": 1}, cv=1).fit(x, y)
+    err = capfd.readouterr().err
+    assert "NoisyLabelSearch: best of 2 trials" in err
+
+
+def test_bad_input(noisy_arrays):
+    x, y = noisy_arrays
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        NoisyLabelSearch(**TINY).fit(x, y[:-1])
+    with pytest.raises(ValueError, match="single class"):
+        NoisyLabelSearch(**TINY).fit(x, np.zeros(len(x)))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        NoisyLabelSearch(**TINY).fit(x, np.linspace(0, 1, len(x)))
