@@ -43,11 +43,9 @@ class TrainedModel:
 
     def inputs(self, X: Any) -> Inputs:
         """``X`` as network inputs (see the class docstring)."""
-        try:
-            import pandas as pd
-        except ImportError:  # pragma: no cover - pandas is a dependency
-            pd = None
-        if pd is not None and isinstance(X, pd.DataFrame):
+        import pandas as pd
+
+        if isinstance(X, pd.DataFrame):
             return frame_inputs(X, self.preprocessing, "the DataFrame")
         return array_inputs(X, self.preprocessing, "the array")
 

@@ -116,6 +116,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=2, help="runs of the first seed's searches with that seed")
     parser.add_argument("--noise", action="append", help="noise spec(s) (default: the three above)")
+    parser.add_argument("--section", default="model-selection",
+                        help="the BENCHMARKS.md section to write (another name keeps an earlier run's table)")
     args = parser.parse_args()
     noises = ["symmetric:0.8"] if args.quick else (args.noise or list(NOISES))
     seeds, trials, repeat = (1, 4, 1) if args.quick else (args.seeds, args.trials, args.repeat)
@@ -132,13 +134,15 @@ def main() -> None:
             rows.append([noise, mode, spread([r["exported"] for r in first]), spread([r["plain_ce"] for r in first]),
                          spread([r["oracle"] for r in first]), spread([r["loss"] for r in first]),
                          spread([r["spearman"] for r in first]), spread([float(r["trials"]) for r in first]),
-                         fmt(max(again)) if again else "—"])
+                         fmt(max(again)) if again else "—",
+                         " ".join(f"{r['exported'] - r['plain_ce']:+.3f}" for r in first)])
     text = table(["noise", "selection", "exported", "plain CE (trial 0)", "oracle", "selection loss", "Spearman",
-                  "trials", "same command: max gap"], rows)
+                  "trials", "same command: max gap", "exported − CE, by seed"], rows)
     print(text)
     if args.quick:
         return
-    body = f"""## Model selection on small noisy data (`benchmarks/model_selection.py`)
+    title = "Model selection on small noisy data" + (f" ({', '.join(noises)})" if args.section != "model-selection" else "")
+    body = f"""## {title} (`benchmarks/model_selection.py`)
 
 {machine()}. Other load when the run started: {busy:.2f} cores busy.
 
@@ -150,8 +154,8 @@ selection rules.
 
 {text}
 """
-    write_section("model-selection", body)
-    print("\nwrote the model-selection section of BENCHMARKS.md")
+    write_section(args.section, body)
+    print(f"\nwrote the {args.section} section of BENCHMARKS.md")
 
 
 if __name__ == "__main__":

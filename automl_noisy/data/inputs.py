@@ -62,10 +62,10 @@ def read_inputs(source: str, preprocessing: Preprocessing, trained_on: DataSpec 
     if kind == "folder":
         return folder_inputs(path, preprocessing)
     if kind in BUILTIN:
-        same = trained_on is not None and resolve_source(trained_on.source)[0] == kind
-        spec = DataSpec(source=source, seed=trained_on.seed if same and trained_on else 0,
-                        options={k: v for k, v in (trained_on.options if same and trained_on else {}).items()
-                                 if k != "labels"})
+        spec = DataSpec(source=source)
+        if trained_on is not None and resolve_source(trained_on.source)[0] == kind:  # e.g. synthetic's size and seed
+            spec = DataSpec(source=source, seed=trained_on.seed,
+                            options={k: v for k, v in trained_on.options.items() if k != "labels"})
         raw = LOADERS[kind](path, spec)
         return Inputs(preprocessing.finish(raw.x, source), np.arange(len(raw.x)))
     raise UserError(f"data {source!r} cannot be predicted on: it existed only in the process that trained the "
