@@ -129,7 +129,7 @@ def _wait_for(what: str, check, seconds: float = 120, explain=lambda: "") -> Non
 def _dashboard_studies(port: int) -> list[str] | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
-            return [s["study_name"] for s in json.load(r)["studies"]]
+            return [s["study_name"] for s in json.load(r)["study_summaries"]]
     except (OSError, ValueError, KeyError):
         return None
 
@@ -151,6 +151,10 @@ def test_compose_stack_runs_a_search_on_two_workers(docker_ready, tmp_path):
     try:
         up = run("up", "-d", "--no-build", "--scale", "ray-worker=2", "postgres", "ray-head", "ray-worker", "dashboard")
         assert up.returncode == 0, up.stderr[-3000:]
+        def cpus() -> str:  # "0.0/2.0 CPU" once both workers have joined the head
+            return run("exec", "-T", "ray-head", "ray", "status", timeout=60).stdout
+
+        _wait_for("two Ray workers", lambda: "/2.0 CPU" in cpus(), explain=cpus)
         search = run("run", "--rm", "search", timeout=600)
         assert search.returncode == 0, (search.stdout + search.stderr)[-4000:]
         assert "4 trials (4 complete" in search.stdout, search.stdout[-2000:]
