@@ -69,38 +69,30 @@ def _pg_bin(name: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
+class PostgresServer:
     """A throwaway PostgreSQL server on 127.0.0.1 (initdb + pg_ctl), as the 'postgres' user when
     the tests run as root (PostgreSQL refuses to run as root)."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; .ci/run installs them")
-    # Not under pytest's basetemp: pytest resets /tmp/pytest-of-<user> to mode 0700 whenever a session
-    # starts, which would shut the postgres user out of a running server's folder.
-    root = Path(tempfile.mkdtemp(prefix="automl-noisy-pg-"))
-    data = root / "data"
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        prefix = ["runuser", "-u", "postgres", "--"]
-        shutil.chown(root, "postgres")
-    port = _free_port()
-    env = {**os.environ, "LC_ALL": "C"}
 
-    def run(argv: list[str]) -> None:
-        done = subprocess.run(prefix + argv, capture_output=True, text=True, env=env)
-        if done.returncode:
-            shutil.rmtree(root, ignore_errors=True)
-            pytest.fail(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
-
-    run([initdb, "-D", str(data), "-U", "automl", "--auth=trust", "-E", "UTF8"])
-    run([pg_ctl, "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o", f"-h 127.0.0.1 -p {port} -k {root}",
-         "start"])
-    url = f"postgresql+psycopg2://automl@127.0.0.1:{port}/postgres"
-    try:
+    def __init__(self) -> None:
+        self.initdb, self.pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
+        if not (self.initdb and self.pg_ctl):
+            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; .ci/run installs them")
+        # Not under pytest's basetemp: pytest resets /tmp/pytest-of-<user> to mode 0700 whenever a session
+        # starts, which would shut the postgres user out of a running server's folder.
+        self.root = Path(tempfile.mkdtemp(prefix="automl-noisy-pg-"))
+        self.data = self.root / "data"
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:
+            self.prefix = ["runuser", "-u", "postgres", "--"]
+            shutil.chown(self.root, "postgres")
+        self.port = _free_port()
+        self.env = {**os.environ, "LC_ALL": "C"}
+        self._run([self.initdb, "-D", str(self.data), "-U", "automl", "--auth=trust", "-E", "UTF8"])
+        self.ctl("start")
+        self.url = f"postgresql+psycopg2://automl@127.0.0.1:{self.port}/postgres"
         import sqlalchemy
 
-        engine = sqlalchemy.create_engine(url)
+        engine = sqlalchemy.create_engine(self.url)
         deadline = time.monotonic() + 300  # pg_ctl -w has waited already; this only guards a slow start
         while True:
             try:
@@ -111,10 +103,42 @@ def postgres_url():
                     raise
                 time.sleep(0.2)
         engine.dispose()
-        yield url
+
+    def _run(self, argv: list[str]) -> None:
+        done = subprocess.run(self.prefix + argv, capture_output=True, text=True, env=self.env)
+        if done.returncode:
+            shutil.rmtree(self.root, ignore_errors=True)
+            pytest.fail(f"{argv[0]} failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+
+    def ctl(self, action: str, *extra: str) -> None:
+        """``pg_ctl ACTION`` (start, stop, restart), waiting until it is done."""
+        self._run([self.pg_ctl, "-D", str(self.data), "-l", str(self.root / "pg.log"), "-w", "-o",
+                   f"-h 127.0.0.1 -p {self.port} -k {self.root}", *extra, action])
+
+    def close(self) -> None:
+        subprocess.run(self.prefix + [self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"],
+                       capture_output=True, env=self.env)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The URL of a PostgreSQL server shared by the session's tests."""
+    server = PostgresServer()
+    try:
+        yield server.url
     finally:
-        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, env=env)
-        shutil.rmtree(root, ignore_errors=True)
+        server.close()
+
+
+@pytest.fixture
+def postgres_server():
+    """A PostgreSQL server of the test's own, to stop and restart."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 # -- a synthetic study with known effects, for the analysis, report and dashboard tests ----------

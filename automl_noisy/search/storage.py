@@ -13,6 +13,8 @@ from automl_noisy.errors import UserError
 DEFAULT_STORAGE = "sqlite:///automl-noisy.db"
 HEARTBEAT_SECONDS = 15
 GRACE_SECONDS = 60
+#: how long a database server may be gone (restarted, failed over) before the search gives up
+RECONNECT_SECONDS = 120.0
 
 
 def mask_url(url: str) -> str:
@@ -42,10 +44,11 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.RDBStora
         folder = os.path.dirname(os.path.abspath(path)) if path else ""
         if path and not os.path.isdir(folder):
             raise UserError(f"cannot open storage {mask_url(url)}: folder {folder} does not exist")
+    server = parsed.get_backend_name() != "sqlite"
     try:
-        return optuna.storages.RDBStorage(
+        return (ReconnectingStorage if server else optuna.storages.RDBStorage)(
             url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            engine_kwargs={"pool_pre_ping": True} if parsed.get_backend_name() != "sqlite" else None,
+            engine_kwargs={"pool_pre_ping": True} if server else None,
         )
     except ModuleNotFoundError as e:
         raise UserError(f"storage {mask_url(url)} needs the Python module {e.name!r}; "
@@ -53,6 +56,70 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.RDBStora
     except Exception as e:  # SQLAlchemy OperationalError and friends: unreachable or refused
         reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"cannot open storage {mask_url(url)}: {reason.replace(url, mask_url(url))}") from None
+
+
+def _lost_connection(error: BaseException) -> bool:
+    """Whether ``error`` (or what it wraps: Optuna's StorageInternalError wraps SQLAlchemy's) is a
+    lost or refused database connection rather than a problem with the data."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    seen: BaseException | None = error
+    for _ in range(4):
+        if isinstance(seen, OperationalError) or (isinstance(seen, DBAPIError) and seen.connection_invalidated):
+            return True
+        if seen is None:
+            break
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _reconnecting(method):
+    """``method`` retried, with growing pauses, while the database server is unreachable, for up to
+    ``RECONNECT_SECONDS``; then a UserError that says what is kept and how to go on."""
+    import functools
+    import time
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        deadline, pause = time.monotonic() + RECONNECT_SECONDS, 0.25
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as e:
+                if not _lost_connection(e):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise UserError(f"lost the study storage {mask_url(self.url)} for {RECONNECT_SECONDS:.0f} s "
+                                    f"({reason.replace(self.url, mask_url(self.url))}); finished trials are stored: "
+                                    "run the same command again to resume") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 8.0)
+
+    return call
+
+
+class ReconnectingStorage(optuna.storages.RDBStorage):
+    """Optuna's RDBStorage for a database server that rides out a restart or a fail-over: every
+    storage call whose connection is lost or refused is retried (pooled connections are checked
+    before use, so the retry opens a fresh one) for up to ``RECONNECT_SECONDS``.
+
+    A write is retried only when its connection failed, so in all but one case its transaction was
+    rolled back by the server; the exception is a commit the server made and whose reply was lost,
+    which could create one extra trial: a resume marks such a trial, owned by no driver, interrupted.
+    """
+
+
+for _name in ("check_trial_is_updatable", "create_new_study", "create_new_trial", "delete_study", "get_all_studies",
+              "get_all_trials", "get_best_trial", "get_n_trials", "get_study_directions", "get_study_id_from_name",
+              "get_study_name_from_id", "get_study_system_attrs", "get_study_user_attrs", "get_trial",
+              "get_trial_id_from_study_id_trial_number", "get_trial_number_from_id", "get_trial_param",
+              "get_trial_params", "get_trial_system_attrs", "get_trial_user_attrs", "record_heartbeat",
+              "set_study_system_attr", "set_study_user_attr", "set_trial_intermediate_value", "set_trial_param",
+              "set_trial_state_values", "set_trial_system_attr", "set_trial_user_attr",
+              # what Optuna's _CachedStorage, which wraps an RDB storage in every Study, calls directly
+              "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param"):
+    setattr(ReconnectingStorage, _name, _reconnecting(getattr(optuna.storages.RDBStorage, _name)))
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -42,3 +43,29 @@ def test_resolve_study_needs_a_name_when_several(tmp_path, tiny_spec):
     with pytest.raises(UserError, match="no study named 'c'"):
         resolve_study(storage, "c", url)
     assert resolve_study(storage, "b", url).study_name == "b"
+
+
+def test_a_restarted_database_server_is_ridden_out(postgres_server):
+    """pg_ctl restart between two calls: the next call reconnects, nothing stored is lost."""
+    storage = open_storage(postgres_server.url)
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    study.tell(study.ask(), 0.5)
+    postgres_server.ctl("restart", "-m", "fast")  # every pooled connection is now dead
+    trial = study.ask()
+    trial.set_user_attr("after", True)
+    study.tell(trial, 0.7)
+    assert [t.value for t in optuna.load_study(study_name="s", storage=postgres_server.url).trials] == [0.5, 0.7]
+
+
+def test_a_database_server_gone_for_good_is_one_line(postgres_server, monkeypatch):
+    from automl_noisy.search import storage as storage_module
+
+    monkeypatch.setattr(storage_module, "RECONNECT_SECONDS", 1.0)
+    storage = open_storage(postgres_server.url)
+    study = optuna.create_study(storage=storage, study_name="s")
+    postgres_server.ctl("stop", "-m", "fast")
+    with pytest.raises(UserError) as caught:
+        study.ask()
+    message = str(caught.value)
+    assert message.startswith("lost the study storage postgresql+psycopg2://automl@127.0.0.1:") and "\n" not in message
+    assert message.endswith("finished trials are stored: run the same command again to resume")
