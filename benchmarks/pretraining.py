@@ -47,7 +47,8 @@ METHODS = {
     "selection:gmm": lambda base: replace(base, selection=ComponentSpec("gmm")),
     "preset:dividemix": lambda base: apply_preset("dividemix", base),
 }
-STARTS = {"random": StartSpec("random"), "frozen": StartSpec("frozen"), "finetune 0.1": StartSpec("finetune", 0.1)}
+STARTS = {"random": StartSpec("random"), "frozen": StartSpec("frozen"), "finetune 0.1": StartSpec("finetune", 0.1),
+          "finetune 1.0": StartSpec("finetune", 1.0)}
 SEARCH_NOISE = "symmetric:0.8"
 
 
@@ -154,6 +155,25 @@ def search_run(seed: int, trials: int, folder: Path) -> dict:
                        for m in ("random", "frozen", "finetune")}}
 
 
+def _earlier_search_text() -> str:
+    """The default-search paragraph of the section as it stands (a run without ``--search`` keeps it,
+    marked as earlier)."""
+    import re
+
+    from _common import REPORT
+
+    text = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
+    section = re.search(r"<!-- pretraining:start -->(.*?)<!-- pretraining:end -->", text, re.S)
+    found = re.search(r"\n(\*\*Default search at .*)", section.group(1), re.S) if section else None
+    if not found:
+        return ""
+    kept = found.group(1).strip()
+    if not kept.startswith("(Kept from"):
+        kept = ("(Kept from an earlier run of this script with `--search`; the tables above were run again "
+                "without it.)\n\n" + kept)
+    return "\n" + kept + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
@@ -198,7 +218,7 @@ def main() -> None:
             for seed in seeds:
                 searches.append(search_run(seed, args.trials, Path(folder)))
                 print(json.dumps(searches[-1]), flush=True)
-    search_text = ""
+    search_text = "" if searches else _earlier_search_text()
     if searches:
         lines = []
         for s in searches:
@@ -232,7 +252,8 @@ channels, cross entropy, SGD lr 0.05 momentum 0.9, cosine, {BASE.epochs} epochs,
 epoch, nothing tuned), seeds {', '.join(map(str, seeds))}. Each row adds a method (GCE at its defaults, the
 `gmm` selector at its defaults, or the `dividemix` preset applied to the run's data) and a start:
 *random* weights, a *frozen* pretrained body (only the linear head trains), or the body *fine-tuned* at
-0.1 times the learning rate. Encoders: `{mode.name}` with the default space's settings
+0.1 or 1.0 times the learning rate (1.0: the whole network trains from the encoder, as Contrast to Divide
+does under DivideMix). Encoders: `{mode.name}` with the default space's settings
 ({', '.join(f'{k} {v}' for k, v in mode.params.items())}; AdamW), views by model: image views
 (rotation, scaling, shift, pixel noise, an erased patch) for the cnn, SCARF feature corruption (60 %)
 for the mlp; one encoder per (model, seed) on the {rows} training-pool rows' inputs (no labels, no
