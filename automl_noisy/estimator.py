@@ -33,8 +33,9 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
 
     - ``trials``, ``space``, ``cv``, ``portfolio``, ``random_state`` (the search's ``--seed``),
       ``executor`` (``"ray"`` or ``"local"``), ``workers``, ``ray_address``;
-    - ``storage`` (an Optuna storage URL; None keeps the study in memory) and ``study_name`` (None: one
-      named after the data, the space and the seed, which a later fit on the same data resumes);
+    - ``storage`` (an Optuna storage URL, with the pretrained encoders kept beside it as the CLI keeps
+      them; None keeps the study in memory) and ``study_name`` (None: one named after the data, the
+      space and the seed, which a later fit on the same data resumes);
     - ``device`` and ``threads`` for training the best pipeline; ``model_dir`` keeps its model folder
       (None: a temporary one, removed after ``fit``; the model stays loaded);
     - ``verbose``: 0 silent, 1 the search's progress bar and a summary line, 2 also training epochs.
@@ -93,8 +94,13 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         from automl_noisy.train.final import train_pipeline
         from automl_noisy.trained import load
 
+        from automl_noisy.search.encoders import encoder_folder
+
         storage = self.storage or "sqlite:///:memory:"
-        encoders = str(tmp / "encoders")
+        # pretrained encoders: beside a stored study (a later fit resumes with them, as the CLI does), else
+        # for this fit only
+        stored = encoder_folder(self.storage) if self.storage else None
+        encoders = str(stored if stored is not None else tmp / "encoders")
         options = SearchOptions(data=spec, space=self.space, trials=self.trials, storage=storage,
                                 study=self.study_name, executor=self.executor, workers=self.workers,
                                 ray_address=self.ray_address, seed=self.random_state, progress=self.verbose > 0,
