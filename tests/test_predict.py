@@ -125,7 +125,7 @@ def test_unseen_category_is_a_note_and_all_zero(table_model, table_csv, tmp_path
     (lambda f, d: f.assign(x1="high").to_csv(d / "bad.csv", index=False), ("'x1'", "holds text ('high')")),
     (lambda f, d: f.assign(x1=np.nan).to_csv(d / "bad.csv", index=False), ("'x1' (240)", "missing")),
     (lambda f, d: np.savez(d / "bad.npz", X=np.zeros((3, 5))), ("give a CSV or parquet file", "x1, x2, colour")),
-    (lambda f, d: (d / "bad.csv").write_text(""), ("cannot read csv file",)),
+    (lambda f, d: (d / "bad.csv").write_text(""), ("cannot read CSV file",)),
     (lambda f, d: None, ("data file not found",)),
 ])
 def test_bad_new_data_is_one_line(table_model, table_csv, tmp_path, capsys, make, fragments):

@@ -30,6 +30,7 @@ from automl_noisy.data.preprocessing import Preprocessing, encode_table
 from automl_noisy.data.sources import LOADERS, resolve_source
 from automl_noisy.data.sources.arrays import array_features, read_npz
 from automl_noisy.data.sources.images import IMAGE_EXTENSIONS, decode_image, image_files
+from automl_noisy.data.sources.tabular import read_csv, read_parquet
 from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
 
@@ -52,7 +53,8 @@ def read_inputs(source: str, preprocessing: Preprocessing, trained_on: DataSpec 
     ``trained_on`` is the model's data spec (a built-in source reuses its options and seed)."""
     kind, path = resolve_source(source)
     if kind in ("csv", "parquet"):
-        return frame_inputs(_read_table(kind, path), preprocessing, path, line_numbers=kind == "csv")
+        frame = read_csv(path) if kind == "csv" else read_parquet(path)  # as training reads them
+        return frame_inputs(frame, preprocessing, path, line_numbers=kind == "csv")
     if preprocessing.table:
         raise UserError(f"the model reads {preprocessing.describe_input()}; give a CSV or parquet file "
                         f"with those columns, not {kind} data")
@@ -138,22 +140,3 @@ def folder_inputs(root: str, preprocessing: Preprocessing) -> Inputs:
     relative = [os.path.relpath(p, root) for p in paths]
     return Inputs(preprocessing.finish(x.astype(np.float32) / 255.0, root), np.arange(len(paths)), relative, notes)
 
-
-def _read_table(kind: str, path: str) -> Any:
-    """A CSV or parquet file as a DataFrame, read as training reads it."""
-    import pandas as pd
-
-    from automl_noisy.data.sources.base import existing_file, first_line
-
-    existing_file(kind, path)
-    try:
-        if kind == "csv":
-            return pd.read_csv(path)
-        import pyarrow
-
-        try:
-            return pd.read_parquet(path, engine="pyarrow")
-        except pyarrow.lib.ArrowException as exc:
-            raise UserError(f"cannot read parquet file {path}: {first_line(exc)}") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
-        raise UserError(f"cannot read {kind} file {path}: {first_line(exc)}") from None

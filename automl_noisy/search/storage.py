@@ -54,8 +54,15 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.RDBStora
         raise UserError(f"storage {mask_url(url)} needs the Python module {e.name!r}; "
                         "install it (e.g. pip install psycopg2-binary for PostgreSQL)") from None
     except Exception as e:  # SQLAlchemy OperationalError and friends: unreachable or refused
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot open storage {mask_url(url)}: {reason.replace(url, mask_url(url))}") from None
+        raise UserError(f"cannot open storage {mask_url(url)}: {_reason(e, url)}") from None
+
+
+def _reason(error: BaseException, url: str) -> str:
+    """The first line of a database error (the driver's own message when SQLAlchemy wraps one), with
+    the URL's password masked."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0] if str(error).strip() \
+        else type(error).__name__
+    return reason.replace(url, mask_url(url))
 
 
 def _lost_connection(error: BaseException) -> bool:
@@ -89,9 +96,8 @@ def _reconnecting(method):
                 if not _lost_connection(e):
                     raise
                 if time.monotonic() + pause > deadline:
-                    reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                     raise UserError(f"lost the study storage {mask_url(self.url)} for {RECONNECT_SECONDS:.0f} s "
-                                    f"({reason.replace(self.url, mask_url(self.url))}); finished trials are stored: "
+                                    f"({_reason(e, self.url)}); finished trials are stored: "
                                     "run the same command again to resume") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 8.0)

@@ -4,7 +4,7 @@ code from the folder.
 | file | what | read with |
 |---|---|---|
 | ``model.pt`` | the weights (``state_dict``) | ``torch.load(..., weights_only=True)`` |
-| ``model.json`` | class names, input shape, the fitted preprocessing, networks and outputs, versions | JSON |
+| ``model.json`` | class names, the fitted preprocessing (input shape included), networks, data, versions | JSON |
 | ``pipeline.yaml`` | the pipeline that was trained | ``yaml.safe_load`` |
 | ``metrics.json``, ``label_issues.csv`` | what training measured | |
 

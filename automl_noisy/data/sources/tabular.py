@@ -21,9 +21,9 @@ from automl_noisy.errors import UserError
 
 
 
-def load_csv_source(path: str, spec: DataSpec) -> RawData:
-    """A CSV file with a header: ``spec.label_column`` holds the labels; the feature columns are
-    numeric or categorical (one-hot encoded)."""
+def read_csv(path: str) -> Any:
+    """A CSV file with a header as a DataFrame; an unreadable file or a column named twice is a
+    UserError."""
     import pandas as pd
 
     existing_file("csv", path)
@@ -36,20 +36,30 @@ def load_csv_source(path: str, spec: DataSpec) -> RawData:
     if twice:  # pandas would rename the second 'a' to 'a.1' and use it as one more feature
         raise UserError(f"CSV file {path} names column(s) {', '.join(map(repr, twice))} more than once; "
                         "give every column its own name")
-    return frame_to_raw(frame, path, spec, "CSV")
+    return frame
 
 
-def load_parquet_source(path: str, spec: DataSpec) -> RawData:
-    """A parquet file (read with pandas and pyarrow), with the same columns rules as a CSV file."""
+def read_parquet(path: str) -> Any:
+    """A parquet file as a DataFrame (pandas and pyarrow); an unreadable file is a UserError."""
     import pandas as pd
     import pyarrow
 
     existing_file("parquet", path)
     try:
-        frame = pd.read_parquet(path, engine="pyarrow")
+        return pd.read_parquet(path, engine="pyarrow")
     except (pyarrow.lib.ArrowException, OSError, ValueError) as exc:
         raise UserError(f"cannot read parquet file {path}: {first_line(exc)}") from None
-    return frame_to_raw(frame, path, spec, "parquet")
+
+
+def load_csv_source(path: str, spec: DataSpec) -> RawData:
+    """A CSV file with a header: ``spec.label_column`` holds the labels; the feature columns are
+    numeric or categorical (one-hot encoded)."""
+    return frame_to_raw(read_csv(path), path, spec, "CSV")
+
+
+def load_parquet_source(path: str, spec: DataSpec) -> RawData:
+    """A parquet file (read with pandas and pyarrow), with the same columns rules as a CSV file."""
+    return frame_to_raw(read_parquet(path), path, spec, "parquet")
 
 
 def _feature_columns(columns: list[str], spec: DataSpec, path: str) -> list[str]:
