@@ -46,6 +46,7 @@ METHODS = {
     "loss:gce": lambda base: replace(base, loss=ComponentSpec("gce")),
     "selection:gmm": lambda base: replace(base, selection=ComponentSpec("gmm")),
     "preset:dividemix": lambda base: apply_preset("dividemix", base),
+    "preset:dividemix, per-class gmm": lambda base: apply_preset("dividemix", base),
 }
 STARTS = {"random": StartSpec("random"), "frozen": StartSpec("frozen"), "finetune 0.1": StartSpec("finetune", 0.1),
           "finetune 1.0": StartSpec("finetune", 1.0)}
@@ -240,7 +241,9 @@ clean test by start": the best clean test accuracy any trial of that start reach
 {table(["seed", "exported start", "exported clean test", "plain CE (trial 0)", "best clean test by start",
         "trials by start", "minutes"], lines)}
 """
-    mode = DEFAULT_PRETRAINING["images"]
+    def settings(kind: str) -> str:
+        mode = DEFAULT_PRETRAINING[kind]
+        return f"`{mode.name}` " + ", ".join(f"{k} {v}" for k, v in mode.params.items())
     write_section("pretraining", f"""
 ## Self-supervised pretraining (`benchmarks/pretraining.py`)
 
@@ -250,13 +253,13 @@ clean test by start": the best clean test accuracy any trial of that start reach
 **Setup.** The digits splits, noise and base pipelines of the methods section (mlp 256x2 and cnn 32
 channels, cross entropy, SGD lr 0.05 momentum 0.9, cosine, {BASE.epochs} epochs, batch {BASE.batch_size}; last
 epoch, nothing tuned), seeds {', '.join(map(str, seeds))}. Each row adds a method (GCE at its defaults, the
-`gmm` selector at its defaults, or the `dividemix` preset applied to the run's data) and a start:
+`gmm` selector at its defaults, the `dividemix` preset applied to the run's data, also with its GMM per
+class as in the methods section) and a start:
 *random* weights, a *frozen* pretrained body (only the linear head trains), or the body *fine-tuned* at
 0.1 or 1.0 times the learning rate (1.0: the whole network trains from the encoder, as Contrast to Divide
-does under DivideMix). Encoders: `{mode.name}` with the default space's settings
-({', '.join(f'{k} {v}' for k, v in mode.params.items())}; AdamW), views by model: image views
-(rotation, scaling, shift, pixel noise, an erased patch) for the cnn, SCARF feature corruption (60 %)
-for the mlp; one encoder per (model, seed) on the {rows} training-pool rows' inputs (no labels, no
+does under DivideMix). Encoders: the default space's settings per data kind (AdamW), for the cnn
+{settings("images")} with image views (rotation, scaling, shift, pixel noise, an erased patch), for the
+mlp {settings("vectors")} with SCARF feature corruption (60 %); one encoder per (model, seed) on the {rows} training-pool rows' inputs (no labels, no
 test rows), shared by the three noise settings (the noise does not change the inputs).
 Pretraining time (one thread, two at once): mlp {', '.join(f'{t:.0f}' for t in times['mlp'])} s, cnn
 {', '.join(f'{t:.0f}' for t in times['cnn'])} s. Clean-test accuracy, median (min-max) over

@@ -60,9 +60,13 @@ SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 TOP_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "sampler", "pruner", "families", "presets",
             "pretraining"}
 PRETRAINING_KEYS = {"start", "body_lr", "method"}
-#: The pretraining method of each data kind when a space names none, every setting at its default.
-DEFAULT_PRETRAINING = {kind: ComponentSpec("simclr", build("pretraining", ComponentSpec("simclr")).params())
-                       for kind in ("images", "vectors")}
+#: The pretraining method of each data kind when a space names none: SimCLR at its defaults, except
+#: 3000 steps of batch 128 for images (about 270 epochs of digits' pool; 1000 steps of 256 left the cnn's
+#: encoder short of what DivideMix fine-tuned from it reaches, and batch 128 did as well as 256 at half
+#: the cost, see BENCHMARKS.md) and 1000 steps of 256 for vectors (SCARF's views learn fast).
+DEFAULT_PRETRAINING = {
+    kind: ComponentSpec("simclr", {**build("pretraining", ComponentSpec("simclr")).params(), **settings})
+    for kind, settings in (("images", {"steps": 3000, "batch_size": 128}), ("vectors", {}))}
 #: A fine-tuned body's learning-rate multiplier: default and range.
 BODY_LR = Float(0.1, 0.01, 1.0, log=True)
 SAMPLERS = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
