@@ -37,7 +37,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import busy_cores, machine, table, write_section  # noqa: E402
-from pretraining import pipeline_for  # noqa: E402
+from pretraining import pipeline_for, stats  # noqa: E402
 
 NOISE = "symmetric:0.8"
 CHOICE_SEEDS, CHECK_SEEDS = (0, 1, 2), (3, 4, 5)
@@ -76,8 +76,8 @@ def run(model: str, method: str, start: str, settings: tuple[int, int] | None, s
 
 
 def cell(rows: list[dict]) -> str:
-    accs = sorted(r["accuracy"] for r in rows)
-    return f"{statistics.median(accs):.3f} ({accs[0]:.3f}-{accs[-1]:.3f})"
+    median, low, high = stats(rows)
+    return f"{median:.3f} ({low:.3f}-{high:.3f})"
 
 
 def main() -> None:
@@ -114,13 +114,13 @@ def main() -> None:
                           for s in CANDIDATES])
     baseline = rows_of("mlp", PER_CLASS, "random", None, CHECK_SEEDS)
     check_rows = [["mlp, DivideMix with per-class GMM, random start (best random-start row)", "—", cell(baseline), "—"]]
-    base_median = statistics.median(r["accuracy"] for r in baseline)
+    base_median = stats(baseline)[0]
     for method in (DIVIDEMIX, PER_CLASS):
         for s in (PREVIOUS, CHOSEN):
             rows = rows_of("cnn", method, "finetune 1.0", s, CHECK_SEEDS)
             label = "DivideMix" if method == DIVIDEMIX else "DivideMix with per-class GMM"
             check_rows.append([f"cnn, {label}, finetune 1.0", name(s), cell(rows),
-                               f"{statistics.median(r['accuracy'] for r in rows) - base_median:+.3f}"])
+                               f"{stats(rows)[0] - base_median:+.3f}"])
     check_table = table(["pipeline", "cnn encoder", f"clean test, seeds {CHECK_SEEDS[0]}-{CHECK_SEEDS[-1]}",
                          "Δ vs best random-start"], check_rows)
     print(choice_table, "\n", check_table, sep="\n")
