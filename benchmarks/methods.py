@@ -66,6 +66,8 @@ def extra_configs(base: Pipeline) -> dict[str, Pipeline]:
         "correction:self_learning +gmm": replace(base, selection=ComponentSpec("gmm"),
                                                  correction=ComponentSpec("self_learning")),
         "selection:gmm, per class": replace(base, selection=gmm),
+        "selection:small_loss, whole batch (as the paper)":
+            replace(base, selection=ComponentSpec("small_loss", {"per_class": False})),
         "selection:small_loss, forget 0.2 (not estimated)":
             replace(base, selection=ComponentSpec("small_loss", {"estimate_rate": False})),
         "adjustment:forward, new network (retrain, as the paper)":

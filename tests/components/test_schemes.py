@@ -22,7 +22,7 @@ def _selector(**kw) -> SmallLoss:
 
 
 def test_small_loss_keeps_the_smallest_fraction_with_a_linear_ramp():
-    s = _selector(forget_rate=0.5, ramp_epochs=4, estimate_rate=False)
+    s = _selector(forget_rate=0.5, ramp_epochs=4, estimate_rate=False, per_class=False)
     assert [s.rate(e) for e in (1, 2, 3, 5, 9)] == [0.0, 0.125, 0.25, 0.5, 0.5]
     losses = torch.tensor([0.9, 0.1, 0.5, 0.3, 0.7, 0.2, 0.8, 0.4])
     idx, dummy = torch.arange(8), torch.zeros(8, 3)
@@ -34,12 +34,29 @@ def test_small_loss_keeps_the_smallest_fraction_with_a_linear_ramp():
 
 
 def test_small_loss_selects_only_among_candidates():
-    s = _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False)
-    s.on_epoch_start(3)
-    losses = torch.tensor([0.1, 0.2, 0.9, 0.8, 0.7, 0.6])
-    only = torch.tensor([False, False, True, True, True, True])
-    w = s.weights(losses, torch.zeros(6, 3), torch.arange(6), torch.arange(6), candidates=only)
-    assert w.tolist() == [0, 0, 0, 0, 1, 1]
+    for per_class in (False, True):
+        s = _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False, per_class=per_class)
+        s.on_epoch_start(3)
+        losses = torch.tensor([0.1, 0.2, 0.9, 0.8, 0.7, 0.6])
+        only = torch.tensor([False, False, True, True, True, True])
+        labels = torch.tensor([0, 0, 0, 0, 1, 1])
+        w = s.weights(losses, torch.zeros(6, 3), labels, torch.arange(6), candidates=only)
+        assert w.tolist() == ([0, 0, 0, 0, 1, 1] if not per_class else [0, 0, 0, 1, 0, 1])
+
+
+def test_per_class_small_loss_keeps_the_same_share_of_every_label():
+    # label 0's losses are all smaller than label 1's: the whole-batch rule keeps only label 0,
+    # the per-class rule keeps the smaller half of each label, as many samples in all
+    losses = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.9, 0.6, 0.8, 0.5])
+    labels = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    idx, dummy = torch.arange(8), torch.zeros(8, 3)
+    kept = {}
+    for per_class in (False, True):
+        s = _selector(forget_rate=0.5, ramp_epochs=1, estimate_rate=False, per_class=per_class)
+        s.on_epoch_start(2)
+        kept[per_class] = s.weights(losses, dummy, labels, idx).tolist()
+    assert kept[False] == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert kept[True] == [1, 1, 0, 0, 0, 1, 0, 1]
 
 
 def test_single_trains_each_network_with_its_own_selection():

@@ -32,6 +32,24 @@ def estimate_noise_rate(probs: np.ndarray, labels: np.ndarray) -> float:
     return float(1 - np.trace(joint) / joint.sum()) if joint.sum() else 0.0
 
 
+def within_class_quantile(losses: Tensor, labels: Tensor, pool: Tensor) -> Tensor:
+    """Each pooled sample's loss rank among the pooled samples of its label, as a share of that
+    label's count, ``(rank + 0.5) / n_y`` (``inf`` outside the pool): the smallest ``m`` of these take
+    about the same share of every label.
+
+    >>> q = within_class_quantile(torch.tensor([3., 1., 2., 5.]), torch.tensor([0, 0, 0, 1]),
+    ...                           torch.tensor([True, True, True, True]))
+    >>> [round(v, 3) for v in q.tolist()]
+    [0.833, 0.167, 0.5, 0.5]
+    """
+    out = torch.full_like(losses, float("inf"))
+    for label in labels[pool].unique():
+        members = (pool & (labels == label)).nonzero().squeeze(1)
+        ranks = losses[members].argsort().argsort().to(losses.dtype)
+        out[members] = (ranks + 0.5) / len(members)
+    return out
+
+
 @selectors.register("small_loss")
 @dataclass
 class SmallLoss(Selector):
@@ -43,11 +61,25 @@ class SmallLoss(Selector):
     kept): the share of confident off-label samples of a confident joint (Northcutt et al.,
     "Confident Learning", JAIR 2021), see :func:`estimate_noise_rate`, capped at 0.8. Without it
     ``r = forget_rate``. Suspicion score: the sample's loss at the last epoch's end.
+
+    Where it departs from the paper, by default: ``per_class`` ranks each sample's loss among the
+    samples of its own label in the batch and keeps the same ``1 - R(t)`` share of every label (as
+    many samples in all as the paper keeps), where the paper keeps the smallest losses of the
+    whole batch. At high noise the paper's rule feeds on itself: the samples whose label is the
+    class the network already leans to have the smallest losses, so the kept set fills with a few
+    labels and the network ends predicting those. On digits at 80 % symmetric noise (mlp, 30
+    epochs, median of seeds 0-2) the whole-batch rule ends at 0.275 clean accuracy, per label at
+    0.62; with co-teaching+ 0.20 against 0.34, with MixMatch 0.37 against 0.80. At 40 % noise the
+    cnn does better with the whole-batch rule (pair 0.83 against 0.76, symmetric 0.95 against 0.91:
+    easy classes give up clean samples for the noisy ones of hard classes); ``per_class = False``
+    is the paper's rule, and the search tries both. Keeping an equal share of every class is the
+    idea of UNICON's uniform selection (Karim et al., CVPR 2022).
     """
 
     forget_rate: float = hyperparameter(0.2, 0.0, 0.8)
     ramp_epochs: int = hyperparameter(5, 1, 30)
     estimate_rate: bool = hyperparameter(True)
+    per_class: bool = hyperparameter(True)
     _epoch: int = field(default=1, init=False, repr=False, compare=False)
     _scores: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _estimate: float = field(default=0.0, init=False, repr=False, compare=False)
@@ -71,8 +103,10 @@ class SmallLoss(Selector):
         keep = math.ceil((1.0 - self.rate(self._epoch)) * n_pool)
         w = torch.zeros_like(per_sample)
         if keep > 0:
-            masked = per_sample.masked_fill(~pool, float("inf"))
-            w[torch.topk(masked, keep, largest=False).indices] = 1.0
+            order = per_sample.masked_fill(~pool, float("inf"))
+            if self.per_class:
+                order = within_class_quantile(order, labels, pool)
+            w[torch.topk(order, keep, largest=False).indices] = 1.0
         return w
 
     def on_epoch_end(self, end: EpochEnd) -> None:
