@@ -217,6 +217,13 @@ def _counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
+#: User attributes of the trials a search queues itself (plain CE, portfolio entries, an earlier
+#: study's best): they run every epoch. They were chosen before the search (the portfolio for doing
+#: well across many tasks), and some of them learn late (DivideMix's warm-up, a pretrained body's
+#: fine-tuning), so a median of the first epochs of other pipelines is no judge of them; the pruner
+#: judges the sampler's trials, against every reported trial, these included.
+QUEUED_ATTRS = ("baseline", "portfolio", "warm_start")
+
 #: a RUNNING trial with neither a driver nor a heartbeat is an orphan once it is this old (a live
 #: driver names itself on a trial right after asking for it)
 ORPHAN_SECONDS = 60.0
@@ -309,6 +316,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     held: dict[int, tuple[optuna.Trial, TrialState, TrialCurve]] = {}  # finished, not yet told (see order.py)
     launched, beat = 0, time.monotonic()
     driver = _driver()
+    queued: set[int] = set()  # trials the search queued itself: they run every epoch (see QUEUED_ATTRS)
 
     def release(below: float) -> None:
         for number in sorted(k for k in held if k < below):
@@ -343,6 +351,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                         release(order.release_below())
                         order.asked()
                     trial = study.ask()
+                    if any(k in trial.user_attrs for k in QUEUED_ATTRS):
+                        queued.add(trial.number)
                     pipeline = space.suggest(trial, data.spec, options.seed)
                     trial.set_user_attr("pipeline", pipeline.to_dict())
                     trial.set_user_attr("combination", {**pipeline.combination(),
@@ -376,7 +386,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                     epoch = curves[number].add(fold or 0, event.metrics)
                     if epoch is not None:
                         running[number].report(epoch.val_accuracy, epoch.epoch)
-                        if running[number].should_prune():
+                        if number not in queued and running[number].should_prune():
                             stop(number, TrialState.PRUNED)
                 elif event.done:
                     open_jobs[number].discard(fold)

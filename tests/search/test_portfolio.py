@@ -11,7 +11,7 @@ from automl_noisy.errors import UserError
 from automl_noisy.pipeline import ComponentSpec, Pipeline
 from automl_noisy.search.controller import SearchOptions, search
 from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, Entry, fitting, load_portfolio, resolve
-from automl_noisy.search.space import load_space
+from automl_noisy.search.space import SPACES_DIR, load_space
 
 PORTFOLIO = {
     "vectors": [{"name": "gce", "params": {"loss": "gce", "loss.gce.q": 0.5}},
@@ -130,3 +130,17 @@ def test_an_entry_interrupted_by_a_stopped_search_runs_again(tmp_path, tiny_spec
     gce = [t for t in study.trials if t.user_attrs.get("portfolio") == "gce"]
     assert [t.state for t in gce] == [TrialState.FAIL, TrialState.COMPLETE]
     assert gce[0].user_attrs["interrupted"] and gce[1].params == params
+
+
+def test_queued_trials_run_every_epoch_and_the_sampler_trials_meet_the_pruner(tmp_path, tiny_spec, portfolio):
+    # a pruner that prunes whatever reports an accuracy below 1.01, i.e. every trial at its first epoch
+    doc = yaml.safe_load((SPACES_DIR / "quick.yaml").read_text())
+    doc["pruner"] = {"name": "threshold", "lower": 1.01}
+    space = tmp_path / "prune-all.yaml"
+    space.write_text(yaml.safe_dump(doc))
+    study = search(_options(tmp_path, tiny_spec, portfolio=portfolio, space=str(space), trials=5))
+    queued = [t for t in study.trials if "baseline" in t.user_attrs or "portfolio" in t.user_attrs]
+    sampled = [t for t in study.trials if t not in queued]
+    assert len(queued) == 4 and len(sampled) == 1
+    assert all(t.state == TrialState.COMPLETE and len(t.intermediate_values) == doc["epochs"] for t in queued)
+    assert sampled[0].state == TrialState.PRUNED
