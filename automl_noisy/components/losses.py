@@ -48,6 +48,11 @@ class MeanAbsoluteError(PerSampleLoss):
     methods benchmark ends its first epoch predicting one or two classes and stays there, at every
     learning rate tried (0.01 to 2.0, with and without momentum); the cnn does not collapse. The
     heavy passive term of ``nce_rce`` (``beta = 10``, RCE being a scaled MAE) collapses the same way.
+    What tips it is a lean shared by every input: digits' pixels lie in [0, 1], not centred, so the
+    untrained mlp ranks the same two or three classes first for most inputs, and MAE's weighting
+    turns that into the answer. With inputs centred per pixel (seeds 0-2) MAE reaches 0.36 at 80 %
+    and 0.95 at 40 % symmetric noise, but plain CE falls (0.56 to 0.29, 0.92 to 0.78: it memorizes
+    faster), so the data are left as they are; Adam (lr 1e-3) also avoids the collapse (0.37).
     """
 
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
