@@ -68,11 +68,13 @@ class SmallLoss(Selector):
     whole batch. At high noise the paper's rule feeds on itself: the samples whose label is the
     class the network already leans to have the smallest losses, so the kept set fills with a few
     labels and the network ends predicting those. On digits at 80 % symmetric noise (mlp, 30
-    epochs, median of seeds 0-2) the whole-batch rule ends at 0.275 clean accuracy, per label at
-    0.62; with co-teaching+ 0.20 against 0.34, with MixMatch 0.37 against 0.80. At 40 % noise the
-    cnn does better with the whole-batch rule (pair 0.83 against 0.76, symmetric 0.95 against 0.91:
-    easy classes give up clean samples for the noisy ones of hard classes); ``per_class = False``
-    is the paper's rule, and the search tries both. Keeping an equal share of every class is the
+    epochs, median of seeds 0-2; BENCHMARKS.md, "methods") the whole-batch rule ends at 0.275 clean
+    accuracy, per label at 0.619; co-teaching 0.281 against 0.617, co-teaching+ 0.200 against 0.339,
+    MixMatch 0.367 against 0.800; the cnn's co-teaching 0.311 against 0.608. At 40 % noise the cnn
+    alone does better with the whole-batch rule (pair 0.833 against 0.756, symmetric 0.950 against
+    0.914: easy classes give up clean samples for the noisy ones of hard classes), as does its
+    co-teaching (pair 0.903 against 0.822); ``per_class = False`` is the paper's rule, and the
+    search tries both. Keeping an equal share of every class is the
     idea of UNICON's uniform selection (Karim et al., CVPR 2022).
     """
 
