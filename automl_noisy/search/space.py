@@ -56,7 +56,7 @@ from automl_noisy.pipeline import (OPTIMIZERS, SCHEDULES, START_MODES, Component
                                    StartSpec, read_yaml_file)
 from automl_noisy.presets import PRESETS, apply_preset
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"  # package data; ./search_spaces links here
 TOP_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "sampler", "pruner", "families", "presets",
             "pretraining"}
 PRETRAINING_KEYS = {"start", "body_lr", "method"}
