@@ -10,11 +10,19 @@ and published recipes, with and without a pretrained start) runs through the pro
 12 epochs, no pruning), one Optuna study per task in one SQLite file (``portfolio-suite.db``; its
 performance matrix, all ``build`` needs, is kept in git as ``portfolio-suite.json``).
 
+``tune``: the pool's second half, pipelines found by searches on the suite (the issue's "pipelines
+from searches on the suite"): on each task, a TPE search of the default space (no portfolio, noisy
+cross-validation only) runs ``--trials`` trials, and its best trial by that objective (never by clean
+labels) becomes the pool entry ``tuned-<task>`` with all its parameters, written to
+``portfolio_pool_tuned.yaml``. The suite then runs it on every task of its kind, like the recipes.
+(``portfolio_eval.py`` leaves a task's own tuned entry out when that task is left out.)
+
 ``build``: from those studies, per data kind, the portfolio of P entries chosen greedily to minimize
 the mean normalized regret over the tasks (clean test accuracy of each trial at its best epoch;
 the tasks are meta-training data, never the user's), plain CE counted as always run first.
 Writes ``search_spaces/portfolio.yaml`` with its provenance and the regret of each prefix.
 
+    .venv/bin/python benchmarks/portfolio.py tune [--trials 30] [--kind vectors] [--only TASK,...]
     .venv/bin/python benchmarks/portfolio.py suite [--storage FILE] [--only TASK,...]
     .venv/bin/python benchmarks/portfolio.py build [--storage FILE] [--size 8]
 """
@@ -38,6 +46,8 @@ from _common import commit, machine  # noqa: E402
 STORAGE = HERE / "portfolio-suite.db"  # the suite's studies (not in git: regenerate with `suite`)
 MATRIX = HERE / "portfolio-suite.json"  # their performance matrix, what `build` needs, kept in git
 POOL = HERE / "portfolio_pool.yaml"
+TUNED = HERE / "portfolio_pool_tuned.yaml"  # written by `tune`
+TUNING = HERE / "portfolio-tuning.db"  # the tuning searches (not in git)
 SPACE = HERE / "portfolio_space.yaml"
 DATA = HERE / ".portfolio-data"
 OUT = HERE.parent / "search_spaces" / "portfolio.yaml"
@@ -100,13 +110,64 @@ def task_spec(task: dict):
     return DataSpec(f"npz:{path}", task["noise"], seed=task["seed"])
 
 
+def tuned_name(task: str) -> str:
+    return f"tuned-{task}"
+
+
+def pool_entries() -> dict[str, list]:
+    """The candidate pool per data kind: the recipes of POOL, then the tuned entries of TUNED."""
+    from automl_noisy.search.portfolio import load_portfolio
+
+    pool = load_portfolio(POOL)
+    if TUNED.is_file():
+        for kind, entries in load_portfolio(TUNED).items():
+            pool.setdefault(kind, []).extend(entries)
+    return pool
+
+
+def pool_file() -> Path:
+    """The whole pool as one portfolio file (what ``search --portfolio`` reads)."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / "pool.yaml"
+    path.write_text(yaml.safe_dump({kind: [{"name": e.name, "params": dict(e.params)} for e in entries]
+                                    for kind, entries in pool_entries().items()}, sort_keys=False))
+    return path
+
+
+def run_tuning(trials: int, kind: str, only: list[str] | None) -> None:
+    """A TPE search per task; its best trial by the noisy objective becomes ``tuned-<task>``."""
+    from automl_noisy.search.controller import SearchOptions, search
+
+    found = yaml.safe_load(TUNED.read_text()) if TUNED.is_file() else {}
+    found = {k: v for k, v in (found or {}).items() if k in ("vectors", "images")}
+    url = f"sqlite:///{TUNING}"
+    print(machine(), flush=True)
+    for task in tasks():
+        if task["kind"] != kind or (only and task["name"] not in only):
+            continue
+        start = time.perf_counter()
+        study = search(SearchOptions(data=task_spec(task), space="default", trials=trials, storage=url,
+                                     study=f"tune-{task['name']}", portfolio=None, seed=task["seed"],
+                                     progress=False, encoders=str(HERE / ".portfolio-encoders")))
+        best = study.best_trial  # the noisy cross-validated value: what a user's search exports
+        entries = [e for e in found.get(kind, []) if e["name"] != tuned_name(task["name"])]
+        found[kind] = [*entries, {"name": tuned_name(task["name"]), "params": dict(best.params)}]
+        found[kind].sort(key=lambda e: e["name"])
+        TUNED.write_text("# Pool entries found by `benchmarks/portfolio.py tune`: on each suite task, the best trial of a\n"
+                         f"# {trials}-trial TPE search of the default space by its noisy cross-validated value.\n"
+                         + yaml.safe_dump(found, sort_keys=False), encoding="utf-8")
+        print(f"{task['name']}: trial {best.number} of {trials}, noisy CV {best.value:.3f}, clean "
+              f"{best.user_attrs.get('test_accuracy', float('nan')):.3f}, {best.user_attrs.get('combination')} "
+              f"in {time.perf_counter() - start:.0f} s", flush=True)
+
+
 def run_suite(storage: Path, only: list[str] | None) -> None:
     import optuna
 
     from automl_noisy.search.controller import SearchOptions, search
-    from automl_noisy.search.portfolio import load_portfolio
 
-    pool = load_portfolio(POOL)
+    pool = pool_entries()
+    path = pool_file()
     url = f"sqlite:///{storage}"
     print(machine(), flush=True)
     for task in tasks():
@@ -115,7 +176,7 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
         trials = 1 + len(pool[task["kind"]])
         start = time.perf_counter()
         study = search(SearchOptions(data=task_spec(task), space=str(SPACE), trials=trials, storage=url,
-                                     study=task["name"], portfolio=str(POOL), seed=task["seed"], progress=False,
+                                     study=task["name"], portfolio=str(path), seed=task["seed"], progress=False,
                                      encoders=str(HERE / ".portfolio-encoders")))
         done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         best = max(done, key=lambda t: t.user_attrs.get("test_accuracy") or 0)
@@ -126,11 +187,13 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
 def performance(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
     """Task -> kind, and task -> entry -> clean test accuracy at the trial's best epoch: read from the
     suite's studies when the storage file is here (and written to MATRIX, the small record kept in
-    git), else from MATRIX."""
+    git), else from MATRIX. A task the storage lacks keeps its row of MATRIX (a suite run again
+    for some tasks only)."""
+    doc = json.loads(MATRIX.read_text(encoding="utf-8")) if MATRIX.is_file() else {"kinds": {}, "matrix": {}}
     if not storage.is_file():
-        doc = json.loads(MATRIX.read_text(encoding="utf-8"))
         return doc["kinds"], doc["matrix"]
     kinds, matrix = _read_studies(storage)
+    kinds, matrix = {**doc["kinds"], **kinds}, {**doc["matrix"], **matrix}
     MATRIX.write_text(json.dumps({"kinds": kinds, "matrix": matrix}, indent=1, sort_keys=True) + "\n",
                       encoding="utf-8")
     return kinds, matrix
@@ -180,9 +243,7 @@ def greedy(matrix: dict[str, dict[str, float]], size: int) -> tuple[list[str], l
 
 
 def build(storage: Path, size: int) -> None:
-    from automl_noisy.search.portfolio import load_portfolio
-
-    pool = {e.name: e for entries in load_portfolio(POOL).values() for e in entries}
+    pool = {e.name: e for entries in pool_entries().values() for e in entries}
     kinds, matrix = performance(storage)
     doc: dict = {}
     provenance: dict = {"built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -251,12 +312,16 @@ plain CE and the entries so far.
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=("suite", "build"))
+    parser.add_argument("command", choices=("tune", "suite", "build"))
     parser.add_argument("--storage", type=Path, default=STORAGE, help=f"the suite's SQLite file ({STORAGE.name})")
     parser.add_argument("--only", help="suite: only these tasks (comma-separated names)")
     parser.add_argument("--size", type=int, default=8, help="build: entries per data kind (8)")
+    parser.add_argument("--trials", type=int, default=30, help="tune: trials per task (30)")
+    parser.add_argument("--kind", choices=("vectors", "images"), default="vectors", help="tune: tasks of this kind")
     args = parser.parse_args()
-    if args.command == "suite":
+    if args.command == "tune":
+        run_tuning(args.trials, args.kind, args.only.split(",") if args.only else None)
+    elif args.command == "suite":
         run_suite(args.storage.resolve(), args.only.split(",") if args.only else None)
     else:
         build(args.storage.resolve(), args.size)
