@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import signal
@@ -120,7 +121,8 @@ class _Browser(threading.Thread):
                 try:
                     with urllib.request.urlopen(request, timeout=30) as response:
                         body = response.read()
-                except OSError:
+                except (OSError, http.client.HTTPException):  # refused, reset, or cut off mid-body
+                    # (IncompleteRead: the server stopped while it sent the 1.8 MB script bundle)
                     with self.changed:
                         self.gone = True
                         self.changed.notify_all()

@@ -85,9 +85,11 @@ def test_pruning_cancels_a_losing_trial(tmp_path, tiny_spec):
     space.write_text("epochs: 6\nfamilies:\n  model: {mlp: {width: 32, depth: 1}}\n  loss: [ce, mae]\n"
                      "optimizer: {sgd: {lr: [0.001, 0.5]}}\n"
                      "pruner: {name: threshold, lower: 0.99}\n")
-    study = search(_options(tmp_path, tiny_spec, trials=2, space=str(space)))
-    assert all(t.state == TrialState.PRUNED for t in study.trials)
-    assert all(len(t.intermediate_values) == 1 for t in study.trials)
+    study = search(_options(tmp_path, tiny_spec, trials=3, space=str(space), portfolio=None))
+    baseline, *sampled = study.trials  # plain CE, queued by the search, runs every epoch (QUEUED_ATTRS)
+    assert baseline.state == TrialState.COMPLETE and len(baseline.intermediate_values) == 6
+    assert len(sampled) == 2 and all(t.state == TrialState.PRUNED for t in sampled)
+    assert all(len(t.intermediate_values) == 1 for t in sampled)
 
 
 def test_local_executor_streams_and_cancels(tiny_spec, tiny_data):
