@@ -74,8 +74,8 @@ class SmallLoss(Selector):
     alone does better with the whole-batch rule (pair 0.833 against 0.756, symmetric 0.950 against
     0.914: easy classes give up clean samples for the noisy ones of hard classes), as does its
     co-teaching (pair 0.903 against 0.822); ``per_class = False`` is the paper's rule, and the
-    search tries both. Keeping an equal share of every class is the
-    idea of UNICON's uniform selection (Karim et al., CVPR 2022).
+    search tries both. Keeping an equal share of every class is the idea of UNICON's uniform
+    selection (Karim et al., CVPR 2022).
     """
 
     forget_rate: float = hyperparameter(0.2, 0.0, 0.8)
