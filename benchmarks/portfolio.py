@@ -199,6 +199,13 @@ def performance(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, floa
     return kinds, matrix
 
 
+def stored_tasks(storage: Path) -> set[str]:
+    """The tasks whose studies are in the storage file (none without it)."""
+    import optuna
+
+    return set(optuna.get_all_study_names(f"sqlite:///{storage}")) if storage.is_file() else set()
+
+
 def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
     import optuna
 
@@ -268,10 +275,10 @@ def build(storage: Path, size: int) -> None:
               "# space's defaults.\n")
     OUT.write_text(header + yaml.safe_dump({**doc, "provenance": provenance}, sort_keys=False), encoding="utf-8")
     print(f"wrote {OUT}")
-    suite_section(kinds, matrix, doc, provenance, size)
+    suite_section(kinds, matrix, doc, provenance, size, stored_tasks(storage))
 
 
-def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: int) -> None:
+def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: int, stored: set[str]) -> None:
     """The ``portfolio-suite`` section of BENCHMARKS.md: the tasks, what won each, the portfolio."""
     from _common import table, write_section
 
@@ -281,6 +288,21 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
         best = max(row, key=row.get)
         rows.append([task, kinds[task], f"{row.get(PLAIN, float('nan')):.3f}", best, f"{row[best]:.3f}",
                      str(len(row))])
+    pool = pool_entries()
+    parts = []
+    for kind in ("vectors", "images"):
+        entries = pool.get(kind, [])
+        tuned = sum(e.name.startswith("tuned-") for e in entries)
+        parts.append(f"for {kind} {len(entries) - tuned} recipes (`benchmarks/portfolio_pool.yaml`)"
+                     + (f" and {tuned} tuned entries (`benchmarks/portfolio_pool_tuned.yaml`: on each task "
+                        "the best trial, by noisy cross-validation, of a 30-trial TPE search of the default "
+                        "space)" if tuned else ""))
+    pool_text = "; ".join(parts)
+    kept = sorted(set(matrix) - stored)
+    counts = {k: sum(kinds[t] == k for t in kept) for k in ("vectors", "images")}
+    kept_text = ("\nThe rows of " + " and ".join(f"{n} {k} tasks" for k, n in counts.items() if n)
+                 + f" are kept from the suite's earlier record (`{MATRIX.name}`): the last run of the suite "
+                 "left them out (`--only`)." if kept else "")
     portfolio = []
     for kind, entries in doc.items():
         curve = list(provenance["kinds"][kind]["mean_normalized_regret_by_prefix"].values())
@@ -289,15 +311,14 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
     write_section("portfolio-suite", f"""
 ## The portfolio suite and the greedy portfolio (`benchmarks/portfolio.py`)
 
-Built {provenance['built']} at commit {provenance['commit']} from `benchmarks/{provenance['suite']}`.
+Built {provenance['built']} at {provenance['commit']} from `benchmarks/{provenance['suite']}`.
 **Suite.** 24 tasks the package generates (digits left out): 12 `make_classification` vector tasks
 (400-1000 rows, 10-40 features, 3-6 classes) and 12 image tasks (500-900 grayscale images of
 8x8 or 10x10 pixels, 3-6 classes of random stroke prototypes, shifted, rotated and noised), each with
 one noise of symmetric 0.2-0.8, pair 0.2-0.45, asymmetric 0.3-0.4 (a class map) and instance
-0.2-0.6. On each task the candidate pool (`benchmarks/portfolio_pool.yaml`: 17 recipes per data
-kind, mlp for vectors and cnn for images, after plain CE) ran through `search --portfolio POOL`
-(the default space with 12 epochs and no pruning, `benchmarks/portfolio_space.yaml`; 3-fold
-cross-validation, best epoch). Score: each trial's clean test accuracy at its best epoch.
+0.2-0.6. On each task the candidate pool ran through `search --portfolio POOL` (the default space
+with 12 epochs and no pruning, `benchmarks/portfolio_space.yaml`; 3-fold cross-validation, best
+epoch): after plain CE, {pool_text}. Score: each trial's clean test accuracy at its best epoch.{kept_text}
 
 {table(["task", "kind", "plain CE", "best entry", "its clean test", "entries"], rows)}
 
