@@ -110,8 +110,11 @@ def task_spec(task: dict):
     return DataSpec(f"npz:{path}", task["noise"], seed=task["seed"])
 
 
+TUNED_PREFIX = "tuned-"
+
+
 def tuned_name(task: str) -> str:
-    return f"tuned-{task}"
+    return f"{TUNED_PREFIX}{task}"
 
 
 def pool_entries() -> dict[str, list]:
@@ -125,12 +128,12 @@ def pool_entries() -> dict[str, list]:
     return pool
 
 
-def pool_file() -> Path:
-    """The whole pool as one portfolio file (what ``search --portfolio`` reads)."""
+def pool_file(pool: dict[str, list]) -> Path:
+    """The whole pool (``pool_entries()``) as one portfolio file (what ``search --portfolio`` reads)."""
     DATA.mkdir(exist_ok=True)
     path = DATA / "pool.yaml"
     path.write_text(yaml.safe_dump({kind: [{"name": e.name, "params": dict(e.params)} for e in entries]
-                                    for kind, entries in pool_entries().items()}, sort_keys=False))
+                                    for kind, entries in pool.items()}, sort_keys=False))
     return path
 
 
@@ -167,7 +170,7 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
     from automl_noisy.search.controller import SearchOptions, search
 
     pool = pool_entries()
-    path = pool_file()
+    path = pool_file(pool)
     url = f"sqlite:///{storage}"
     print(machine(), flush=True)
     for task in tasks():
@@ -250,7 +253,8 @@ def greedy(matrix: dict[str, dict[str, float]], size: int) -> tuple[list[str], l
 
 
 def build(storage: Path, size: int) -> None:
-    pool = {e.name: e for entries in pool_entries().values() for e in entries}
+    entries_of = pool_entries()
+    pool = {e.name: e for entries in entries_of.values() for e in entries}
     kinds, matrix = performance(storage)
     doc: dict = {}
     provenance: dict = {"built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -275,10 +279,11 @@ def build(storage: Path, size: int) -> None:
               "# space's defaults.\n")
     OUT.write_text(header + yaml.safe_dump({**doc, "provenance": provenance}, sort_keys=False), encoding="utf-8")
     print(f"wrote {OUT}")
-    suite_section(kinds, matrix, doc, provenance, size, stored_tasks(storage))
+    suite_section(kinds, matrix, doc, provenance, size, stored_tasks(storage), entries_of)
 
 
-def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: int, stored: set[str]) -> None:
+def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: int, stored: set[str],
+                  pool: dict[str, list]) -> None:
     """The ``portfolio-suite`` section of BENCHMARKS.md: the tasks, what won each, the portfolio."""
     from _common import table, write_section
 
@@ -288,11 +293,10 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
         best = max(row, key=row.get)
         rows.append([task, kinds[task], f"{row.get(PLAIN, float('nan')):.3f}", best, f"{row[best]:.3f}",
                      str(len(row))])
-    pool = pool_entries()
     parts = []
     for kind in ("vectors", "images"):
         entries = pool.get(kind, [])
-        tuned = sum(e.name.startswith("tuned-") for e in entries)
+        tuned = sum(e.name.startswith(TUNED_PREFIX) for e in entries)
         parts.append(f"for {kind} {len(entries) - tuned} recipes (`benchmarks/portfolio_pool.yaml`)"
                      + (f" and {tuned} tuned entries (`benchmarks/portfolio_pool_tuned.yaml`: on each task "
                         "the best trial, by noisy cross-validation, of a 30-trial TPE search of the default "

@@ -92,7 +92,7 @@ def search(options: SearchOptions) -> optuna.Study:
     remaining = options.trials - sum(_counts(study).values())
     if remaining <= 0:
         return study
-    ran = {(attr, t.user_attrs.get(attr)) for t in study.get_trials(deepcopy=False) for attr in ("portfolio", "warm_start")
+    ran = {(attr, t.user_attrs.get(attr)) for t in study.get_trials(deepcopy=False) for attr in WARM_START_ATTRS
            if not (t.state == TrialState.FAIL and t.user_attrs.get("interrupted"))}
     warm_starts = [w for w in planned if (w[0], w[1]) not in ran]  # a resumed search runs no entry twice
     executor = _executor(options, data)  # before anything is queued: a cluster that cannot be reached leaves no trace
@@ -217,12 +217,15 @@ def _counts(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
+#: The user attribute naming a queued entry (its value), per kind of warm start.
+WARM_START_ATTRS = ("portfolio", "warm_start")
+
 #: User attributes of the trials a search queues itself (plain CE, portfolio entries, an earlier
 #: study's best): they run every epoch. They were chosen before the search (the portfolio for doing
 #: well across many tasks), and some of them learn late (DivideMix's warm-up, a pretrained body's
 #: fine-tuning), so a median of the first epochs of other pipelines is no judge of them; the pruner
 #: judges the sampler's trials, against every reported trial, these included.
-QUEUED_ATTRS = ("baseline", "portfolio", "warm_start")
+QUEUED_ATTRS = ("baseline", *WARM_START_ATTRS)
 
 #: a RUNNING trial with neither a driver nor a heartbeat is an orphan once it is this old (a live
 #: driver names itself on a trial right after asking for it)
