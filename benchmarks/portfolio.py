@@ -12,17 +12,18 @@ performance matrix, all ``build`` needs, is kept in git as ``portfolio-suite.jso
 
 ``tune``: the pool's second half, pipelines found by searches on the suite (the issue's "pipelines
 from searches on the suite"): on each task, a TPE search of the default space (no portfolio, noisy
-cross-validation only) runs ``--trials`` trials, and its best trial by that objective (never by clean
-labels) becomes the pool entry ``tuned-<task>`` with all its parameters, written to
-``portfolio_pool_tuned.yaml``. The suite then runs it on every task of its kind, like the recipes.
-(``portfolio_eval.py`` leaves a task's own tuned entry out when that task is left out.)
+cross-validation only) runs ``--trials`` trials; by that objective (never by clean labels) its best
+trial becomes the pool entry ``tuned-<task>`` with all its parameters, and the best trials of the
+next-best different combinations of methods ``tuned-<task>.2``, ... (``--keep`` in all), written to
+``portfolio_pool_tuned.yaml``. The suite then runs them on every task of their kind, like the
+recipes. (``portfolio_eval.py`` leaves a task's own tuned entries out when that task is left out.)
 
 ``build``: from those studies, per data kind, the portfolio of P entries chosen greedily to minimize
 the mean normalized regret over the tasks (clean test accuracy of each trial at its best epoch;
 the tasks are meta-training data, never the user's), plain CE counted as always run first.
 Writes ``search_spaces/portfolio.yaml`` with its provenance and the regret of each prefix.
 
-    .venv/bin/python benchmarks/portfolio.py tune [--trials 30] [--kind vectors] [--only TASK,...]
+    .venv/bin/python benchmarks/portfolio.py tune [--trials 30] [--keep 3] [--kind vectors] [--only TASK,...]
     .venv/bin/python benchmarks/portfolio.py suite [--storage FILE] [--only TASK,...]
     .venv/bin/python benchmarks/portfolio.py build [--storage FILE] [--size 8]
 """
@@ -113,8 +114,31 @@ def task_spec(task: dict):
 TUNED_PREFIX = "tuned-"
 
 
-def tuned_name(task: str) -> str:
-    return f"{TUNED_PREFIX}{task}"
+def tuned_name(task: str, rank: int = 1) -> str:
+    """The pool entry of the ``rank``-th distinct combination a tuning search on ``task`` found."""
+    return f"{TUNED_PREFIX}{task}" + (f".{rank}" if rank > 1 else "")
+
+
+def tuned_on(entry: str, task: str) -> bool:
+    """Whether ``entry`` was found by the tuning search on ``task``."""
+    return entry == tuned_name(task) or entry.startswith(tuned_name(task) + ".")
+
+
+def best_combinations(study, keep: int) -> list:
+    """The ``keep`` best complete trials by the noisy objective, one per combination of methods
+    (the families in ``combination``): TPE tends to refine one combination, and the pool gains
+    more from the next-best different one than from the same with another learning rate."""
+    from optuna.trial import TrialState
+
+    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                      key=lambda t: t.value, reverse=True)
+    out, seen = [], set()
+    for t in complete:
+        combination = repr(sorted((t.user_attrs.get("combination") or {}).items()))
+        if combination not in seen:
+            seen.add(combination)
+            out.append(t)
+    return out[:keep]
 
 
 def pool_entries() -> dict[str, list]:
@@ -137,8 +161,9 @@ def pool_file(pool: dict[str, list]) -> Path:
     return path
 
 
-def run_tuning(trials: int, kind: str, only: list[str] | None) -> None:
-    """A TPE search per task; its best trial by the noisy objective becomes ``tuned-<task>``."""
+def run_tuning(trials: int, kind: str, only: list[str] | None, keep: int) -> None:
+    """A TPE search per task; its best trials by the noisy objective, one per combination of methods,
+    become ``tuned-<task>``, ``tuned-<task>.2``, ... (a search already stored is read, not rerun)."""
     from automl_noisy.search.controller import SearchOptions, search
 
     found = yaml.safe_load(TUNED.read_text()) if TUNED.is_file() else {}
@@ -152,16 +177,20 @@ def run_tuning(trials: int, kind: str, only: list[str] | None) -> None:
         study = search(SearchOptions(data=task_spec(task), space="default", trials=trials, storage=url,
                                      study=f"tune-{task['name']}", portfolio=None, seed=task["seed"],
                                      progress=False, encoders=str(HERE / ".portfolio-encoders")))
-        best = study.best_trial  # the noisy cross-validated value: what a user's search exports
-        entries = [e for e in found.get(kind, []) if e["name"] != tuned_name(task["name"])]
-        found[kind] = [*entries, {"name": tuned_name(task["name"]), "params": dict(best.params)}]
+        best = best_combinations(study, keep)  # by the noisy cross-validated value, as a user's search exports
+        entries = [e for e in found.get(kind, []) if not tuned_on(e["name"], task["name"])]
+        found[kind] = [*entries, *({"name": tuned_name(task["name"], rank), "params": dict(t.params)}
+                                   for rank, t in enumerate(best, 1))]
         found[kind].sort(key=lambda e: e["name"])
-        TUNED.write_text("# Pool entries found by `benchmarks/portfolio.py tune`: on each suite task, the best trial of a\n"
-                         f"# {trials}-trial TPE search of the default space by its noisy cross-validated value.\n"
+        TUNED.write_text("# Pool entries found by `benchmarks/portfolio.py tune`: on each suite task, the best trials of a\n"
+                         f"# {trials}-trial TPE search of the default space by its noisy cross-validated value, one per\n"
+                         f"# combination of methods (up to {keep}; `.2`, `.3`: the next-best combinations).\n"
                          + yaml.safe_dump(found, sort_keys=False), encoding="utf-8")
-        print(f"{task['name']}: trial {best.number} of {trials}, noisy CV {best.value:.3f}, clean "
-              f"{best.user_attrs.get('test_accuracy', float('nan')):.3f}, {best.user_attrs.get('combination')} "
-              f"in {time.perf_counter() - start:.0f} s", flush=True)
+        for rank, t in enumerate(best, 1):
+            print(f"{tuned_name(task['name'], rank)}: trial {t.number} of {trials}, noisy CV {t.value:.3f}, clean "
+                  f"{t.user_attrs.get('test_accuracy', float('nan')):.3f}, {t.user_attrs.get('combination')}",
+                  flush=True)
+        print(f"{task['name']} in {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def run_suite(storage: Path, only: list[str] | None) -> None:
@@ -343,9 +372,11 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=8, help="build: entries per data kind (8)")
     parser.add_argument("--trials", type=int, default=30, help="tune: trials per task (30)")
     parser.add_argument("--kind", choices=("vectors", "images"), default="vectors", help="tune: tasks of this kind")
+    parser.add_argument("--keep", type=int, default=3,
+                        help="tune: pool entries per task, the best trial of each of the best combinations (3)")
     args = parser.parse_args()
     if args.command == "tune":
-        run_tuning(args.trials, args.kind, args.only.split(",") if args.only else None)
+        run_tuning(args.trials, args.kind, args.only.split(",") if args.only else None, args.keep)
     elif args.command == "suite":
         run_suite(args.storage.resolve(), args.only.split(",") if args.only else None)
     else:

@@ -29,7 +29,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import busy_cores, machine, table, write_section  # noqa: E402
-from portfolio import PLAIN, STORAGE, greedy, performance, pool_entries, task_spec, tasks, tuned_name  # noqa: E402
+from portfolio import PLAIN, STORAGE, greedy, performance, pool_entries, task_spec, tasks, tuned_on  # noqa: E402
 
 RUNS = {"portfolio + TPE, 20": ("portfolio", "tpe", 20), "TPE alone, 20": ("none", "tpe", 20),
         "TPE alone, 60": ("none", "tpe", 60), "random, 20": ("none", "random", 20)}
@@ -37,8 +37,8 @@ RUNS = {"portfolio + TPE, 20": ("portfolio", "tpe", 20), "TPE alone, 20": ("none
 
 def portfolio_without(task: str, kind: str, matrix: dict, kinds: dict, folder: Path, size: int) -> Path:
     pool = {e.name: e for entries in pool_entries().values() for e in entries}
-    # the left-out task chose nothing: not its row, nor the entry a search on it found
-    others = {t: {e: a for e, a in row.items() if e != tuned_name(task)}
+    # the left-out task chose nothing: not its row, nor the entries a search on it found
+    others = {t: {e: a for e, a in row.items() if not tuned_on(e, task)}
               for t, row in matrix.items() if kinds[t] == kind and t != task}
     chosen, _ = greedy(others, size)
     path = folder / f"portfolio-without-{task}.yaml"
