@@ -127,7 +127,8 @@ def tuned_on(entry: str, task: str) -> bool:
 def best_combinations(study, keep: int) -> list:
     """The ``keep`` best complete trials by the noisy objective, one per combination of methods
     (the families in ``combination``): TPE tends to refine one combination, and the pool gains
-    more from the next-best different one than from the same with another learning rate."""
+    more from the next-best different one than from the same with another learning rate. Plain CE
+    (the search's trial 0) is left out: it runs first anyway."""
     from optuna.trial import TrialState
 
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
@@ -135,7 +136,7 @@ def best_combinations(study, keep: int) -> list:
     out, seen = [], set()
     for t in complete:
         combination = repr(sorted((t.user_attrs.get("combination") or {}).items()))
-        if combination not in seen:
+        if not t.user_attrs.get("baseline") and combination not in seen:
             seen.add(combination)
             out.append(t)
     return out[:keep]
