@@ -1,0 +1,56 @@
+"""The offline portfolio build of ``benchmarks/portfolio.py``: regrets, the greedy choice, the tuned
+entries taken from a search and which task they belong to."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from portfolio import PLAIN, best_combinations, greedy, regrets, tuned_name, tuned_on  # noqa: E402
+
+
+def test_regret_is_zero_for_the_best_and_one_for_the_worst():
+    assert regrets({"a": 0.9, "b": 0.5, "c": 0.7}) == pytest.approx({"a": 0.0, "b": 1.0, "c": 0.5})
+    assert regrets({"a": 0.6, "b": 0.6}) == {"a": 0.0, "b": 0.0}
+
+
+def test_greedy_adds_what_covers_the_tasks_plain_ce_loses():
+    matrix = {  # "wide" is never best but good everywhere; "t1", "t2" each win one task
+        "task1": {PLAIN: 0.5, "t1": 0.9, "t2": 0.5, "wide": 0.8},
+        "task2": {PLAIN: 0.5, "t1": 0.5, "t2": 0.9, "wide": 0.8},
+        "task3": {PLAIN: 0.9, "t1": 0.5, "t2": 0.5, "wide": 0.8},
+    }
+    chosen, curve = greedy(matrix, 2)
+    assert chosen[0] == "wide"  # alone it lowers the mean regret most (0.25 each on tasks 1, 2)
+    assert chosen[1] == "t1"  # tied with "t2": the first name wins
+    assert curve[0] == pytest.approx(2 / 3) and curve == sorted(curve, reverse=True)
+    assert greedy(matrix, 2) == (chosen, curve)  # reproducible
+    assert greedy(matrix, 10)[0] == ["wide", "t1", "t2"]  # never more than the pool
+
+
+def test_tuned_entries_belong_to_their_task_only():
+    assert tuned_on(tuned_name("vec01"), "vec01") and tuned_on(tuned_name("vec01", 3), "vec01")
+    assert not tuned_on(tuned_name("vec010"), "vec01") and not tuned_on(tuned_name("vec01"), "vec010")
+    assert not tuned_on("mlp-sce", "vec01")
+
+
+def test_best_combinations_keeps_one_trial_per_combination_and_never_plain_ce():
+    study = optuna.create_study(direction="maximize")
+
+    def add(value: float, combination: dict, **attrs) -> None:
+        study.add_trial(optuna.trial.create_trial(
+            value=value, params={"lr": value}, distributions={"lr": optuna.distributions.FloatDistribution(0, 1)},
+            user_attrs={"combination": combination, **attrs}))
+
+    add(0.95, {"loss": "ce"}, baseline=True)  # plain CE runs first anyway
+    add(0.9, {"loss": "gce", "selection": "gmm"})
+    add(0.8, {"selection": "gmm", "loss": "gce"})  # the same combination, worse: left out
+    add(0.7, {"loss": "sce"})
+    add(0.6, {"loss": "mae"})
+    best = best_combinations(study, 2)
+    assert [t.value for t in best] == [0.9, 0.7]
+    assert [t.value for t in best_combinations(study, 5)] == [0.9, 0.7, 0.6]
