@@ -53,6 +53,8 @@ class MeanAbsoluteError(PerSampleLoss):
     turns that into the answer. With inputs centred per pixel (seeds 0-2) MAE reaches 0.36 at 80 %
     and 0.95 at 40 % symmetric noise, but plain CE falls (0.56 to 0.29, 0.92 to 0.78: it memorizes
     faster), so the data are left as they are; Adam (lr 1e-3) also avoids the collapse (0.37).
+    Wang et al. ("IMAE for Noise-Robust Learning", arXiv:1903.12141) describe the same weighting
+    by ``p_y`` as the cause of MAE's underfitting; their remedy changes the loss, so it is not MAE.
     """
 
     def __call__(self, logits: Tensor, targets: Tensor) -> Tensor:
