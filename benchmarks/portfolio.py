@@ -328,9 +328,9 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
         entries = pool.get(kind, [])
         tuned = sum(e.name.startswith(TUNED_PREFIX) for e in entries)
         parts.append(f"for {kind} {len(entries) - tuned} recipes (`benchmarks/portfolio_pool.yaml`)"
-                     + (f" and {tuned} tuned entries (`benchmarks/portfolio_pool_tuned.yaml`: on each task "
-                        "the best trial, by noisy cross-validation, of a 30-trial TPE search of the default "
-                        "space)" if tuned else ""))
+                     + (f" and {tuned} tuned entries (`benchmarks/portfolio_pool_tuned.yaml`: on each task, a "
+                        "30-trial TPE search of the default space; by noisy cross-validation, its best trial "
+                        "and the best trials of its next-best combinations of methods)" if tuned else ""))
     pool_text = "; ".join(parts)
     kept = sorted(set(matrix) - stored)
     counts = {k: sum(kinds[t] == k for t in kept) for k in ("vectors", "images")}
