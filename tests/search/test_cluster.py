@@ -9,6 +9,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+import yaml
+from optuna.trial import TrialState
 
 TINY = ["--data", "synthetic", "--samples", "300", "--dims", "8", "--classes", "3"]
 
@@ -59,15 +61,20 @@ def test_trials_run_on_both_nodes_and_record_where(two_nodes, tmp_path):
 
 def test_gpus_per_trial_packs_trials_onto_the_gpus_ray_assigns(declared_gpus, tmp_path):
     """--gpus-per-trial 0.5 on two GPUs: each job asks Ray for half a GPU and records the id it got;
-    both GPUs get jobs, and a request the cluster cannot meet is one line."""
+    both GPUs get jobs, a pipeline with a pretrained start gets its encoder pretrained on such a
+    node too, and a request the cluster cannot meet is one line."""
     storage = f"sqlite:///{tmp_path}/s.db"
+    portfolio = tmp_path / "portfolio.yaml"  # one entry that needs an encoder pretrained first
+    portfolio.write_text(yaml.safe_dump({"vectors": [{"name": "finetuned", "params": {"start": "finetune"}}]}))
     exe = Path(sys.executable).with_name("automl-noisy")
     common = [str(exe), "search", *TINY, "--space", "quick", "--no-progress", "--storage", storage,
-              "--ray-address", declared_gpus.address, "--cv", "1"]
+              "--ray-address", declared_gpus.address, "--cv", "1", "--portfolio", str(portfolio)]
     result = subprocess.run([*common, "--trials", "4", "--gpus-per-trial", "0.5"], capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr
     trials = optuna.load_study(study_name=None, storage=storage).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 4, [t.user_attrs.get("fail_reason") for t in trials]
+    assert trials[1].user_attrs["portfolio"] == "finetuned" and "encoder" in trials[1].user_attrs
     gpus = {place.rsplit("GPU ", 1)[1] for t in trials for place in t.user_attrs["ran_on"]}
     assert gpus == {"0", "1"}, [t.user_attrs["ran_on"] for t in trials]
     result = subprocess.run([*common, "--trials", "5", "--gpus-per-trial", "3"], capture_output=True, text=True,

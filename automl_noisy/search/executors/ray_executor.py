@@ -22,6 +22,7 @@ from automl_noisy.pipeline import Pipeline
 from automl_noisy.search.executors.base import Executor, Placement, TrialEvent, describe_error
 from automl_noisy.train import EpochMetrics, run_trial
 from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
+from automl_noisy.train.trainer import default_device
 
 
 def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int, fold: int | None,
@@ -30,6 +31,12 @@ def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int, fold: int 
     yield Placement(context.get_node_id()[:8], ray.util.get_node_ip_address(),
                     tuple(str(g) for g in context.get_accelerator_ids().get("GPU", [])))
     yield from run_trial(pipeline, data, threads=threads, fold=fold, encoder=encoder)
+
+
+def _encoder_task(request: EncoderRequest, data: NoisyDataset) -> Encoder:
+    """Pretrain an encoder on the device this task sees, as a trial does: the GPU Ray gave it, when
+    there is one to use, else the CPU (a node may declare GPUs that torch cannot reach)."""
+    return make_encoder(request, data, None, default_device())
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -103,10 +110,9 @@ class RayExecutor(Executor):
         GPUs). A job that starts from one gets the task's result as its argument, so Ray runs it
         once the encoder is there, while trials that need none run already."""
         gpus = 1 if self._gpus else 0
-        task = ray.remote(make_encoder).options(num_cpus=1, num_gpus=gpus, max_retries=0)
+        task = ray.remote(_encoder_task).options(num_cpus=1, num_gpus=gpus, max_retries=0)
         for r in requests:
-            self._encoder_refs[r.key] = self._pending[r.key] = task.remote(r, self._data_ref, None,
-                                                                           "cuda" if gpus else "cpu")
+            self._encoder_refs[r.key] = self._pending[r.key] = task.remote(r, self._data_ref)
 
     def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder | BaseException]]:
         if not self._pending:
