@@ -26,6 +26,7 @@ from automl_noisy.errors import UserError
 from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.encoders import SearchEncoders, encoder_folder
 from automl_noisy.search.executors import Executor
+from automl_noisy.search.executors.base import describe_error
 from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
 from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
@@ -362,15 +363,20 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                                                         **({"preset": trial.params.get("preset", "none")}
                                                            if space.presets else {})})
                     trial.set_user_attr("driver", driver)
-                    encoder = encoders.key(pipeline)
+                    running[trial.number], curves[trial.number] = trial, TrialCurve(sizes)
+                    places[trial.number] = set()
+                    launched += 1
+                    try:
+                        encoder = encoders.key(pipeline)
+                    except Exception as e:  # noqa: BLE001 - as if the trial raised: it fails, the search goes on
+                        open_jobs[trial.number] = set()
+                        stop(trial.number, TrialState.FAIL, describe_error(e))
+                        continue
                     if encoder is not None:
                         trial.set_user_attr("encoder", encoder)
                     for fold in jobs_of_trial:
                         executor.submit((trial.number, fold), pipeline, fold, encoder)
-                    running[trial.number], curves[trial.number] = trial, TrialCurve(sizes)
-                    places[trial.number] = set()
                     open_jobs[trial.number] = set(jobs_of_trial)
-                    launched += 1
                 if launched >= remaining:
                     release(math.inf)
                 event = executor.next_event(timeout=1.0)

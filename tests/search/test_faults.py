@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from optuna.trial import TrialState
 
-from automl_noisy.pipeline import ComponentSpec, OptimizerSpec, Pipeline
+from automl_noisy.pipeline import ComponentSpec, OptimizerSpec, Pipeline, StartSpec
 from automl_noisy.search import controller
 from automl_noisy.search.controller import SearchOptions, search
 
@@ -35,9 +35,13 @@ def _with_trial_1(monkeypatch, change) -> None:
     monkeypatch.setattr(controller.SearchSpace, "suggest", suggest)
 
 
+@pytest.mark.parametrize("start", ["random", "finetune"])  # finetune: the driver fails to make its encoder
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_a_trial_that_raises(executor, tmp_path, tiny_spec, monkeypatch, request):
-    _with_trial_1(monkeypatch, lambda p: Pipeline(**{**p.__dict__, "model": ComponentSpec("no_such_model")}))
+def test_a_trial_that_raises(executor, start, tmp_path, tiny_spec, monkeypatch, request):
+    pretrained = start != "random"
+    _with_trial_1(monkeypatch, lambda p: Pipeline(**{
+        **p.__dict__, "model": ComponentSpec("no_such_model"), "start": StartSpec(start),
+        "pretraining": (p.pretraining or ComponentSpec("simclr")) if pretrained else None}))
     study = search(_search(tmp_path, tiny_spec, executor, request))
     states = [t.state for t in study.trials]
     assert len(states) == 3 and states[1] == TrialState.FAIL and states.count(TrialState.FAIL) == 1
