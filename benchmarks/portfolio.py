@@ -129,17 +129,12 @@ def best_combinations(study, keep: int) -> list:
     (the families in ``combination``): TPE tends to refine one combination, and the pool gains
     more from the next-best different one than from the same with another learning rate. Plain CE
     (the search's trial 0) is left out: it runs first anyway."""
-    from optuna.trial import TrialState
+    from automl_noisy.search.portfolio import best_distinct
 
-    complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                      key=lambda t: t.value, reverse=True)
-    out, seen = [], set()
-    for t in complete:
-        combination = repr(sorted((t.user_attrs.get("combination") or {}).items()))
-        if not t.user_attrs.get("baseline") and combination not in seen:
-            seen.add(combination)
-            out.append(t)
-    return out[:keep]
+    def combination(t) -> str | None:
+        return None if t.user_attrs.get("baseline") else repr(sorted((t.user_attrs.get("combination") or {}).items()))
+
+    return best_distinct(study, keep, combination)
 
 
 def pool_entries() -> dict[str, list]:

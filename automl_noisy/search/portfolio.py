@@ -19,13 +19,13 @@ The same machinery enqueues the best pipelines of an earlier study (``--warm-sta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError
@@ -90,17 +90,26 @@ def fitting(entries: list[Entry], space: SearchSpace, data: DataSpec, seed: int)
     return out
 
 
-def best_of_study(study: optuna.Study, k: int) -> list[Entry]:
-    """The ``k`` best complete trials of an earlier study with distinct pipelines, as entries."""
+def best_distinct(study: optuna.Study, k: int, key: Callable[[FrozenTrial], Hashable | None]) -> list[FrozenTrial]:
+    """The ``k`` best complete trials of ``study``, best first, the first of each ``key`` only (a
+    trial whose key is None is left out)."""
     complete = sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                       key=lambda t: t.value, reverse=True)  # type: ignore[arg-type, return-value]
     out, seen = [], set()
     for t in complete:
-        pipeline = repr({**t.user_attrs.get("pipeline", {}), "data": None, "seed": None})
-        if pipeline in seen:
+        found = key(t)
+        if found is None or found in seen:
             continue
-        seen.add(pipeline)
-        out.append(Entry(f"{study.study_name}#{t.number}", dict(t.params)))
+        seen.add(found)
+        out.append(t)
         if len(out) == k:
             break
     return out
+
+
+def best_of_study(study: optuna.Study, k: int) -> list[Entry]:
+    """The ``k`` best complete trials of an earlier study with distinct pipelines, as entries."""
+    def pipeline(t: FrozenTrial) -> str:
+        return repr({**t.user_attrs.get("pipeline", {}), "data": None, "seed": None})
+
+    return [Entry(f"{study.study_name}#{t.number}", dict(t.params)) for t in best_distinct(study, k, pipeline)]
