@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -146,6 +147,12 @@ def pool_entries() -> dict[str, list]:
         for kind, entries in load_portfolio(TUNED).items():
             pool.setdefault(kind, []).extend(entries)
     return pool
+
+
+def tuning_trials() -> str:
+    """The trials per task of the tuning searches behind TUNED, as its header (written by ``tune``) states."""
+    found = re.search(r"(\d+)-trial TPE search", TUNED.read_text(encoding="utf-8")) if TUNED.is_file() else None
+    return found.group(1) if found else "?"
 
 
 def pool_file(pool: dict[str, list]) -> Path:
@@ -324,7 +331,7 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
         tuned = sum(e.name.startswith(TUNED_PREFIX) for e in entries)
         parts.append(f"for {kind} {len(entries) - tuned} recipes (`benchmarks/portfolio_pool.yaml`)"
                      + (f" and {tuned} tuned entries (`benchmarks/portfolio_pool_tuned.yaml`: on each task, a "
-                        "30-trial TPE search of the default space; by noisy cross-validation, its best trial "
+                        f"{tuning_trials()}-trial TPE search of the default space; by noisy cross-validation, its best trial "
                         "and the best trials of its next-best combinations of methods)" if tuned else ""))
     pool_text = "; ".join(parts)
     kept = sorted(set(matrix) - stored)

@@ -10,14 +10,15 @@ test split; and the trials it needed to come within 1 point of the best clean te
 the four reached on that task and seed (each trial's own clean test accuracy at its best epoch,
 best-so-far by the search's objective).
 
-    .venv/bin/python benchmarks/portfolio_eval.py [--tasks 8] [--seeds 2] [--reuse]
+    .venv/bin/python benchmarks/portfolio_eval.py [--tasks 8] [--seeds 2] [--reuse | --report]
 
 Rewrites the ``portfolio`` section of BENCHMARKS.md, and keeps every run's result (clean test
 accuracy, best-so-far curve, exported entry) in ``portfolio-eval.json``, with the commit it ran at.
 TPE alone and random do not depend on the portfolio and repeat exactly for a task and seed, so
 ``--reuse`` takes their results from that file where it has them and runs only the portfolio arm
 (1.3 min against 2.9 for one task and seed): for trying another portfolio, not after a change to
-training or search.
+training or search. ``--report`` runs nothing and writes the section from that file alone (the
+task-seeds it has for every arm), e.g. after a run cut short.
 """
 
 from __future__ import annotations
@@ -102,6 +103,8 @@ def main() -> None:
     parser.add_argument("--kind", choices=("vectors", "images", "both"), default="both")
     parser.add_argument("--reuse", action="store_true",
                         help="take TPE alone and random from portfolio-eval.json where it has them")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: write the section from portfolio-eval.json (task-seeds with every arm)")
     args = parser.parse_args()
     from automl_noisy.search.controller import SearchOptions, search
 
@@ -114,6 +117,9 @@ def main() -> None:
                 + [t for t in pick if kinds[t] == "images"][::2][:args.tasks - per])
     else:
         pick = pick[::max(1, len(pick) // args.tasks)][:args.tasks]
+    if args.report:
+        report_from_record(pick, args)
+        return
     info, busy = machine(), busy_cores()
     began = time.perf_counter()
     results: dict = {}
@@ -147,21 +153,48 @@ def main() -> None:
                 for name, r in out.items():
                     record.setdefault(name, {})[key] = {k: v for k, v in r.items() if k != "needed"}
                 save_record(record)
-                best = max(max((c for c in r["curve"] if c is not None), default=0) for r in out.values())
-                for name, r in out.items():
-                    within = [i + 1 for i, c in enumerate(r["curve"]) if c is not None and c >= best - 0.01]
-                    r["needed"] = within[0] if within else None
-                    results.setdefault(name, []).append({"task": task, "seed": seed, **r})
+                add_results(results, task, seed, out)
                 print(task, seed, {n: (round(r["test"], 3), r["needed"], r["exported"]) for n, r in out.items()},
                       flush=True)
             done.append(task)
-            report(results, done, args, info, busy, began, len(pick), reused)
+            header = f"""{info}. Other load when the run started: {busy:.2f} cores busy. {len(done)} of {len(pick)} planned tasks x {args.seeds} seeds took
+{(time.perf_counter() - began) / 60:.1f} min{reused_text(reused)}."""
+            report(results, done, args, header)
 
 
-def report(results: dict, pick: list[str], args, info: str, busy: float, began: float, planned: int,
-           reused: int) -> None:
+def add_results(results: dict, task: str, seed: int, out: dict) -> None:
+    """Add one task-seed's results of every arm, each with the trials it needed to come within 1 point
+    of the best clean test accuracy any arm reached there."""
+    best = max(max((c for c in r["curve"] if c is not None), default=0) for r in out.values())
+    for name, r in out.items():
+        within = [i + 1 for i, c in enumerate(r["curve"]) if c is not None and c >= best - 0.01]
+        r["needed"] = within[0] if within else None
+        results.setdefault(name, []).append({"task": task, "seed": seed, **r})
+
+
+def reused_text(reused: int) -> str:
+    return (f"; TPE alone and random of {reused} task-seeds were taken from `{RECORD.name}` (`--reuse`: they do "
+            "not depend on the portfolio), the portfolio arm ran" if reused else "")
+
+
+def report_from_record(pick: list[str], args) -> None:
+    """The section from the stored runs alone (``--report``): the task-seeds that have every arm."""
+    record, results, done = load_record(), {}, []
+    for task in pick:
+        keys = [f"{task}/{seed}" for seed in range(args.seeds)]
+        if all(key in record.get(name, {}) for key in keys for name in RUNS):
+            for seed, key in enumerate(keys):
+                add_results(results, task, seed, {name: dict(record[name][key]) for name in RUNS})
+            done.append(task)
+    if not done:
+        sys.exit(f"error: {RECORD.name} has no task with all {args.seeds} seeds of every arm")
+    commits = sorted({r["commit"] for rs in results.values() for r in rs})
+    report(results, done, args, f"Written from `{RECORD.name}` (`--report`): the runs of {', '.join(commits)}; "
+                                f"{len(done)} of {len(pick)} planned tasks x {args.seeds} seeds.")
+
+
+def report(results: dict, pick: list[str], args, header: str) -> None:
     """Write the portfolio section from the task-seeds done so far (a partial run says so)."""
-    wall = time.perf_counter() - began
     rows = []
     for name, rs in results.items():
         tests = [r["test"] for r in rs]
@@ -178,14 +211,14 @@ def report(results: dict, pick: list[str], args, info: str, busy: float, began: 
         per_task.append(cells)
     median_task = {name: float(np.median([np.median([r["test"] for r in results[name] if r["task"] == t])
                                           for t in pick])) for name in RUNS}
-    reused_text = (f"; TPE alone and random of {reused} task-seeds were taken from `{RECORD.name}` (`--reuse`: they do "
-                   "not depend on the portfolio), the portfolio arm ran" if reused else "")
+    per_seed = [", ".join(f"{name} {np.median([r['test'] for r in results[name] if r['seed'] == seed]):.3f}"
+                          for name in ("portfolio + TPE, 20", "TPE alone, 60"))
+                for seed in range(args.seeds)]
     verdict = ("met" if median_task["portfolio + TPE, 20"] >= median_task["TPE alone, 60"] else "not met")
     text = f"""
 ## Warm start from the portfolio, leave one task out (`benchmarks/portfolio_eval.py`)
 
-{info}. Other load when the run started: {busy:.2f} cores busy. {len(pick)} of {planned} planned tasks x {args.seeds} seeds took
-{wall / 60:.1f} min{reused_text}.
+{header}
 
 **Setup.** Tasks of the suite (`benchmarks/portfolio.py`, Table S below), each left out in turn:
 the portfolio ({args.size} entries) is built again from the other tasks of its kind only, so the
@@ -209,6 +242,8 @@ Per task (median over seeds):
 
 Median over tasks: {', '.join(f'{n} {v:.3f}' for n, v in median_task.items())}. Target (portfolio + TPE at
 20 trials at least matches TPE alone at 60 on the median task): **{verdict}**.
+
+Each seed alone, median over tasks: {'; '.join(f'seed {seed}: {text}' for seed, text in enumerate(per_seed))}.
 """
     print(text)
     write_section("portfolio", text)
