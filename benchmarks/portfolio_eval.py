@@ -172,6 +172,32 @@ def add_results(results: dict, task: str, seed: int, out: dict) -> None:
         results.setdefault(name, []).append({"task": task, "seed": seed, **r})
 
 
+def test_samples(task: dict) -> int:
+    """How many rows the clean test split of a suite task holds."""
+    from automl_noisy.data import DataSpec
+
+    n = task["options"]["samples"] if task["kind"] == "vectors" else task["image"][0]
+    return round(n * DataSpec("digits").test_fraction)
+
+
+def paired_difference(results: dict, a: str, b: str, pick: list[str]) -> str:
+    """``a`` minus ``b`` on the same task-seeds: mean, a 95 % bootstrap interval of the mean (task-seeds
+    resampled, seed 0), wins / ties / losses; and the size of one test sample on those tasks."""
+    pairs = {(r["task"], r["seed"]): r["test"] for r in results[a]}
+    diffs = np.array([pairs[(r["task"], r["seed"])] - r["test"] for r in results[b] if (r["task"], r["seed"]) in pairs])
+    if len(diffs) == 0:
+        return ""
+    means = np.random.default_rng(0).choice(diffs, size=(10000, len(diffs))).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    sizes = [test_samples(t) for t in tasks() if t["name"] in pick]
+    ties = int((np.abs(diffs) < 1e-9).sum())
+    wins = int((diffs > 1e-9).sum())
+    return (f"Paired on the same {len(diffs)} task-seeds, {a} minus {b}: mean {diffs.mean():+.3f}, 95 % bootstrap "
+            f"interval {low:+.3f} to {high:+.3f}; {wins} wins, {ties} ties, {len(diffs) - wins - ties} losses. "
+            f"One test sample is worth {1 / max(sizes):.4f} to {1 / min(sizes):.4f} of accuracy on these tasks "
+            f"(test splits of {min(sizes)} to {max(sizes)} rows).")
+
+
 def reused_text(reused: int) -> str:
     return (f"; TPE alone and random of {reused} task-seeds were taken from `{RECORD.name}` (`--reuse`: they do "
             "not depend on the portfolio), the portfolio arm ran" if reused else "")
@@ -214,6 +240,7 @@ def report(results: dict, pick: list[str], args, header: str) -> None:
     per_seed = [", ".join(f"{name} {np.median([r['test'] for r in results[name] if r['seed'] == seed]):.3f}"
                           for name in ("portfolio + TPE, 20", "TPE alone, 60"))
                 for seed in range(args.seeds)]
+    paired = paired_difference(results, "portfolio + TPE, 20", "TPE alone, 60", pick)
     verdict = ("met" if median_task["portfolio + TPE, 20"] >= median_task["TPE alone, 60"] else "not met")
     text = f"""
 ## Warm start from the portfolio, leave one task out (`benchmarks/portfolio_eval.py`)
@@ -244,6 +271,7 @@ Median over tasks: {', '.join(f'{n} {v:.3f}' for n, v in median_task.items())}. 
 20 trials at least matches TPE alone at 60 on the median task): **{verdict}**.
 
 Each seed alone, median over tasks: {'; '.join(f'seed {seed}: {text}' for seed, text in enumerate(per_seed))}.
+{paired}
 """
     print(text)
     write_section("portfolio", text)

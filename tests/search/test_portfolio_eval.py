@@ -1,0 +1,48 @@
+"""The leave-one-task-out summary of ``benchmarks/portfolio_eval.py``: trials needed, and the paired
+difference of two arms on the same task-seeds."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from portfolio import tasks  # noqa: E402
+from portfolio_eval import add_results, paired_difference  # noqa: E402
+
+TASKS = [t["name"] for t in tasks() if t["kind"] == "vectors"][:2]  # 400 and 800 rows: tests of 80, 160
+
+
+def test_trials_needed_count_from_the_best_any_arm_reached():
+    results: dict = {}
+    add_results(results, TASKS[0], 0, {"a": {"test": 0.8, "curve": [None, 0.70, 0.795, 0.80]},
+                                       "b": {"test": 0.7, "curve": [0.60, 0.65, 0.70, 0.70]}})
+    assert results["a"][0]["needed"] == 3  # 0.795 is within 0.01 of the best curve point, 0.80
+    assert results["b"][0]["needed"] is None  # never within a point
+    assert results["a"][0]["task"] == TASKS[0] and results["b"][0]["seed"] == 0
+
+
+def test_paired_difference_counts_wins_ties_and_losses_on_shared_task_seeds():
+    results: dict = {}
+    for task, seed, a, b in [(TASKS[0], 0, 0.9, 0.8), (TASKS[0], 1, 0.7, 0.7), (TASKS[1], 0, 0.5, 0.6),
+                             (TASKS[1], 1, 0.8, 0.7)]:
+        add_results(results, task, seed, {"a": {"test": a, "curve": [a]}, "b": {"test": b, "curve": [b]}})
+    results["b"].append({"task": TASKS[1], "seed": 2, "test": 0.0})  # no pair in "a": left out
+    text = paired_difference(results, "a", "b", TASKS)
+    assert "same 4 task-seeds" in text and "mean +0.025" in text
+    assert "2 wins, 1 ties, 1 losses" in text
+    low, high = (float(v) for v in text.split("interval ")[1].split(";")[0].split(" to "))
+    assert low <= 0.025 <= high and low >= -0.1 and high <= 0.1  # bounded by the smallest and largest difference
+    assert "test splits of 80 to 160 rows" in text
+    assert paired_difference(results, "a", "b", TASKS) == text  # the bootstrap is seeded
+    assert paired_difference({"a": [], "b": []}, "a", "b", TASKS) == ""
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_one_pair_gives_a_degenerate_interval(n):
+    results: dict = {}
+    for seed in range(n):
+        add_results(results, TASKS[0], seed, {"a": {"test": 0.5, "curve": [0.5]}, "b": {"test": 0.4, "curve": [0.4]}})
+    assert "interval +0.100 to +0.100" in paired_difference(results, "a", "b", TASKS)
