@@ -172,7 +172,7 @@ def add_results(results: dict, task: str, seed: int, out: dict) -> None:
         results.setdefault(name, []).append({"task": task, "seed": seed, **r})
 
 
-def test_samples(task: dict) -> int:
+def clean_test_rows(task: dict) -> int:
     """How many rows the clean test split of a suite task holds."""
     from automl_noisy.data import DataSpec
 
@@ -189,7 +189,7 @@ def paired_difference(results: dict, a: str, b: str, pick: list[str]) -> str:
         return ""
     means = np.random.default_rng(0).choice(diffs, size=(10000, len(diffs))).mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
-    sizes = [test_samples(t) for t in tasks() if t["name"] in pick]
+    sizes = [clean_test_rows(t) for t in tasks() if t["name"] in pick]
     ties = int((np.abs(diffs) < 1e-9).sum())
     wins = int((diffs > 1e-9).sum())
     return (f"Paired on the same {len(diffs)} task-seeds, {a} minus {b}: mean {diffs.mean():+.3f}, 95 % bootstrap "
