@@ -180,6 +180,28 @@ def clean_test_rows(task: dict) -> int:
     return round(n * DataSpec("digits").test_fraction)
 
 
+REFERENCES = {"plain CE (trial 0): its own clean test, not retrained": "plain CE",
+              "best trial that led any of the searches: its own clean test, not retrained": "best leader"}
+REFERENCE_COLUMNS = list(REFERENCES.values())
+
+
+def reference_points(results: dict) -> dict[str, dict]:
+    """Per task-seed, the clean test accuracy (at its best epoch, as a trial scores it) of plain CE,
+    trial 0 of every search, and the best of those of the trials that led a search by its noisy value
+    at some point (the points of the best-so-far curves; the record keeps no other trial's)."""
+    plain: dict = {}
+    best: dict = {}
+    for rs in results.values():
+        for r in rs:
+            key = (r["task"], r["seed"])
+            plain.setdefault(key, r["curve"][0] if r["curve"] else None)
+            points = [c for c in r["curve"] if c is not None]
+            if points:
+                best[key] = max(best.get(key, 0.0), max(points))
+    names = list(REFERENCES)
+    return {names[0]: plain, names[1]: best}
+
+
 def paired_difference(results: dict, a: str, b: str, pick: list[str]) -> str:
     """``a`` minus ``b`` on the same task-seeds: mean, a 95 % bootstrap interval of the mean (task-seeds
     resampled, seed 0), wins / ties / losses; and the size of one test sample on those tasks."""
@@ -228,12 +250,19 @@ def report(results: dict, pick: list[str], args, header: str) -> None:
         reached = [n for n in needed if n is not None]
         rows.append([name, f"{np.median(tests):.3f} ({min(tests):.3f}-{max(tests):.3f})",
                      f"{np.median(reached):.0f}" if reached else "—", f"{len(reached)}/{len(needed)}"])
+    references = reference_points(results)
+    for name, points in references.items():
+        values = [v for v in points.values() if v is not None]
+        rows.append([name, f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "—", "—", "—"])
     per_task = []
     for task in pick:
         cells = [task]
         for name in RUNS:
             tests = [r["test"] for r in results[name] if r["task"] == task]
             cells.append(f"{np.median(tests):.3f}")
+        for points in references.values():
+            values = [v for (t, _), v in points.items() if t == task and v is not None]
+            cells.append(f"{np.median(values):.3f}" if values else "—")
         per_task.append(cells)
     median_task = {name: float(np.median([np.median([r["test"] for r in results[name] if r["task"] == t])
                                           for t in pick])) for name in RUNS}
@@ -265,7 +294,7 @@ many task-seeds it got there at all.
 
 Per task (median over seeds):
 
-{table(["task", *RUNS], per_task)}
+{table(["task", *RUNS, *REFERENCE_COLUMNS], per_task)}
 
 Median over tasks: {', '.join(f'{n} {v:.3f}' for n, v in median_task.items())}. Target (portfolio + TPE at
 20 trials at least matches TPE alone at 60 on the median task): **{verdict}**.

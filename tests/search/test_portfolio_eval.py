@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from portfolio import tasks  # noqa: E402
-from portfolio_eval import add_results, paired_difference  # noqa: E402
+from portfolio_eval import REFERENCES, add_results, paired_difference, reference_points  # noqa: E402
 
 TASKS = [t["name"] for t in tasks() if t["kind"] == "vectors"][:2]  # 400 and 800 rows: tests of 80, 160
 
@@ -46,3 +46,14 @@ def test_one_pair_gives_a_degenerate_interval(n):
     for seed in range(n):
         add_results(results, TASKS[0], seed, {"a": {"test": 0.5, "curve": [0.5]}, "b": {"test": 0.4, "curve": [0.4]}})
     assert "interval +0.100 to +0.100" in paired_difference(results, "a", "b", TASKS)
+
+
+def test_reference_points_are_trial_0_and_the_best_point_of_any_curve():
+    results: dict = {}
+    add_results(results, TASKS[0], 0, {"a": {"test": 0.8, "curve": [0.50, 0.70, 0.70]},
+                                       "b": {"test": 0.7, "curve": [0.50, 0.50, 0.75]}})
+    add_results(results, TASKS[0], 1, {"a": {"test": 0.6, "curve": [None, 0.60]},
+                                       "b": {"test": 0.6, "curve": [None, None]}})
+    plain, best = (reference_points(results)[name] for name in REFERENCES)
+    assert plain == {(TASKS[0], 0): 0.50, (TASKS[0], 1): None}  # trial 0 failed on seed 1
+    assert best == {(TASKS[0], 0): 0.75, (TASKS[0], 1): 0.60}
