@@ -180,9 +180,8 @@ def clean_test_rows(task: dict) -> int:
     return round(n * DataSpec("digits").test_fraction)
 
 
-REFERENCES = {"plain CE (trial 0): its own clean test, not retrained": "plain CE",
-              "best trial that led any of the searches: its own clean test, not retrained": "best leader"}
-REFERENCE_COLUMNS = list(REFERENCES.values())
+REFERENCES = {"plain CE": "plain CE (trial 0): its own clean test, not retrained",
+              "best leader": "best trial that led any of the searches: its own clean test, not retrained"}
 
 
 def reference_points(results: dict) -> dict[str, dict]:
@@ -198,8 +197,7 @@ def reference_points(results: dict) -> dict[str, dict]:
             points = [c for c in r["curve"] if c is not None]
             if points:
                 best[key] = max(best.get(key, 0.0), max(points))
-    names = list(REFERENCES)
-    return {names[0]: plain, names[1]: best}
+    return {"plain CE": plain, "best leader": best}
 
 
 def paired_difference(results: dict, a: str, b: str, pick: list[str]) -> str:
@@ -253,7 +251,8 @@ def report(results: dict, pick: list[str], args, header: str) -> None:
     references = reference_points(results)
     for name, points in references.items():
         values = [v for v in points.values() if v is not None]
-        rows.append([name, f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "—", "—", "—"])
+        rows.append([REFERENCES[name], f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "—",
+                     "—", "—"])
     per_task = []
     for task in pick:
         cells = [task]
@@ -294,7 +293,7 @@ many task-seeds it got there at all.
 
 Per task (median over seeds):
 
-{table(["task", *RUNS, *REFERENCE_COLUMNS], per_task)}
+{table(["task", *RUNS, *REFERENCES], per_task)}
 
 Median over tasks: {', '.join(f'{n} {v:.3f}' for n, v in median_task.items())}. Target (portfolio + TPE at
 20 trials at least matches TPE alone at 60 on the median task): **{verdict}**.

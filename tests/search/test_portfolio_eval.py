@@ -54,6 +54,8 @@ def test_reference_points_are_trial_0_and_the_best_point_of_any_curve():
                                        "b": {"test": 0.7, "curve": [0.50, 0.50, 0.75]}})
     add_results(results, TASKS[0], 1, {"a": {"test": 0.6, "curve": [None, 0.60]},
                                        "b": {"test": 0.6, "curve": [None, None]}})
-    plain, best = (reference_points(results)[name] for name in REFERENCES)
+    points = reference_points(results)
+    assert set(points) == set(REFERENCES)
+    plain, best = points["plain CE"], points["best leader"]
     assert plain == {(TASKS[0], 0): 0.50, (TASKS[0], 1): None}  # trial 0 failed on seed 1
     assert best == {(TASKS[0], 0): 0.75, (TASKS[0], 1): 0.60}
