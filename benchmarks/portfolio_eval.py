@@ -253,18 +253,16 @@ def report(results: dict, pick: list[str], args, header: str) -> None:
         values = [v for v in points.values() if v is not None]
         rows.append([REFERENCES[name], f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "—",
                      "—", "—"])
+    task_median = {name: {task: float(np.median([r["test"] for r in results[name] if r["task"] == task]))
+                           for task in pick} for name in RUNS}  # per arm, each task's median over seeds
     per_task = []
     for task in pick:
-        cells = [task]
-        for name in RUNS:
-            tests = [r["test"] for r in results[name] if r["task"] == task]
-            cells.append(f"{np.median(tests):.3f}")
+        cells = [task, *(f"{task_median[name][task]:.3f}" for name in RUNS)]
         for points in references.values():
             values = [v for (t, _), v in points.items() if t == task and v is not None]
             cells.append(f"{np.median(values):.3f}" if values else "—")
         per_task.append(cells)
-    median_task = {name: float(np.median([np.median([r["test"] for r in results[name] if r["task"] == t])
-                                          for t in pick])) for name in RUNS}
+    median_task = {name: float(np.median(list(task_median[name].values()))) for name in RUNS}
     per_seed = [", ".join(f"{name} {np.median([r['test'] for r in results[name] if r['seed'] == seed]):.3f}"
                           for name in ("portfolio + TPE, 20", "TPE alone, 60"))
                 for seed in range(args.seeds)]
