@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 PROG = "automl-noisy"
-DEFAULT_STORAGE = "sqlite:///automl-noisy.db"  # the same as automl_noisy.search.storage's
+DEFAULT_STORAGE = "sqlite:///automl-noisy.db"  # the same as automl_noisy.credentials'
 DEFAULT_ENCODERS = "automl-noisy-encoders"  # the same as automl_noisy.search.encoders'
 
 
@@ -63,10 +63,27 @@ _positive_int = _int_in(1, None, "must be at least 1")
 _port = _int_in(0, 65535, "a port is 0 to 65535")
 
 
+STORAGE_ENV = "AUTOML_NOISY_STORAGE"  # the same as automl_noisy.credentials'
+
+
 def _storage_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--storage", default=DEFAULT_STORAGE,
-                   help=f"study database, any URL Optuna accepts (default: {DEFAULT_STORAGE})")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--storage", default=None,
+                   help=f"study database, any URL Optuna accepts (default: ${STORAGE_ENV} when it is set, else "
+                        f"{DEFAULT_STORAGE}); a URL with a password belongs in ${STORAGE_ENV} or --storage-file, "
+                        "since a command line is visible to every user of the machine and in Ray's job table")
+    g.add_argument("--storage-file", metavar="FILE",
+                   help="read the storage URL from the first line of FILE (e.g. a Docker or Kubernetes secret)")
     p.add_argument("--study", default=None, help="study name (default: derived from data, noise and space)")
+
+
+def _resolve_storage(args: argparse.Namespace) -> None:
+    """Set ``args.storage`` from --storage, --storage-file or $AUTOML_NOISY_STORAGE, in that order."""
+    if not hasattr(args, "storage"):
+        return
+    from automl_noisy.credentials import storage_url
+
+    args.storage = storage_url(args.storage, args.storage_file)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -168,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from automl_noisy.errors import UserError
 
     try:
+        _resolve_storage(args)
         return int(COMMANDS[args.command](args) or 0)
     except UserError as e:
         if args.debug:

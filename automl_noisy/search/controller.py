@@ -20,6 +20,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from automl_noisy.credentials import secrets_of
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import default_folds, pool_folds, train_rows
 from automl_noisy.errors import UserError
@@ -301,7 +302,7 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
     from automl_noisy.search.executors.ray_executor import RayExecutor
 
     return RayExecutor(data, workers=options.workers, address=options.ray_address,
-                       gpus_per_trial=options.gpus_per_trial)
+                       gpus_per_trial=options.gpus_per_trial, secrets=secrets_of(options.storage))
 
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,

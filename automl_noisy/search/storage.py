@@ -8,9 +8,8 @@ import optuna
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from automl_noisy.credentials import DEFAULT_STORAGE  # noqa: F401 - the default, named here for the search
 from automl_noisy.errors import UserError
-
-DEFAULT_STORAGE = "sqlite:///automl-noisy.db"
 HEARTBEAT_SECONDS = 15
 GRACE_SECONDS = 60
 #: how long a database server may be gone (restarted, failed over) before the search gives up

@@ -12,10 +12,11 @@ device (``gpus_per_trial``). Pruning cancels the tasks.
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
 
 import ray
 
+from automl_noisy.credentials import hidden_from_ray
 from automl_noisy.data import NoisyDataset
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
@@ -39,19 +40,21 @@ def _encoder_task(request: EncoderRequest, data: NoisyDataset) -> Encoder:
     return make_encoder(request, data, None, default_device())
 
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the Ray cluster at ``address``, or start a local one (auth disabled on loopback)."""
+def connect(address: str | None = None, num_cpus: int | None = None, secrets: Sequence[str] = ()) -> None:
+    """Join the Ray cluster at ``address``, or start a local one (auth disabled on loopback). The
+    ``secrets`` (a storage password) stay out of Ray: see :func:`automl_noisy.credentials.hidden_from_ray`."""
     if address:
         _check_reachable(address)
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     try:
-        if address:
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
-        else:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
-                     log_to_driver=False)
+        with hidden_from_ray(secrets):
+            if address:
+                ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            else:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
+                         log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as e:
         target = address or "a local Ray"
         raise UserError(f"cannot start or join {target}: {' '.join(str(e).split())[:300]}") from None
@@ -77,8 +80,8 @@ class RayExecutor(Executor):
     """Runs trials as Ray tasks; ``workers`` caps how many run at once (default: all CPUs)."""
 
     def __init__(self, data: NoisyDataset, workers: int | None = None, address: str | None = None,
-                 cpus_per_trial: float = 1, gpus_per_trial: float = 0) -> None:
-        connect(address, num_cpus=None)
+                 cpus_per_trial: float = 1, gpus_per_trial: float = 0, secrets: Sequence[str] = ()) -> None:
+        connect(address, num_cpus=None, secrets=secrets)
         resources = ray.cluster_resources()
         if gpus_per_trial > 0:
             fit = int(resources.get("GPU", 0) / gpus_per_trial)
