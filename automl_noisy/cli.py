@@ -315,8 +315,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         val = f" val_accuracy {m.val_accuracy:.4f}" if m.val_accuracy == m.val_accuracy else ""  # none on the whole pool
         print(f"{stage} epoch {m.epoch:>3}/{pipeline.stop_epoch}: loss {m.train_loss:.4f}{val}{test}", file=sys.stderr)
 
+    import os
+
+    pipeline_file = {"the pipeline file": args.pipeline} if os.path.exists(args.pipeline) else {}
     metrics = train_pipeline(pipeline, args.output, data=data, threads=args.threads, device=args.device,
-                             on_epoch=report, encoders=encoders, on_event=lambda line: print(line, file=sys.stderr))
+                             on_epoch=report, encoders=encoders, on_event=lambda line: print(line, file=sys.stderr),
+                             inputs=pipeline_file)
     test = metrics.get("test_accuracy")
     print(f"val_accuracy {metrics['val_accuracy']:.4f}" + (f", test_accuracy {test:.4f}" if test is not None else "")
           + f"; wrote {args.output}/model.pt, label_issues.csv, metrics.json")
@@ -327,7 +331,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import csv
     import os
 
+    from automl_noisy.data import DataSpec
     from automl_noisy.errors import UserError
+    from automl_noisy.outputs import data_files, refuse_inputs, write_atomically
     from automl_noisy.trained import load
 
     out = args.output
@@ -336,19 +342,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     folder = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(folder):
         raise UserError(f"cannot write {out}: folder {folder} does not exist")
+    model_files = ({f"the model's file {entry.name}": entry.path for entry in os.scandir(args.model)}
+                   if os.path.isdir(args.model) else {})
+    refuse_inputs([out], {**model_files, **data_files(DataSpec(source=args.data))})
     model = load(args.model, device=args.device)
     inputs, probs = model.predict_source(args.data)
     for note in inputs.notes:
         print(f"note: {note}", file=sys.stderr)
     names = [str(c) for c in model.classes_]
     predicted = probs.argmax(axis=1)
-    with open(out, "w", newline="", encoding="utf-8") as f:
+
+    def write(f: Any) -> None:
         writer = csv.writer(f)
         writer.writerow(["index", *(["path"] if inputs.paths is not None else []), "predicted",
                          *(f"prob_{c}" for c in names)])
         for i, row in enumerate(probs):
             writer.writerow([int(inputs.index[i]), *([inputs.paths[i]] if inputs.paths is not None else []),
                              names[predicted[i]], *(f"{p:.9g}" for p in row)])
+
+    write_atomically(out, write)
     counts = [int((predicted == k).sum()) for k in range(len(names))]
     shares = ", ".join(f"{c} {n}" for c, n in zip(names, counts, strict=True) if n)
     print(f"wrote {out}: {len(probs)} rows predicted ({shares})")

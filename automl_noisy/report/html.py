@@ -21,9 +21,10 @@ from optuna.trial import TrialState
 
 from automl_noisy.data.noise_profile import describe_profile
 from automl_noisy.errors import UserError
+from automl_noisy.outputs import check_writable_folder, refuse_inputs, write_text
 from automl_noisy.report import figures
 from automl_noisy.search.analysis import EffectsTable
-from automl_noisy.search.export import best_pipeline
+from automl_noisy.search.export import best_pipeline, study_inputs
 from automl_noisy.search.summary import baseline_warning, value_text
 from automl_noisy.search.storage import mask_url
 from automl_noisy.search.study_analysis import Analysis, load_or_compute, open_analysis
@@ -165,9 +166,9 @@ def render_report(study: optuna.Study, analysis: Analysis | None = None, storage
 def write_report(storage_url: str, study_name: str | None, path: str | Path) -> tuple[optuna.Study, Analysis]:
     """Write the report of a stored study to ``path``."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
+    check_writable_folder(path)
     study, analysis = open_analysis(storage_url, study_name)
-    path.write_text(render_report(study, analysis, storage_url), encoding="utf-8")
+    refuse_inputs([path], study_inputs(study, storage_url))
+    write_text(path, render_report(study, analysis, storage_url))
     return study, analysis
 

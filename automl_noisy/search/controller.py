@@ -24,6 +24,7 @@ from automl_noisy.credentials import secrets_of
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import default_folds, pool_folds, train_rows
 from automl_noisy.errors import UserError
+from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file
 from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.encoders import SearchEncoders, encoder_folder
 from automl_noisy.search.executors import Executor
@@ -31,8 +32,9 @@ from automl_noisy.search.executors.base import describe_error
 from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
 from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
+from automl_noisy.search.shared import STUDY_FULL, queued_as, surplus
 from automl_noisy.search.space import SearchSpace, load_space
-from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage
+from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage, study_names
 
 
 @dataclass
@@ -76,7 +78,9 @@ def search(options: SearchOptions) -> optuna.Study:
     if options.executor == "local" and options.workers not in (None, 1):
         raise UserError(f"--workers {options.workers} has no effect with --executor local, which runs one job at "
                         "a time; drop --workers, or use --executor ray")
+    _check_gpus(options)
     space = load_space(options.space)
+    _refuse_overwriting(options)
     data = load_data(options.data)
     storage = open_storage(options.storage)
     folds = options.cv
@@ -107,14 +111,40 @@ def search(options: SearchOptions) -> optuna.Study:
         for attr, name, params in warm_starts[:max(0, room)]:
             study.enqueue_trial(params, user_attrs={attr: name, "driver": _driver()})
         folder = options.encoders if options.encoders is not None else encoder_folder(options.storage)
-        encoders = SearchEncoders(folder, data, executor)
         if folder is not None:  # export names it, so train reuses the encoders
             study.set_user_attr("encoder_folder", str(Path(folder).resolve()))
         with stop_on_signals() as stop:
+            encoders = SearchEncoders(folder, data, executor, interrupt=stop.check)
             _drive(study, space, data, executor, encoders, options, remaining, stop)
     finally:
         executor.close()
     return study
+
+
+def _check_gpus(options: SearchOptions) -> None:
+    """``gpus_per_trial`` is 0, a fraction of one GPU or a whole number of GPUs, and needs Ray."""
+    g = options.gpus_per_trial
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not math.isfinite(g) or g < 0:
+        raise UserError(f"--gpus-per-trial must be 0 (no GPU), a fraction of one GPU such as 0.25, or a whole number "
+                        f"of GPUs; got {g!r}")
+    if g > 1 and g != int(g):
+        raise UserError(f"--gpus-per-trial {g:g} is more than one GPU but not a whole number; a trial takes a "
+                        "fraction of one GPU (up to 1) or whole GPUs (2, 3, ...)")
+    if g > 0 and options.executor == "local":
+        raise UserError(f"--gpus-per-trial {g:g} has no effect with --executor local, which trains in this process "
+                        "on its own device; drop it, or use --executor ray")
+
+
+def _refuse_overwriting(options: SearchOptions) -> None:
+    """The study database (an SQLite file) must not be one of the files the search reads."""
+    database = sqlite_file(options.storage)
+    if database is None:
+        return
+    inputs: dict[str, str | None] = dict(data_files(options.data))
+    for what, path in (("the search space file", options.space), ("the portfolio file", options.portfolio)):
+        if path and os.path.isfile(path):
+            inputs[what] = path
+    refuse_inputs([database], inputs, flag="--storage")
 
 
 def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions) -> list[tuple[str, str, dict]]:
@@ -179,14 +209,17 @@ def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, sp
                 data: NoisyDataset) -> optuna.Study:
     name = options.study or default_study_name(options.data, space)
     identity = {"space_fingerprint": space.fingerprint(), "data": options.data.to_dict(), "seed": options.seed}
+    existed = name in study_names(storage)
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
                                 sampler=space.make_sampler(options.seed), pruner=space.make_pruner())
-    attrs = study.user_attrs
+    attrs = _made_by_us(study, options.storage) if existed else study.user_attrs
     if "space_fingerprint" not in attrs:
-        for key, value in {**identity, "space": space.to_dict(), "space_name": space.name,
+        # the fingerprint last: a search that finds it may read every other attribute (see _made_by_us)
+        for key, value in {"data": identity["data"], "seed": identity["seed"], "space": space.to_dict(), "space_name": space.name,
                            "data_fingerprint": data.fingerprint, "noise_rate": data.noise_rate,
                            "input_shape": list(data.input_shape), "noise_profile": _noise_profile(data, options.seed),
-                           "automl_noisy_version": version("automl-noisy")}.items():
+                           "automl_noisy_version": version("automl-noisy"),
+                           "space_fingerprint": identity["space_fingerprint"]}.items():
             study.set_user_attr(key, value)
         return study
     stored = {**attrs, "data": DataSpec.from_dict(attrs["data"]).to_dict() if "data" in attrs else None}
@@ -195,7 +228,30 @@ def _open_study(storage: optuna.storages.BaseStorage, options: SearchOptions, sp
         if stored.get(key) != identity[key]:
             raise UserError(f"study {name!r} in {mask_url(options.storage)} was created with a different "
                             f"{what}; pass a new --study name, or the original {what}")
+    if attrs.get("data_fingerprint") not in (None, data.fingerprint):
+        raise UserError(f"study {name!r} in {mask_url(options.storage)} was made on other data: {options.data.source} "
+                        f"now holds other rows or labels (fingerprint {data.fingerprint}, the study's "
+                        f"{attrs['data_fingerprint']}); pass a new --study name to search the new data")
     return study
+
+
+#: how long a search waits for another driver that has just created the same study to label it
+LABEL_WAIT_SECONDS = 10.0
+
+
+def _made_by_us(study: optuna.Study, url: str) -> dict:
+    """The user attributes of an existing study, which must be an automl-noisy study: one that has
+    them, or (no trial yet) one another search is creating this moment, whose attributes then appear
+    (its search space's fingerprint last)."""
+    deadline = time.monotonic() + LABEL_WAIT_SECONDS
+    while True:
+        attrs = study.user_attrs
+        if "space_fingerprint" in attrs:
+            return attrs
+        if study.get_trials(deepcopy=False) or time.monotonic() > deadline:
+            raise UserError(f"study {study.study_name!r} in {mask_url(url)} was not made by automl-noisy (it has none "
+                            "of the attributes a search records); pass another --study name")
+        time.sleep(0.2)
 
 
 def _noise_profile(data: NoisyDataset, seed: int) -> dict:
@@ -222,12 +278,11 @@ def _counts(study: optuna.Study) -> dict[str, int]:
 #: The user attribute naming a queued entry (its value), per kind of warm start.
 WARM_START_ATTRS = ("portfolio", "warm_start")
 
-#: User attributes of the trials a search queues itself (plain CE, portfolio entries, an earlier
-#: study's best): they run every epoch. They were chosen before the search (the portfolio for doing
-#: well across many tasks), and some of them learn late (DivideMix's warm-up, a pretrained body's
-#: fine-tuning), so a median of the first epochs of other pipelines is no judge of them; the pruner
-#: judges the sampler's trials, against every reported trial, these included.
-QUEUED_ATTRS = ("baseline", *WARM_START_ATTRS)
+# The trials a search queues itself (plain CE, portfolio entries, an earlier study's best; named by
+# shared.QUEUED_ATTRS) run every epoch. They were chosen before the search (the portfolio for doing
+# well across many tasks), and some of them learn late (DivideMix's warm-up, a pretrained body's
+# fine-tuning), so a median of the first epochs of other pipelines is no judge of them; the pruner
+# judges the sampler's trials, against every reported trial, these included.
 
 #: a RUNNING trial with neither a driver nor a heartbeat is an orphan once it is this old (a live
 #: driver names itself on a trial right after asking for it)
@@ -346,8 +401,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
         return order.may_ask(running)
 
     with SearchProgress(study, options.trials, enabled=options.progress) as progress:
-        encoders.prepare(space.encoder_pipelines(data.spec, options.seed), progress.say)
         try:
+            encoders.prepare(space.encoder_pipelines(data.spec, options.seed), progress.say)
             while launched < remaining or running:
                 stop_request.check()
                 while launched < remaining and may_ask():
@@ -356,14 +411,22 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                         release(order.release_below())
                         order.asked()
                     trial = study.ask()
-                    if any(k in trial.user_attrs for k in QUEUED_ATTRS):
+                    trial.set_user_attr("driver", driver)
+                    reason = surplus(study, trial, options.trials)  # another search shares the study
+                    if reason is not None:
+                        trial.set_user_attr("interrupted", True)
+                        trial.set_user_attr("fail_reason", reason)
+                        study.tell(trial, state=TrialState.FAIL)
+                        if reason.startswith(STUDY_FULL):
+                            launched = remaining
+                        continue
+                    if queued_as(trial) is not None:
                         queued.add(trial.number)
                     pipeline = space.suggest(trial, data.spec, options.seed)
                     trial.set_user_attr("pipeline", pipeline.to_dict())
                     trial.set_user_attr("combination", {**pipeline.combination(),
                                                         **({"preset": trial.params.get("preset", "none")}
                                                            if space.presets else {})})
-                    trial.set_user_attr("driver", driver)
                     running[trial.number], curves[trial.number] = trial, TrialCurve(sizes)
                     places[trial.number] = set()
                     launched += 1
@@ -409,7 +472,10 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                     where = f"fold {fold}: " if fold is not None else ""
                     stop(number, TrialState.FAIL, where + (event.error or "the trial failed"))
             release(math.inf)
-            encoders.collect(progress.say, wait=True)  # stored for a resume or train, even if no trial used it
+            while encoders.pending:  # stored for a resume or train, even if no trial used it
+                stop_request.check()
+                encoders.collect(progress.say, timeout=1.0)
+            _unqueue(study, driver, "not run: the search ended before it")
         except KeyboardInterrupt:
             release(math.inf)  # finished trials keep their results
             for number, trial in running.items():
@@ -418,10 +484,15 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                 trial.set_user_attr("interrupted", True)
                 trial.set_user_attr("fail_reason", "interrupted: the search was stopped")
                 study.tell(trial, state=TrialState.FAIL)
-            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-                if t.user_attrs.get("driver") == driver:  # queued by this search (a portfolio entry): runs on resume
-                    _mark_interrupted(study, t._trial_id, "interrupted: the search was stopped")
+            _unqueue(study, driver, "interrupted: the search was stopped")
             raise
+
+
+def _unqueue(study: optuna.Study, driver: str, reason: str) -> None:
+    """Mark interrupted the trials ``driver`` queued and no search has started (they run on a resume)."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        if t.user_attrs.get("driver") == driver:
+            _mark_interrupted(study, t._trial_id, reason)
 
 
 def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, curve: TrialCurve) -> None:

@@ -39,11 +39,14 @@ def encoder_folder(storage_url: str) -> Path | None:
 
 
 class SearchEncoders:
-    """Which encoder each trial's pipeline starts from, all of them made ready before the first."""
+    """Which encoder each trial's pipeline starts from, all of them made ready before the first.
+    ``interrupt`` is called during pretraining in the driver's process (the local executor) and stops
+    it by raising ``KeyboardInterrupt`` when the search is asked to stop."""
 
-    def __init__(self, folder: str | Path | None, data: NoisyDataset, executor: Executor) -> None:
+    def __init__(self, folder: str | Path | None, data: NoisyDataset, executor: Executor,
+                 interrupt: Callable[[], None] | None = None) -> None:
         self.cache = EncoderCache(folder) if folder is not None else None
-        self.data, self.executor = data, executor
+        self.data, self.executor, self._interrupt = data, executor, interrupt
         self._keys: dict[tuple, str] = {}  # (model, pretraining, seed) -> key
         self._pending: dict[str, tuple[EncoderRequest, float]] = {}  # pretraining, not yet stored
 
@@ -56,7 +59,9 @@ class SearchEncoders:
             requests[request.key] = request
         missing = []
         for key, request in requests.items():
-            body = self.cache.load(key) if self.cache is not None else None
+            body, problem = self.cache.read(key, request) if self.cache is not None else (None, None)
+            if problem:
+                say(f"encoder file {self.cache.path(key)} is not used: {problem}; it is pretrained again")  # type: ignore[union-attr]
             if body is None:
                 missing.append(request)
             else:
@@ -69,14 +74,20 @@ class SearchEncoders:
             "only); trials that start from an encoder wait for it")
         for request in missing:
             self._pending[request.key] = (request, time.monotonic())
-        self.executor.pretrain(missing)
+        self.executor.pretrain(missing, self._interrupt)
         self.collect(say)
 
-    def collect(self, say: Callable[[str], None], wait: bool = False) -> None:
-        """Store the encoders whose pretraining has finished (``wait``: wait for all of them)."""
+    @property
+    def pending(self) -> bool:
+        """Whether some pretraining has not been collected yet."""
+        return bool(self._pending)
+
+    def collect(self, say: Callable[[str], None], timeout: float = 0.0) -> None:
+        """Store the encoders whose pretraining has finished (waiting up to ``timeout`` seconds for
+        all of them)."""
         if not self._pending:
             return
-        for key, body in self.executor.pretrained(wait):
+        for key, body in self.executor.pretrained(timeout):
             request, began = self._pending.pop(key)
             if isinstance(body, BaseException):  # the trials that start from it fail with the reason
                 say(f"pretraining {request.describe()} failed: {describe_error(body)}")

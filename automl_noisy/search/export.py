@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_noisy.errors import UserError
+from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file, write_text
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.search.storage import mask_url, open_storage, resolve_study
 from automl_noisy.versions import versions
@@ -59,10 +60,21 @@ def export_best(storage_url: str, study_name: str | None, path: str | Path) -> t
     path = Path(path)
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder; pass -o with a file name, e.g. {path / 'best.yaml'}")
-    if path.parent and not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: folder {path.parent} does not exist")
-    try:
-        path.write_text(pipeline.to_yaml(provenance), encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
+    refuse_inputs([path], study_inputs(study, storage_url))
+    write_text(path, pipeline.to_yaml(provenance))
     return pipeline, provenance
+
+
+def study_inputs(study: optuna.Study, storage_url: str) -> dict[str, str | None]:
+    """The files behind a stored study, which no output may overwrite: the study database (an
+    SQLite file) and the files of the data it was searched on."""
+    from automl_noisy.data import DataSpec
+
+    inputs: dict[str, str | None] = {"the study database": sqlite_file(storage_url)}
+    data = study.user_attrs.get("data")
+    if isinstance(data, dict):
+        try:
+            inputs.update(data_files(DataSpec.from_dict(data)))
+        except UserError:  # a study of another version: its database is what matters
+            pass
+    return inputs

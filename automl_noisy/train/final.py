@@ -16,16 +16,22 @@ import torch.nn.functional as F
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError
+from automl_noisy.outputs import data_files, refuse_inputs, write_text
 from automl_noisy.pipeline import Pipeline
-from automl_noisy.train.model_folder import write_model_folder
+from automl_noisy.train.model_folder import CARD, PIPELINE, WEIGHTS, write_model_folder
 from automl_noisy.train.pretrain import Encoder, EncoderCache, EncoderRequest, make_encoder
 from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality, resolve_device
+
+
+#: the files :func:`train_pipeline` writes into its output folder
+OUTPUT_FILES = (WEIGHTS, CARD, PIPELINE, "metrics.json", "label_issues.csv")
 
 
 def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | NoisyDataset | None = None,
                    threads: int | None = 1, device: str | torch.device | None = None,
                    on_epoch: Callable[[EpochMetrics, str], None] | None = None,
-                   encoders: str | Path | None = None, on_event: Callable[[str], None] | None = None) -> dict[str, Any]:
+                   encoders: str | Path | None = None, on_event: Callable[[str], None] | None = None,
+                   inputs: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Train ``pipeline`` (on its own data spec unless ``data`` is given) up to its ``stop_epoch``
     (the search's best epoch, when exported) and write to ``out_dir``:
 
@@ -80,9 +86,12 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     assert last is not None  # epochs >= 1
     if folds == 1:
         scores, predicted, val_accuracy = trainer.suspicion_scores(), trainer.predictions(), last.val_accuracy
-    out.mkdir(parents=True, exist_ok=True)
-    write_model_folder(out, pipeline, scored, trainer.networks)
-    _write_label_issues(out / "label_issues.csv", scored, scores, predicted)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_model_folder(out, pipeline, scored, trainer.networks)
+        _write_label_issues(out / "label_issues.csv", scored, scores, predicted)
+    except OSError as e:
+        raise UserError(f"cannot write the model folder {out}: {e.strerror or e}") from None
     metrics: dict[str, Any] = {
         "val_accuracy": val_accuracy,
         "validation": f"{folds}-fold out-of-fold" if folds > 1 else "holdout",
@@ -93,8 +102,23 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         "data_fingerprint": dataset.fingerprint,
         **detection_quality(scored, scores),  # with a holdout, its AUROC is the last epoch's label_issue_auroc
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def _check_writable(out: Path) -> None:
+    """A UserError now, before any training, when the output folder (or the folder it will be made
+    in) cannot be written; nothing is left behind."""
+    import tempfile
+
+    existing = out.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as e:
+        raise UserError(f"cannot write the model folder {out}: {e.strerror or e} in {existing}") from None
 
 
 def _out_of_fold_log_probs(pipeline: Pipeline, data: NoisyDataset, threads: int | None, device: str | torch.device | None,

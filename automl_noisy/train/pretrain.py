@@ -75,6 +75,28 @@ class EncoderRequest:
     def describe(self) -> str:
         return f"{self.pretraining.name} for {self.model.name} (encoder {self.key[:8]})"
 
+    def body_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The name and shape of every tensor of the body this request pretrains (built on PyTorch's
+        meta device: no memory, no computation)."""
+        factory: ModelFactory = build("model", self.model)  # type: ignore[assignment]
+        with torch.device("meta"):
+            net = factory.build(self.input_shape, 2)
+        return {k: tuple(v.shape) for k, v in net.body.state_dict().items()}
+
+    def problem(self, body: Encoder) -> str | None:
+        """Why ``body`` cannot be this request's encoder (other tensors, other shapes, non-finite or
+        non-floating values), or None when it can."""
+        expected = self.body_shapes()
+        if set(body) != set(expected):
+            return f"it holds other tensors than the body of {self.model.name} ({len(body)} against {len(expected)})"
+        for name, shape in expected.items():
+            tensor = body[name]
+            if not isinstance(tensor, Tensor) or tuple(tensor.shape) != shape:
+                return f"tensor {name} has shape {tuple(getattr(tensor, 'shape', ()))}, the body needs {shape}"
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                return f"tensor {name} holds NaN or infinite values"
+        return None
+
 
 def _method(spec: ComponentSpec) -> Pretraining:
     return build("pretraining", spec)  # type: ignore[return-value]
@@ -153,17 +175,25 @@ class EncoderCache:
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.pt"
 
-    def load(self, key: str) -> dict[str, Tensor] | None:
+    def load(self, key: str, request: EncoderRequest | None = None) -> dict[str, Tensor] | None:
+        """The stored encoder ``key`` (None when there is none or it cannot be used: see :meth:`read`)."""
+        return self.read(key, request)[0]
+
+    def read(self, key: str, request: EncoderRequest | None = None) -> tuple[dict[str, Tensor] | None, str | None]:
+        """The stored encoder ``key``, or None with the reason it cannot be used (None when there is
+        no file): a file that cannot be read, records another key, or (checked against ``request``)
+        holds tensors of other names or shapes than the body, or NaN or infinite values."""
         path = self.path(key)
         if not path.is_file():
-            return None
+            return None, None
         try:
             stored = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - a torn or foreign file is recomputed, never trusted
-            return None
+        except Exception as e:  # noqa: BLE001 - a torn or foreign file is recomputed, never trusted
+            return None, f"it cannot be read ({type(e).__name__})"
         if not isinstance(stored, dict) or stored.get("key") != key or not isinstance(stored.get("body"), dict):
-            return None
-        return stored["body"]
+            return None, "it records another key"
+        problem = request.problem(stored["body"]) if request is not None else None
+        return (None, problem) if problem else (stored["body"], None)
 
     def save(self, key: str, body: Encoder) -> None:
         try:
@@ -179,11 +209,13 @@ class EncoderCache:
     def obtain(self, request: EncoderRequest, data: NoisyDataset,
                on_event: Callable[[str], None] | None = None) -> dict[str, Tensor]:
         """The encoder ``request`` names: from the cache, or pretrained now and stored."""
-        body = self.load(request.key)
+        body, problem = self.read(request.key, request)
         if body is not None:
             if on_event:
                 on_event(f"encoder {request.describe()} loaded from {self.folder}")
             return body
+        if problem and on_event:
+            on_event(f"encoder file {self.path(request.key)} is not used: {problem}; it is pretrained again")
         if on_event:
             on_event(f"pretraining {request.describe()} on {len(data.y_train) + len(data.y_val)} rows ...")
         start = time.perf_counter()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 from automl_noisy.pipeline import Pipeline
@@ -58,16 +58,17 @@ class Executor(ABC):
         """Make a pretrained body available to the jobs submitted after (sent to workers once)."""
 
     @abstractmethod
-    def pretrain(self, requests: list[EncoderRequest]) -> None:
+    def pretrain(self, requests: list[EncoderRequest], interrupt: Callable[[], None] | None = None) -> None:
         """Start pretraining the encoders ``requests`` name on the data. Jobs submitted after may
         start from them at once: where the executor can, a job waits for its encoder while jobs
-        that need none run."""
+        that need none run. An executor that pretrains in this process calls ``interrupt`` between
+        epochs (it raises ``KeyboardInterrupt`` when the search is asked to stop)."""
 
     @abstractmethod
-    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder | BaseException]]:
-        """The encoders ``pretrain`` finished since the last call (``wait``: all of them, waiting),
-        each with its body, or with the exception its pretraining raised (the jobs that start from
-        it then fail with that reason)."""
+    def pretrained(self, timeout: float = 0.0) -> list[tuple[str, Encoder | BaseException]]:
+        """The encoders ``pretrain`` finished since the last call (waiting up to ``timeout`` seconds
+        for all of them), each with its body, or with the exception its pretraining raised (the jobs
+        that start from it then fail with that reason)."""
 
     @abstractmethod
     def next_event(self, timeout: float | None = None) -> TrialEvent | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 
 from automl_noisy.data import NoisyDataset
 from automl_noisy.pipeline import Pipeline
@@ -47,16 +47,21 @@ class LocalExecutor(Executor):
     def add_encoder(self, key: str, body: Encoder) -> None:
         self._encoders[key] = body
 
-    def pretrain(self, requests: list[EncoderRequest]) -> None:
-        """Pretrain each encoder now, in this process (a failure is kept, as Ray keeps a task's)."""
+    def pretrain(self, requests: list[EncoderRequest], interrupt: Callable[[], None] | None = None) -> None:
+        """Pretrain each encoder now, in this process (a failure is kept, as Ray keeps a task's);
+        ``interrupt`` is called after every pretraining epoch."""
+        def progress(step: int, steps: int, loss: float) -> None:
+            if interrupt is not None:
+                interrupt()
+
         for request in requests:
             try:
-                self._encoders[request.key] = make_encoder(request, self.data)
+                self._encoders[request.key] = make_encoder(request, self.data, progress)
             except Exception as e:  # noqa: BLE001 - the trials that start from it fail with the reason
                 self._encoders[request.key] = e
             self._done.append(request.key)
 
-    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder | BaseException]]:
+    def pretrained(self, timeout: float = 0.0) -> list[tuple[str, Encoder | BaseException]]:
         done, self._done = self._done, []
         return [(key, self._encoders[key]) for key in done]
 

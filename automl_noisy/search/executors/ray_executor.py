@@ -12,7 +12,7 @@ device (``gpus_per_trial``). Pruning cancels the tasks.
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 
 import ray
 
@@ -108,7 +108,7 @@ class RayExecutor(Executor):
         if key not in self._encoder_refs:
             self._encoder_refs[key] = ray.put(dict(body))  # once; every job that starts from it shares it
 
-    def pretrain(self, requests: list[EncoderRequest]) -> None:
+    def pretrain(self, requests: list[EncoderRequest], interrupt: Callable[[], None] | None = None) -> None:
         """One Ray task per encoder, all at once (one CPU each, or one GPU each when trials run on
         GPUs). A job that starts from one gets the task's result as its argument, so Ray runs it
         once the encoder is there, while trials that need none run already."""
@@ -117,11 +117,11 @@ class RayExecutor(Executor):
         for r in requests:
             self._encoder_refs[r.key] = self._pending[r.key] = task.remote(r, self._data_ref)
 
-    def pretrained(self, wait: bool = False) -> list[tuple[str, Encoder | BaseException]]:
+    def pretrained(self, timeout: float = 0.0) -> list[tuple[str, Encoder | BaseException]]:
         if not self._pending:
             return []
         refs = list(self._pending.values())
-        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=None if wait else 0)
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=timeout)
         out: list[tuple[str, Encoder | BaseException]] = []
         for key in [k for k, ref in self._pending.items() if ref in ready]:
             try:

@@ -1,0 +1,55 @@
+"""Several drivers on one study: which of the trials they ask for may run.
+
+Two searches started on the same study (two terminals, two machines on one PostgreSQL database, or
+a second ``docker compose run``) each ask Optuna for trials. The storage numbers trials in the order
+they are created, atomically, so every driver can decide the same way, with no lock, whether a trial
+it has just been handed may run:
+
+- **the total**: trial ``n`` may run only while fewer than ``--trials`` trials that count come before
+  it (finished ones, except those a stopped search interrupted, and running ones);
+- **one of each queued pipeline**: a queued trial (plain CE, a portfolio entry, an earlier study's
+  best) may run only if no earlier trial that counts is the same queued pipeline, so each driver may
+  queue plain CE and the portfolio and still only one copy runs.
+
+A trial that may not run is marked FAIL and ``interrupted`` (it did not run, and it counts neither
+toward the total nor in the analysis), with the reason in ``fail_reason``.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+#: user attributes that name a pipeline a search queues itself (their value says which): plain CE,
+#: a portfolio entry, an earlier study's best
+QUEUED_ATTRS = ("baseline", "portfolio", "warm_start")
+
+
+#: how the reason for a trial asked beyond the total begins
+STUDY_FULL = "not run: the study already holds its"
+
+
+def counts(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` counts toward a study's total: finished or running, and not interrupted."""
+    if trial.state == TrialState.WAITING:
+        return False
+    return not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted"))
+
+
+def queued_as(trial: FrozenTrial | optuna.Trial) -> tuple[str, object] | None:
+    """The queued pipeline a trial runs, as ``(attribute, value)``; None for a sampled trial."""
+    attrs = trial.user_attrs
+    return next(((key, attrs[key]) for key in QUEUED_ATTRS if key in attrs), None)
+
+
+def surplus(study: optuna.Study, trial: optuna.Trial, total: int) -> str | None:
+    """Why ``trial`` (just asked for) may not run, or None when it may (see the module docstring)."""
+    earlier = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and counts(t)]
+    if len(earlier) >= total:
+        return f"{STUDY_FULL} {total} trials (another search on it ran them)"
+    mine = queued_as(trial)
+    if mine is not None:
+        twin = next((t for t in earlier if queued_as(t) == mine), None)
+        if twin is not None:
+            return f"not run: trial {twin.number} runs the same queued pipeline ({mine[0]} {mine[1]})"
+    return None
