@@ -111,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "times vary a lot, but two runs of one command may then differ (default: trials are seen "
                         "in number order, so one command with one seed and one number of workers gives the same "
                         "search every time)")
-    s.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    s.add_argument("--no-progress", action="store_true",
+                   help="show nothing while the search runs (by default: a live bar on a terminal, else one line "
+                        "per finished trial on stderr: its value, standard error, state and methods)")
     s.add_argument("--portfolio", metavar="FILE",
                    help="after the plain-CE baseline, run these pipelines before the sampler draws (default: "
                         "search_spaces/portfolio.yaml, learned offline across many tasks; entries the space or the "
@@ -198,8 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug, not a user mistake: still one line unless --debug
         if args.debug:
             raise
-        text = " ".join(str(e).split())[:300]
-        print(f"{PROG}: internal error: {type(e).__name__}: {text} (rerun with --debug for details)",
+        from automl_noisy.errors import shorten
+
+        print(f"{PROG}: internal error: {type(e).__name__}: {shorten(e)} (rerun with --debug for details)",
               file=sys.stderr)
         return 1
 
@@ -377,14 +380,18 @@ def cmd_components(args: argparse.Namespace) -> int:
                                                           else "one")) for name, f in FAMILIES.items()]
     listed += [(name, registry, "a stage before training; the space's 'pretraining' section")
                for name, registry in STAGES.items()]
+    import textwrap
+
+    from automl_noisy.docs import first_sentence
+
     for name, registry, kind in listed:
         if args.family and name != args.family:
             continue
         print(f"{name}  ({kind})")
         for choice in registry.names():
             cls = registry.get(choice)
-            doc = (cls.__doc__ or "").strip().splitlines()[0]
-            print(f"  {choice:<18} {doc}")
+            print(textwrap.fill(first_sentence(cls.__doc__), width=110, initial_indent=f"  {choice:<18} ",
+                                subsequent_indent=" " * 21))
             for param, decl in cls.hyperparameters().items():
                 print(f"      {name}.{choice}.{param}: {decl.describe()}")
     return 0

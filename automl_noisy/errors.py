@@ -16,3 +16,17 @@ class UserError(Exception):
 def choose_from(kind: str, given: object, valid: list[str] | tuple[str, ...]) -> UserError:
     """The error for a name that is not one of ``valid``: it lists the valid choices."""
     return UserError(f"unknown {kind} {given!r}; choose one of: {', '.join(valid)}")
+
+
+def shorten(text: object, limit: int = 300) -> str:
+    """``text`` on one line, cut at a word boundary with ``...`` when longer than ``limit``, so a
+    quoted message never ends mid-word without saying so.
+
+    >>> shorten("a long message from a library", 20)
+    'a long message ...'
+    """
+    flat = " ".join(str(text).split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit - 4].rsplit(" ", 1)[0] if " " in flat[:limit - 4] else flat[:limit - 4]
+    return f"{cut} ..."

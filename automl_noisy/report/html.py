@@ -146,7 +146,7 @@ def render_report(study: optuna.Study, analysis: Analysis | None = None, storage
                      + (f", clean test accuracy {provenance['test_accuracy']:.4f}"
                         if provenance.get("test_accuracy") is not None else "")
                      + ". Save it with <code>automl-noisy export -o best.yaml</code>."
-                     + (f' <b class="hurts">Warning:</b> {html.escape(warning)}.' if warning else ""))
+                     + (f' <b class="hurts">Warning:</b> {html.escape(warning)}' if warning else ""))
         yaml_text = pipeline.to_yaml(provenance)
     except UserError as e:
         best_line, yaml_text = html.escape(str(e)), ""

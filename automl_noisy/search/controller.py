@@ -393,7 +393,9 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
         held[number] = (trial, state, curve)
         if order is None or launched >= remaining:  # nothing more to ask: no order to keep
             release(math.inf)
-        progress.finished(state, curve.best.val_accuracy if state == TrialState.COMPLETE else None)
+        best = curve.best
+        progress.finished(number, state, best.val_accuracy if best is not None else None,
+                          curve.stderr() if best is not None else None, trial.user_attrs.get("combination"), reason)
 
     def may_ask() -> bool:
         if order is None:

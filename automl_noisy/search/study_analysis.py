@@ -33,7 +33,7 @@ import optuna
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from automl_noisy.errors import UserError
+from automl_noisy.errors import UserError, shorten
 from automl_noisy.search.analysis import EffectsTable, Observation, effects
 from automl_noisy.search.storage import open_storage, resolve_study
 
@@ -126,7 +126,7 @@ def importances(study: optuna.Study) -> tuple[dict[str, float], list[str]]:
             warnings.simplefilter("always")
             values = optuna.importance.get_param_importances(study, evaluator=evaluator, params=params)
     except (ValueError, RuntimeError) as e:  # too few trials per parameter and the like
-        return {}, [f"parameter importances skipped: {' '.join(str(e).split())[:200]}"]
+        return {}, [f"parameter importances skipped: {shorten(e, 200)}"]
     thin = sorted({m.group(1) for w in caught if (m := re.search(r"parameter `([^`]+)` have less", str(w.message)))})
     notes = [f"importances from {len(complete)} complete trials"]
     if thin:

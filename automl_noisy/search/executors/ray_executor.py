@@ -18,7 +18,7 @@ import ray
 
 from automl_noisy.credentials import hidden_from_ray
 from automl_noisy.data import NoisyDataset
-from automl_noisy.errors import UserError
+from automl_noisy.errors import UserError, shorten
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.search.executors.base import Executor, Placement, TrialEvent, describe_error
 from automl_noisy.train import EpochMetrics, run_trial
@@ -57,7 +57,7 @@ def connect(address: str | None = None, num_cpus: int | None = None, secrets: Se
                          log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as e:
         target = address or "a local Ray"
-        raise UserError(f"cannot start or join {target}: {' '.join(str(e).split())[:300]}") from None
+        raise UserError(f"cannot start or join {target}: {shorten(e)}") from None
 
 
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
