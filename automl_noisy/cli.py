@@ -136,8 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train an exported pipeline; save weights, metrics, label issues")
     t.add_argument("pipeline", help="pipeline YAML written by 'automl-noisy export', or a preset name "
                                     "(see 'automl-noisy presets')")
-    t.add_argument("--epochs", type=int, help="train this many epochs instead of the pipeline's (and of its "
-                                              "best_epoch)")
+    t.add_argument("--epochs", type=_positive_int, help="train this many epochs instead of the pipeline's (and of "
+                                                        "its best_epoch)")
     t.add_argument("--cv", type=int, metavar="K", help="K >= 2: score every row out of fold with K fold models, "
                                                        "then train the saved model on all rows; 1: holdout "
                                                        "(default: the pipeline's)")
@@ -200,11 +200,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # a bug, not a user mistake: still one line unless --debug
         if args.debug:
             raise
+        refused = _storage_write_refused(e)
+        if refused:
+            storage = getattr(args, "storage", None) or "the study storage"
+            from automl_noisy.search.storage import mask_url
+
+            print(f"{PROG}: error: cannot write {mask_url(storage)}: {refused}; make the database (and, for SQLite, "
+                  "its file and folder) writable, or pass another --storage", file=sys.stderr)
+            return 2
         from automl_noisy.errors import shorten
 
         print(f"{PROG}: internal error: {type(e).__name__}: {shorten(e)} (rerun with --debug for details)",
               file=sys.stderr)
         return 1
+
+
+def _storage_write_refused(error: BaseException) -> str | None:
+    """What the database said, when ``error`` is a storage that refused a write (see
+    :func:`automl_noisy.search.storage.write_refused`); None for any other error."""
+    if "sqlalchemy" not in sys.modules:  # no database was opened
+        return None
+    from automl_noisy.search.storage import write_refused
+
+    return write_refused(error)
 
 
 def _data_spec(args: argparse.Namespace, base: Any = None) -> Any:
@@ -300,7 +318,7 @@ def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any, str]:
         pipeline = apply_preset(args.pipeline, replace(base, epochs=args.epochs or base.epochs), train_rows(data))
         return pipeline, data, args.encoders or DEFAULT_ENCODERS
     pipeline, provenance = read_pipeline_file(args.pipeline)
-    if args.epochs:
+    if args.epochs is not None:
         pipeline = replace(pipeline, epochs=args.epochs, best_epoch=None)
     encoders = args.encoders or provenance.get("encoders") or DEFAULT_ENCODERS
     return pipeline, _data_spec(args, base=pipeline.data), str(encoders)

@@ -302,6 +302,9 @@ def parse_space(doc: Any, name: str = "space", where: str = "space") -> SearchSp
     unknown = sorted(set(doc) - TOP_KEYS)
     if unknown:
         raise UserError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(TOP_KEYS))}")
+    if "families" in doc and not doc["families"]:
+        raise UserError(f"{where}: 'families' is empty; list the choices of at least one family (e.g. "
+                        "families: {loss: [ce, gce]}), or leave the key out to search the default families")
     families_doc = doc.get("families") or {}
     if not isinstance(families_doc, Mapping):
         raise UserError(f"{where}: 'families' must map a family to its choices")

@@ -79,6 +79,28 @@ def _lost_connection(error: BaseException) -> bool:
     return False
 
 
+#: what SQLite and PostgreSQL say when they cannot write (lower case)
+_REFUSED_WRITES = ("readonly database", "read-only", "disk is full", "no space left", "disk i/o error",
+                   "unable to open database file", "permission denied")
+
+
+def write_refused(error: BaseException) -> str | None:
+    """The database's own words when ``error`` (or what it wraps: Optuna wraps SQLAlchemy's errors)
+    says the storage cannot be written (a read-only file or folder, a full disk), else None."""
+    from sqlalchemy.exc import DBAPIError
+
+    seen: BaseException | None = error
+    for _ in range(6):
+        if seen is None:
+            break
+        if isinstance(seen, DBAPIError):
+            reason = str(seen.orig or seen).strip().splitlines()[0] if str(seen.orig or seen).strip() else ""
+            if any(words in reason.lower() for words in _REFUSED_WRITES):
+                return reason
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _reconnecting(method):
     """``method`` retried, with growing pauses, while the database server is unreachable, for up to
     ``RECONNECT_SECONDS``; then a UserError that says what is kept and how to go on."""

@@ -35,7 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from automl_noisy.errors import UserError, shorten
 from automl_noisy.search.analysis import EffectsTable, Observation, effects
-from automl_noisy.search.storage import open_storage, resolve_study
+from automl_noisy.search.storage import open_storage, resolve_study, write_refused
 
 ATTR = "analysis"
 FORMAT = 1  # bump when the method or the stored layout changes: stored analyses are then recomputed
@@ -164,7 +164,11 @@ def load_or_compute(study: optuna.Study, save: bool = True) -> Analysis:
             pass  # written by another version: compute again
     analysis = compute(study)
     if save:
-        study.set_user_attr(ATTR, analysis.to_dict())
+        try:
+            study.set_user_attr(ATTR, analysis.to_dict())
+        except Exception as e:  # a read-only database or a full disk: the analysis is just not kept
+            if write_refused(e) is None:
+                raise
     return analysis
 
 

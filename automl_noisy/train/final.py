@@ -20,7 +20,7 @@ from automl_noisy.outputs import data_files, refuse_inputs, write_text
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.model_folder import CARD, PIPELINE, WEIGHTS, write_model_folder
 from automl_noisy.train.pretrain import Encoder, EncoderCache, EncoderRequest, make_encoder
-from automl_noisy.train.trainer import EpochMetrics, Trainer, detection_quality, resolve_device
+from automl_noisy.train.trainer import EpochMetrics, Trainer, check_fits, detection_quality, resolve_device
 
 
 #: the files :func:`train_pipeline` writes into its output folder
@@ -63,6 +63,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     else:
         dataset = data
     pipeline = pipeline.with_data(dataset.spec)
+    check_fits(pipeline, dataset.input_shape)  # before an encoder is pretrained for it
     folds = dataset.spec.folds
     encoder = None
     if pipeline.start.pretrained:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from automl_noisy.components import build
 from automl_noisy.components.augment import views_for
-from automl_noisy.components.base import Classifier, TrainInfo
+from automl_noisy.components.base import Classifier, ModelFactory, TrainInfo
 from automl_noisy.data import NoisyDataset
 from automl_noisy.data.folds import fold_split
 from automl_noisy.errors import UserError
@@ -67,6 +67,16 @@ def resolve_device(name: str | torch.device | None) -> torch.device:
     return device
 
 
+def check_fits(pipeline: Pipeline, input_shape: tuple[int, ...]) -> ModelFactory:
+    """The pipeline's model factory; a UserError when the model does not take inputs of ``input_shape``
+    (checked before anything is pretrained or trained)."""
+    factory: ModelFactory = build("model", pipeline.model)  # type: ignore[assignment]
+    if not factory.accepts(input_shape):
+        raise UserError(f"model {factory.name!r} does not fit data of shape {input_shape}; "
+                        "choose another model in the pipeline")
+    return factory
+
+
 class Trainer:
     """Holds the networks, the training step and the data tensors of one training run.
 
@@ -85,10 +95,7 @@ class Trainer:
         torch.manual_seed(pipeline.seed)
         self.pipeline, self.data = pipeline, data
         self.device = resolve_device(device)
-        factory = build("model", pipeline.model)
-        if not factory.accepts(data.input_shape):
-            raise UserError(f"model {factory.name!r} does not fit data of shape {data.input_shape}; "
-                            "choose another model in the pipeline")
+        factory = check_fits(pipeline, data.input_shape)
         scheme = build_scheme(pipeline)
         methods = [Methods.from_pipeline(pipeline, leader=j == 0) for j in range(scheme.networks)]
         k = data.num_classes
