@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -214,16 +215,118 @@ CASES = {
                                              "pretraining settings are fixed"),
     "unknown start mode in a space": (lambda f: SEARCH[:-2] + ["--space", f["bad_start"]],
                                       "pretraining.start='thawed' is not one of"),
+    # no output overwrites an input (a study, a model and their files are made by the fixture `made`)
+    "export over the study database": (lambda f: ["export", "-o", "automl-noisy.db"],
+                                       "output automl-noisy.db is the study database this command reads"),
+    "report over the study database": (lambda f: ["report", "-o", f"{f['dir']}/./automl-noisy.db"],
+                                       "is the study database this command reads"),
+    "export through a link to the study database": (lambda f: ["export", "-o", f["db_link"]],
+                                                    "is the study database this command reads"),
+    "predict over the model's weights": (lambda f: ["predict", "model", "--data", "synthetic", "-o", "model/model.pt"],
+                                         "is the model's file model.pt this command reads"),
+    "predict over the model card": (lambda f: ["predict", "model", "--data", "synthetic", "-o", "model/model.json"],
+                                    "is the model's file model.json this command reads"),
+    "predict over its data file": (lambda f: ["predict", "model", "--data", f"csv:{f['ok_csv']}", "-o", f["ok_csv"]],
+                                   "is the data file this command reads"),
+    "predict to a full disk": (lambda f: ["predict", "model", "--data", "synthetic", "-o", "/dev/full"],
+                               "cannot write /dev/full: No space left on device"),
+    "report to a full disk": (lambda f: ["report", "-o", "/dev/full"], "cannot write /dev/full: No space left"),
+    "train over its pipeline file": (lambda f: ["train", "model/pipeline.yaml", "-o", "model"],
+                                     "is the pipeline file this command reads"),
+    "train over its data file": (lambda f: ["train", f["ok_pipe"], "--data", f"csv:{f['dir']}/d/label_issues.csv",
+                                            "-o", f"{f['dir']}/d"], "is the data file this command reads"),
+    "search storage over its data file": (lambda f: SEARCH + ["--data", f"csv:{f['ok_csv']}",
+                                                              "--storage", f"sqlite:///{f['ok_csv']}"],
+                                          "is the data file this command reads"),
+    "search storage over its space file": (lambda f: SEARCH[:-2] + ["--space", f["ok_space"], "--storage",
+                                                                   f"sqlite:///{f['ok_space']}"],
+                                           "is the search space file this command reads"),
+    # the study a search resumes
+    "a plain Optuna study of the same name": (lambda f: SEARCH + ["--data", "synthetic", "--study", "plain",
+                                                                  "--storage", "sqlite:///other.db"],
+                                              "study 'plain' in sqlite:///other.db was not made by automl-noisy"),
+    "search a study whose data file changed": (lambda f: SEARCH + ["--data", "csv:changing.csv", "--study",
+                                                                   "changing", "--storage", "sqlite:///other.db"],
+                                               "was made on other data"),
+    # numbers and files a user can type
+    "train for zero epochs": (lambda f: ["train", f["ok_pipe"], "--epochs", "0"], "must be at least 1, got 0"),
+    "negative gpus per trial": (lambda f: SEARCH + ["--gpus-per-trial", "-1"], "--gpus-per-trial must be 0"),
+    "gpus per trial not a number": (lambda f: SEARCH + ["--gpus-per-trial", "nan"], "--gpus-per-trial must be 0"),
+    "a gpu fraction with the local executor": (lambda f: SEARCH + ["--gpus-per-trial", "0.5"],
+                                               "--gpus-per-trial 0.5 has no effect with --executor local"),
+    "more than one gpu, not whole": (lambda f: ["search", "--gpus-per-trial", "1.5"], "not a whole number"),
+    "empty families in a space": (lambda f: SEARCH[:-2] + ["--space", f["empty_families"]], "'families' is empty"),
+    "missing storage file": (lambda f: ["export", "--storage-file", "nope.txt"], "storage file not found: nope.txt"),
+    "storage and storage file": (lambda f: ["export", "--storage", "sqlite:///x.db", "--storage-file", "u.txt"],
+                                 "not allowed with argument"),
+    "empty storage file": (lambda f: ["export", "--storage-file", f["empty_db"]], "is empty"),
+    "cnn on vectors with a pretrained start": (lambda f: ["train", f["cnn_finetune"], "--data", "synthetic", "-o", "o"],
+                                               "model 'cnn' does not fit data of shape (20,)"),
 }
+
+#: cases argparse refuses itself (SystemExit 2)
+PARSE_ERRORS = ("bad flag value", "dashboard port out of range", "negative workers", "zero threads",
+                "train for zero epochs", "storage and storage file")
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A finished study (``automl-noisy.db``: a 2-trial search on synthetic data), a model folder
+    trained from its best trial (``model/``), and ``other.db`` with an automl-noisy study 'changing'
+    made on ``changing.csv`` (which each case changes) and a plain Optuna study 'plain'."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("made")
+    db = f"sqlite:///{root}/automl-noisy.db"
+    other = f"sqlite:///{root}/other.db"
+    quiet = ["--executor", "local", "--no-progress", "--space", "quick", "--no-portfolio"]
+    (root / "changing.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    here = os.getcwd()
+    os.chdir(root)  # the study 'changing' names its data file by a relative path, as a user would
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(["search", *TINY_FLAGS, "--trials", "2", *quiet, "--storage", db]) == 0
+            assert main(["search", "--data", "csv:changing.csv", "--trials", "1", "--study", "changing", *quiet,
+                         "--storage", other]) == 0
+            assert main(["export", "--storage", db, "-o", "best.yaml"]) == 0
+            assert main(["train", "best.yaml", "-o", "model"]) == 0
+            assert main(["report", "--storage", db, "-o", "report.html"]) == 0  # the analysis is stored
+    finally:
+        os.chdir(here)
+    plain = optuna.create_study(storage=other, study_name="plain")
+    plain.add_trial(optuna.trial.create_trial(value=1.0))
+    (root / "best.yaml").unlink()
+    (root / "report.html").unlink()
+    return root
+
+
+def _digest(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` (links not followed) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.is_symlink()}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_user_mistakes_give_one_line_and_exit_2(case, files, capsys, monkeypatch):
+def test_user_mistakes_give_one_line_and_exit_2(case, files, made, capsys, monkeypatch):
+    """Each mistake: exit 2, one line on stderr that names it, and no file there before is changed."""
+    import shutil
+
+    shutil.copytree(made, files["dir"], dirs_exist_ok=True)
+    (files["dir"] / "changing.csv").write_text("a,b,label\n" + "".join(f"{i},{i % 5},{i % 2}\n" for i in range(40)))
+    (files["dir"] / "d").mkdir()
+    shutil.copy(files["ok_csv"], files["dir"] / "d" / "label_issues.csv")
+    extra = {"db_link": str(files["dir"] / "link.db"), "ok_space": _write(files["dir"] / "ce.yaml", "families:\n  loss: [ce]\n"),
+             "empty_families": _write(files["dir"] / "nofam.yaml", "families: {}\n"),
+             "cnn_finetune": _write(files["dir"] / "cnnft.yaml", "pipeline:\n  model: {name: cnn}\n  epochs: 1\n"
+                                    "  pretraining: {name: simclr, steps: 20}\n  start: {mode: finetune}\n")}
+    Path(extra["db_link"]).symlink_to(files["dir"] / "automl-noisy.db")
+    before = _digest(files["dir"])
     monkeypatch.chdir(files["dir"])
     argv, expected = CASES[case]
-    parse_error = case in ("bad flag value", "dashboard port out of range", "negative workers", "zero threads")
+    parse_error = case in PARSE_ERRORS
     with pytest.raises(SystemExit) if parse_error else _nothing() as caught:
-        code = main(argv(files))
+        code = main(argv({**files, **extra}))
     if parse_error:
         code = caught.value.code
     out, err = capsys.readouterr()
@@ -232,6 +335,8 @@ def test_user_mistakes_give_one_line_and_exit_2(case, files, capsys, monkeypatch
     assert len(lines) == 1, err
     assert expected in lines[0] and "Traceback" not in err
     assert "s3cret" not in err + out
+    after = _digest(files["dir"])
+    assert {name: data for name, data in after.items() if name in before} == before  # nothing stored changed
 
 
 class _nothing:

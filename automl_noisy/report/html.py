@@ -21,7 +21,7 @@ from optuna.trial import TrialState
 
 from automl_noisy.data.noise_profile import describe_profile
 from automl_noisy.errors import UserError
-from automl_noisy.outputs import check_writable_folder, refuse_inputs, write_text
+from automl_noisy.outputs import check_writable_folder, refuse_inputs, sqlite_file, write_text
 from automl_noisy.report import figures
 from automl_noisy.search.analysis import EffectsTable
 from automl_noisy.search.export import best_pipeline, study_inputs
@@ -167,6 +167,7 @@ def write_report(storage_url: str, study_name: str | None, path: str | Path) -> 
     """Write the report of a stored study to ``path``."""
     path = Path(path)
     check_writable_folder(path)
+    refuse_inputs([path], {"the study database": sqlite_file(storage_url)})  # before the analysis is stored
     study, analysis = open_analysis(storage_url, study_name)
     refuse_inputs([path], study_inputs(study, storage_url))
     write_text(path, render_report(study, analysis, storage_url))

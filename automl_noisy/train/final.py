@@ -53,10 +53,16 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     A pretrained start takes its encoder from the folder ``encoders`` (the search's, which export
     names) when it is there, else pretrains it again with the pipeline's seed (bit-identical on a
     CPU) and stores it there; ``on_event`` hears which.
+
+    No file written may be one of the data's files or of ``inputs`` (``{what: path}``, e.g. the
+    pipeline file), and the folder must be writable: both are UserErrors before anything is trained.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a folder; pass -o with a folder")
+    spec = data.spec if isinstance(data, NoisyDataset) else data or pipeline.data
+    refuse_inputs([out / name for name in OUTPUT_FILES], {**data_files(spec), **(inputs or {})})
+    _check_writable(out)
     device = resolve_device(device)  # a device this machine lacks is one line before any training
     if data is None or isinstance(data, DataSpec):
         dataset = load_data(data or pipeline.data)
