@@ -3,8 +3,9 @@ the driver hands on (Ray's job table, the environment of Ray's processes, messag
 
 A command line is visible to every user of a machine (``ps``) and Ray stores the driver's in its job
 table, so a URL with a password belongs in the environment variable ``AUTOML_NOISY_STORAGE`` or in a
-file (``--storage-file``, e.g. a Docker secret). Whatever the source, :func:`hidden_from_ray` keeps the
-password out of what Ray records and of the environment its local processes inherit.
+file (``--storage-file``, e.g. a Docker secret). Whatever the source, the Ray executor's
+``hidden_from_ray`` keeps the password (:func:`secrets_of`) out of what Ray records and of the
+environment its local processes inherit.
 
 >>> secrets_of("postgresql+psycopg2://ann:p%40ss@db/studies")
 ('p@ss', 'p%40ss')
@@ -15,8 +16,7 @@ password out of what Ray records and of the environment its local processes inhe
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 from automl_noisy.errors import UserError
 
@@ -82,28 +82,3 @@ def hide(text: str, secrets: Sequence[str]) -> str:
         if secret and secret in text:
             text = text.replace(secret, "***")
     return text
-
-
-@contextmanager
-def hidden_from_ray(secrets: Sequence[str]) -> Iterator[None]:
-    """Within the block, Ray records the driver's command line with the secrets masked, and processes
-    started in the block (a local Ray's GCS, raylet and, through the raylet, every worker) inherit an
-    environment without ``AUTOML_NOISY_STORAGE`` and without any variable that holds a secret (such as
-    ``POSTGRES_PASSWORD``). The driver's own environment is restored on leaving."""
-    import ray._private.utils as ray_utils
-
-    removed = {k: v for k, v in os.environ.items()
-               if k == STORAGE_ENV or any(s and s in v for s in secrets)}
-    entrypoint = ray_utils.get_entrypoint_name
-
-    def masked_entrypoint() -> str:
-        return hide(entrypoint(), secrets)
-
-    for key in removed:
-        del os.environ[key]
-    ray_utils.get_entrypoint_name = masked_entrypoint
-    try:
-        yield
-    finally:
-        ray_utils.get_entrypoint_name = entrypoint
-        os.environ.update(removed)

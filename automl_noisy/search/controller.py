@@ -314,15 +314,26 @@ def _fail_interrupted(study: optuna.Study) -> None:
             started = t.datetime_start.timestamp() if t.datetime_start is not None else now
             gone = now - started > ORPHAN_SECONDS and not _has_heartbeat(study, t._trial_id)
         if gone:
-            _mark_interrupted(study, t._trial_id, "interrupted: the search driver stopped")
+            _mark_interrupted(study, t._trial_id, "interrupted: the search driver stopped", t.state == TrialState.WAITING)
     optuna.storages.fail_stale_trials(study)
 
 
-def _mark_interrupted(study: optuna.Study, trial_id: int, reason: str) -> None:
-    """FAIL a trial no driver will finish, marked interrupted (a resume does not count it)."""
-    study._storage.set_trial_user_attr(trial_id, "interrupted", True)
-    study._storage.set_trial_user_attr(trial_id, "fail_reason", reason)
-    study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+def _mark_interrupted(study: optuna.Study, trial_id: int, reason: str, waiting: bool = False) -> None:
+    """FAIL a trial no driver will finish, marked interrupted (a resume does not count it). A
+    ``waiting`` (queued) trial is first claimed as Optuna's ``ask`` claims one, atomically, so one that
+    another search has just started is left to it; a trial another search has already marked is left
+    as it is."""
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    storage = study._storage
+    try:
+        if waiting and not storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+            return
+        storage.set_trial_user_attr(trial_id, "interrupted", True)
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return
 
 
 def _has_heartbeat(study: optuna.Study, trial_id: int) -> bool:
@@ -494,7 +505,7 @@ def _unqueue(study: optuna.Study, driver: str, reason: str) -> None:
     """Mark interrupted the trials ``driver`` queued and no search has started (they run on a resume)."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         if t.user_attrs.get("driver") == driver:
-            _mark_interrupted(study, t._trial_id, reason)
+            _mark_interrupted(study, t._trial_id, reason, waiting=True)
 
 
 def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, curve: TrialCurve) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import optuna
 from sqlalchemy.engine import make_url
@@ -45,15 +46,43 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.RDBStora
             raise UserError(f"cannot open storage {mask_url(url)}: folder {folder} does not exist")
     server = parsed.get_backend_name() != "sqlite"
     try:
-        return (ReconnectingStorage if server else optuna.storages.RDBStorage)(
-            url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-            engine_kwargs={"pool_pre_ping": True} if server else None,
-        )
+        for attempt in range(SCHEMA_ATTEMPTS):
+            try:
+                return (ReconnectingStorage if server else optuna.storages.RDBStorage)(
+                    url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                    engine_kwargs={"pool_pre_ping": True} if server else None,
+                )
+            except Exception as e:
+                if attempt + 1 == SCHEMA_ATTEMPTS or not _schema_race(e):
+                    raise
+                time.sleep(0.2 * (attempt + 1))  # another process is creating the same new database's tables
+        raise AssertionError("unreachable")
     except ModuleNotFoundError as e:
         raise UserError(f"storage {mask_url(url)} needs the Python module {e.name!r}; "
                         "install it (e.g. pip install psycopg2-binary for PostgreSQL)") from None
     except Exception as e:  # SQLAlchemy OperationalError and friends: unreachable or refused
         raise UserError(f"cannot open storage {mask_url(url)}: {_reason(e, url)}") from None
+
+
+#: how often a storage is opened again when another process was creating its tables at that moment
+SCHEMA_ATTEMPTS = 5
+
+
+def _schema_race(error: BaseException) -> bool:
+    """Whether opening a new database failed because another process created Optuna's tables (or
+    their version row) at the same moment: opening it again then finds them."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    seen: BaseException | None = error
+    for _ in range(4):
+        if seen is None:
+            return False
+        text = str(seen).lower()
+        if isinstance(seen, (IntegrityError, ProgrammingError, OperationalError)) and (
+                "alembic_version" in text or "already exists" in text):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _reason(error: BaseException, url: str) -> str:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 
 import ray
+import ray._private.utils as ray_utils
 
-from automl_noisy.credentials import hidden_from_ray
+from automl_noisy.credentials import STORAGE_ENV, hide
 from automl_noisy.data import NoisyDataset
 from automl_noisy.errors import UserError, shorten
 from automl_noisy.pipeline import Pipeline
@@ -40,9 +42,32 @@ def _encoder_task(request: EncoderRequest, data: NoisyDataset) -> Encoder:
     return make_encoder(request, data, None, default_device())
 
 
+@contextmanager
+def hidden_from_ray(secrets: Sequence[str]) -> Iterator[None]:
+    """Within the block, Ray records the driver's command line with the secrets masked, and processes
+    started in the block (a local Ray's GCS, raylet and, through the raylet, every worker) inherit an
+    environment without ``AUTOML_NOISY_STORAGE`` and without any variable that holds a secret (such as
+    ``POSTGRES_PASSWORD``). The driver's own environment is restored on leaving."""
+    removed = {k: v for k, v in os.environ.items()
+               if k == STORAGE_ENV or any(s and s in v for s in secrets)}
+    entrypoint = ray_utils.get_entrypoint_name
+
+    def masked_entrypoint() -> str:
+        return hide(entrypoint(), secrets)
+
+    for key in removed:
+        del os.environ[key]
+    ray_utils.get_entrypoint_name = masked_entrypoint
+    try:
+        yield
+    finally:
+        ray_utils.get_entrypoint_name = entrypoint
+        os.environ.update(removed)
+
+
 def connect(address: str | None = None, num_cpus: int | None = None, secrets: Sequence[str] = ()) -> None:
     """Join the Ray cluster at ``address``, or start a local one (auth disabled on loopback). The
-    ``secrets`` (a storage password) stay out of Ray: see :func:`automl_noisy.credentials.hidden_from_ray`."""
+    ``secrets`` (a storage password) stay out of Ray: see :func:`hidden_from_ray`."""
     if address:
         _check_reachable(address)
     if ray.is_initialized():
