@@ -16,3 +16,9 @@ class UserError(Exception):
 def choose_from(kind: str, given: object, valid: list[str] | tuple[str, ...]) -> UserError:
     """The error for a name that is not one of ``valid``: it lists the valid choices."""
     return UserError(f"unknown {kind} {given!r}; choose one of: {', '.join(valid)}")
+
+
+class UserValueError(UserError, ValueError):
+    """A user mistake met by :class:`~automl_noisy.NoisyLabelSearch` or another scikit-learn-shaped
+    entry point: still a :class:`UserError`, and the ``ValueError`` scikit-learn's conventions expect
+    for bad input (NaN, a wrong number of features, data too small, a bad parameter)."""
