@@ -86,6 +86,9 @@ def test_a_dataframe_with_a_category_and_a_kept_model_folder(tmp_path):
     assert model.label_issues_["given_label"].isin([0, 1]).all()
     loaded = automl_noisy.load(tmp_path / "model")  # the folder stands alone
     np.testing.assert_array_equal(loaded.predict_proba(frame[["label", "shape", "size"]]), model.predict_proba(frame))
+    # the folder names the classes "0" and "1": its score matches numbers by value, and their text
+    assert loaded.score(frame, y) == loaded.score(frame, y.astype(float)) == loaded.score(frame, y.astype(str))
+    assert loaded.score(frame, y) == pytest.approx(model.score(frame, y))
 
 
 def test_a_stored_study_is_resumed_by_the_same_fit(noisy_arrays, tmp_path):
