@@ -104,9 +104,10 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         from automl_noisy.data import DataSpec
         from automl_noisy.data.sources.memory import hold, release
 
+        self._check_params()
         features, labels = self._validated(X, y)
         spec = DataSpec(source=hold(features, labels), label_column=self._label_column(features),
-                        seed=self.random_state, val_fraction=self._val_fraction(labels))
+                        seed=int(self.random_state), val_fraction=self._val_fraction(labels))
         threads = torch.get_num_threads()  # training sets its own; the caller's comes back after
         try:
             with tempfile.TemporaryDirectory(prefix="automl-noisy-fit-") as tmp:
@@ -131,10 +132,11 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         # for this fit only
         stored = encoder_folder(self.storage) if self.storage else None
         encoders = str(stored if stored is not None else tmp / "encoders")
-        options = SearchOptions(data=spec, space=self.space, trials=self.trials, storage=storage,
-                                study=self.study_name, executor=self.executor, workers=self.workers,
-                                ray_address=self.ray_address, seed=self.random_state, progress=self.verbose > 0,
-                                cv=self.cv, encoders=encoders, portfolio="default" if self.portfolio else None)
+        whole = lambda value: None if value is None else int(value)  # noqa: E731 - numpy integers too
+        options = SearchOptions(data=spec, space=self.space, trials=int(self.trials), storage=storage,
+                                study=self.study_name, executor=self.executor, workers=whole(self.workers),
+                                ray_address=self.ray_address, seed=int(self.random_state), progress=self.verbose > 0,
+                                cv=whole(self.cv), encoders=encoders, portfolio="default" if self.portfolio else None)
         study = search(options)
         pipeline, _ = best_pipeline(study, storage)
         out = Path(self.model_dir) if self.model_dir else tmp / "model"
@@ -142,7 +144,7 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         def report(m: Any, stage: str) -> None:
             print(f"{stage} epoch {m.epoch:>3}/{pipeline.stop_epoch}: loss {m.train_loss:.4f}", file=sys.stderr)
 
-        self.metrics_ = train_pipeline(pipeline, out, threads=self.threads, device=self.device,
+        self.metrics_ = train_pipeline(pipeline, out, threads=int(self.threads), device=self.device,
                                        on_epoch=report if self.verbose > 1 else None, encoders=encoders)
         self.model_ = load(out, device=self.device)  # None: a GPU when there is one, as in training
         names = dict(zip(self.model_.classes_.tolist(), self.classes_.tolist(), strict=True))
@@ -158,6 +160,20 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
             print(f"NoisyLabelSearch: best of {len(study.trials)} trials is trial {best.number} "
                   f"(val_accuracy {best.value:.4f}); trained it: val_accuracy {self.metrics_['val_accuracy']:.4f}",
                   file=sys.stderr)
+
+    def _check_params(self) -> None:
+        """The numeric parameters, each an integer (a Python or NumPy one) in its range; the search
+        checks the others (``space``, ``executor``, ``storage``, ``device`` ...)."""
+        for name, low, optional in (("trials", 1, False), ("random_state", 0, False), ("threads", 1, False),
+                                    ("verbose", 0, False), ("cv", 1, True), ("workers", 1, True)):
+            value = getattr(self, name)
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise UserValueError(f"{name} must be an integer of at least {low}{' or None' if optional else ''}, "
+                                     f"got {value!r}")
+        if not isinstance(self.portfolio, (bool, np.bool_)):
+            raise UserValueError(f"portfolio must be True or False, got {self.portfolio!r}")
 
     def _validated(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
         """``X`` (a DataFrame with a plain index, or a numeric array) and ``y`` as a 1-D array the

@@ -119,9 +119,17 @@ def test_bad_input(noisy_arrays):
     with pytest.raises(ValueError, match="Unknown label type"):
         NoisyLabelSearch(**TINY).fit(x, np.linspace(0, 1, len(x)))
     # a mistake the search itself finds is the ValueError scikit-learn expects, and the project's UserError
-    with pytest.raises(ValueError, match="--trials must be at least 1, got 0") as caught:
-        NoisyLabelSearch(**{**TINY, "trials": 0}).fit(x, y)
+    with pytest.raises(ValueError, match="unknown executor 'slurm'; choose one of: local, ray") as caught:
+        NoisyLabelSearch(**{**TINY, "executor": "slurm"}).fit(x, y)
     assert isinstance(caught.value, UserError)
+
+
+@pytest.mark.parametrize("param, value", [("trials", 0), ("trials", 2.5), ("random_state", None), ("threads", 0),
+                                          ("cv", 0), ("workers", -1), ("verbose", "loud"), ("portfolio", "yes")])
+def test_bad_parameters_name_the_parameter(noisy_arrays, param, value):
+    x, y = noisy_arrays
+    with pytest.raises(ValueError, match=f"^{param} must be (an integer of at least|True or False).*got {value!r}$"):
+        NoisyLabelSearch(**{**TINY, param: value}).fit(x, y)
 
 
 @pytest.mark.parametrize("first", ["a number", "a string"])
@@ -139,9 +147,9 @@ def test_labels_mixing_numbers_and_strings_are_refused(noisy_arrays, first):
 def test_small_data_fits_and_a_list_of_mixed_labels_is_text(noisy_arrays):
     """Twelve rows of three classes: too few for a 10 % validation split, so it holds out one row of
     each class. A plain list mixing numbers and strings becomes strings, as numpy.asarray (and so
-    scikit-learn's own classifiers) make it."""
+    scikit-learn's own classifiers) make it. NumPy integers are parameters like Python's."""
     x, _ = noisy_arrays
-    model = NoisyLabelSearch(**{**TINY, "trials": 1}).fit(x[:12], [1, "a", 2] * 4)
+    model = NoisyLabelSearch(**{**TINY, "trials": np.int64(1), "cv": np.int64(2)}).fit(x[:12], [1, "a", 2] * 4)
     assert model.classes_.tolist() == ["1", "2", "a"] and set(model.predict(x[:12])) <= {"1", "2", "a"}
     assert model.best_pipeline_.data.val_fraction > 0.1
     with pytest.raises(ValueError, match="class 'b' has only one row in y"):
