@@ -196,18 +196,36 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
 
     @staticmethod
     def _labels(y: Any) -> np.ndarray:
-        """``y`` as a 1-D array of class labels, checked as scikit-learn's classifiers check it; labels
-        that mix numbers and strings are refused (their order, and so ``classes_``, is undefined)."""
+        """``y`` as a 1-D array of class labels, checked as scikit-learn's classifiers check it. An
+        object array must hold labels of one kind (strings, say): labels that mix numbers and strings
+        have no order (nor, so, ``classes_``), and a missing label (None, NaN) is no class."""
+        import pandas as pd
         from sklearn.utils.multiclass import check_classification_targets
         from sklearn.utils.validation import column_or_1d
 
+        def kind_of(value: Any) -> str:
+            if isinstance(value, str):
+                return "strings"
+            if value is None or value is pd.NA or (isinstance(value, numbers.Real) and value != value):
+                return "missing"
+            return "numbers" if isinstance(value, numbers.Number) else type(value).__name__
+
         y = column_or_1d(np.asarray(y), warn=True)
         if y.dtype.kind == "O":
-            number = next((v for v in y if isinstance(v, numbers.Number)), None)
-            text = next((v for v in y if isinstance(v, str)), None)
-            if number is not None and text is not None:
-                raise UserValueError(f"y mixes numbers and strings as labels (e.g. {number!r} and {text!r}); "
-                                     "pass labels of one kind, e.g. numpy.asarray(y, dtype=str)")
+            examples: dict[str, Any] = {}
+            missing = 0
+            for value in y:
+                kind = kind_of(value)
+                missing += kind == "missing"
+                examples.setdefault(kind, value)
+            if missing:
+                raise UserValueError(f"y has {missing} missing label(s) (None or NaN); drop those rows or give "
+                                     "them a label")
+            if len(examples) > 1:
+                first, second = sorted(examples)[:2]
+                raise UserValueError(f"y mixes {first} and {second} as labels (e.g. {examples[first]!r} and "
+                                     f"{examples[second]!r}); pass labels of one kind, e.g. "
+                                     "numpy.asarray(y, dtype=str)")
         check_classification_targets(y)
         return y
 

@@ -144,6 +144,13 @@ def test_labels_mixing_numbers_and_strings_are_refused(noisy_arrays, first):
     assert isinstance(caught.value, UserError)
 
 
+
+@pytest.mark.parametrize("missing", [None, np.nan, pd.NA], ids=["None", "NaN", "pandas.NA"])
+def test_missing_labels_in_an_object_array_are_refused(noisy_arrays, missing):
+    x, _ = noisy_arrays
+    with pytest.raises(ValueError, match=r"^y has 80 missing label\(s\) \(None or NaN\); drop those rows"):
+        NoisyLabelSearch(**TINY).fit(x, np.array(["ant", "bee", missing] * 80, dtype=object))
+
 def test_small_data_fits_and_a_list_of_mixed_labels_is_text(noisy_arrays):
     """Twelve rows of three classes: too few for a 10 % validation split, so it holds out one row of
     each class. A plain list mixing numbers and strings becomes strings, as numpy.asarray (and so
