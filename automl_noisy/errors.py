@@ -30,3 +30,9 @@ def shorten(text: object, limit: int = 300) -> str:
         return flat
     cut = flat[:limit - 4].rsplit(" ", 1)[0] if " " in flat[:limit - 4] else flat[:limit - 4]
     return f"{cut} ..."
+
+
+class UserValueError(UserError, ValueError):
+    """A user mistake met by :class:`~automl_noisy.NoisyLabelSearch` or another scikit-learn-shaped
+    entry point: still a :class:`UserError`, and the ``ValueError`` scikit-learn's conventions expect
+    for bad input (NaN, a wrong number of features, data too small, a bad parameter)."""

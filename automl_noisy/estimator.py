@@ -14,14 +14,35 @@ does, trains it with :func:`automl_noisy.train_pipeline` into a model folder and
 
 from __future__ import annotations
 
+import numbers
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+
+from automl_noisy.errors import UserError, UserValueError
+
+#: The validation share of a holdout split, as ``--val-fraction``'s default; raised on small data
+#: so that the split holds one row of each class.
+VAL_FRACTION = 0.1
+
+
+@contextmanager
+def _value_errors() -> Iterator[None]:
+    """A :class:`UserError` raised inside comes out as a :class:`UserValueError` (the same message
+    and traceback): scikit-learn expects a ``ValueError`` for bad input."""
+    try:
+        yield
+    except UserError as e:
+        if isinstance(e, ValueError):
+            raise
+        raise UserValueError(str(e)).with_traceback(e.__traceback__) from None
 
 
 class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
@@ -39,6 +60,11 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
     - ``device`` and ``threads`` for training the best pipeline; ``model_dir`` keeps its model folder
       (None: a temporary one, removed after ``fit``; the model stays loaded);
     - ``verbose``: 0 silent, 1 the search's progress bar and a summary line, 2 also training epochs.
+
+    Bad input or a bad parameter raises :class:`~automl_noisy.errors.UserValueError`: a
+    ``ValueError``, as scikit-learn expects, and the project's ``UserError``. Each class of ``y``
+    needs two rows (one to train on, one to validate); on small data the validation split grows
+    from 10 % to one row of each class.
 
     After ``fit``: ``classes_``, ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame),
     ``best_pipeline_`` (:class:`~automl_noisy.Pipeline`), ``study_`` (the Optuna study),
@@ -68,14 +94,20 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any) -> NoisyLabelSearch:
         """Search, export the best trial's pipeline and train it on all of ``(X, y)``."""
+        with _value_errors():
+            self._fit(X, y)
+        return self
+
+    def _fit(self, X: Any, y: Any) -> None:
         import torch
 
         from automl_noisy.data import DataSpec
         from automl_noisy.data.sources.memory import hold, release
 
+        self._check_params()
         features, labels = self._validated(X, y)
         spec = DataSpec(source=hold(features, labels), label_column=self._label_column(features),
-                        seed=self.random_state)
+                        seed=int(self.random_state), val_fraction=self._val_fraction(labels))
         threads = torch.get_num_threads()  # training sets its own; the caller's comes back after
         try:
             with tempfile.TemporaryDirectory(prefix="automl-noisy-fit-") as tmp:
@@ -83,7 +115,6 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         finally:
             release(spec.source)
             torch.set_num_threads(threads)
-        return self
 
     def _search_and_train(self, spec: Any, tmp: Path) -> None:
         import pandas as pd
@@ -101,10 +132,11 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         # for this fit only
         stored = encoder_folder(self.storage) if self.storage else None
         encoders = str(stored if stored is not None else tmp / "encoders")
-        options = SearchOptions(data=spec, space=self.space, trials=self.trials, storage=storage,
-                                study=self.study_name, executor=self.executor, workers=self.workers,
-                                ray_address=self.ray_address, seed=self.random_state, progress=self.verbose > 0,
-                                cv=self.cv, encoders=encoders, portfolio="default" if self.portfolio else None)
+        whole = lambda value: None if value is None else int(value)  # noqa: E731 - numpy integers too
+        options = SearchOptions(data=spec, space=self.space, trials=int(self.trials), storage=storage,
+                                study=self.study_name, executor=self.executor, workers=whole(self.workers),
+                                ray_address=self.ray_address, seed=int(self.random_state), progress=self.verbose > 0,
+                                cv=whole(self.cv), encoders=encoders, portfolio="default" if self.portfolio else None)
         study = search(options)
         pipeline, _ = best_pipeline(study, storage)
         out = Path(self.model_dir) if self.model_dir else tmp / "model"
@@ -112,7 +144,7 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         def report(m: Any, stage: str) -> None:
             print(f"{stage} epoch {m.epoch:>3}/{pipeline.stop_epoch}: loss {m.train_loss:.4f}", file=sys.stderr)
 
-        self.metrics_ = train_pipeline(pipeline, out, threads=self.threads, device=self.device,
+        self.metrics_ = train_pipeline(pipeline, out, threads=int(self.threads), device=self.device,
                                        on_epoch=report if self.verbose > 1 else None, encoders=encoders)
         self.model_ = load(out, device=self.device)  # None: a GPU when there is one, as in training
         names = dict(zip(self.model_.classes_.tolist(), self.classes_.tolist(), strict=True))
@@ -129,28 +161,87 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
                   f"(val_accuracy {best.value:.4f}); trained it: val_accuracy {self.metrics_['val_accuracy']:.4f}",
                   file=sys.stderr)
 
+    def _check_params(self) -> None:
+        """The numeric parameters, each an integer (a Python or NumPy one) in its range; the search
+        checks the others (``space``, ``executor``, ``storage``, ``device`` ...)."""
+        for name, low, optional in (("trials", 1, False), ("random_state", 0, False), ("threads", 1, False),
+                                    ("verbose", 0, False), ("cv", 1, True), ("workers", 1, True)):
+            value = getattr(self, name)
+            if optional and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise UserValueError(f"{name} must be an integer of at least {low}{' or None' if optional else ''}, "
+                                     f"got {value!r}")
+        if not isinstance(self.portfolio, (bool, np.bool_)):
+            raise UserValueError(f"portfolio must be True or False, got {self.portfolio!r}")
+
     def _validated(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
         """``X`` (a DataFrame with a plain index, or a numeric array) and ``y`` as a 1-D array the
         data sources read; sets ``classes_``, ``n_features_in_`` and ``feature_names_in_``."""
         import pandas as pd
-        from sklearn.utils.multiclass import check_classification_targets
-        from sklearn.utils.validation import check_array, check_consistent_length, column_or_1d
+        from sklearn.utils.validation import check_consistent_length, validate_data
 
-        y = column_or_1d(np.asarray(y), warn=True)
-        check_classification_targets(y)
+        y = self._labels(y)
         if isinstance(X, pd.DataFrame):
             X = X.reset_index(drop=True).rename(columns=str)
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+            validate_data(self, X, skip_check_array=True)  # n_features_in_, feature_names_in_
         else:
-            X = check_array(X, allow_nd=True, dtype="numeric")
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
+            X = validate_data(self, X, allow_nd=True, dtype="numeric")
         check_consistent_length(X, y)
-        self.n_features_in_ = X.shape[1]
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
-            raise ValueError(f"y holds a single class {self.classes_[0]!r}; a classifier needs at least two")
+            raise UserValueError(f"y holds only one class ({self.classes_.tolist()[0]!r}); a classifier needs "
+                                 "at least two")
         return X, (y.astype(str) if y.dtype.kind == "O" else y)
+
+    @staticmethod
+    def _labels(y: Any) -> np.ndarray:
+        """``y`` as a 1-D array of class labels, checked as scikit-learn's classifiers check it. An
+        object array must hold labels of one kind (strings, say): labels that mix numbers and strings
+        have no order (nor, so, ``classes_``), and a missing label (None, NaN) is no class."""
+        import pandas as pd
+        from sklearn.utils.multiclass import check_classification_targets
+        from sklearn.utils.validation import column_or_1d
+
+        def kind_of(value: Any) -> str:
+            if isinstance(value, str):
+                return "strings"
+            if value is None or value is pd.NA or (isinstance(value, numbers.Real) and value != value):
+                return "missing"
+            return "numbers" if isinstance(value, numbers.Number) else type(value).__name__
+
+        y = column_or_1d(np.asarray(y), warn=True)
+        if y.dtype.kind == "O":
+            examples: dict[str, Any] = {}
+            missing = 0
+            for value in y:
+                kind = kind_of(value)
+                missing += kind == "missing"
+                examples.setdefault(kind, value)
+            if missing:
+                raise UserValueError(f"y has {missing} missing label(s) (None or NaN); drop those rows or give "
+                                     "them a label")
+            if len(examples) > 1:
+                first, second = sorted(examples)[:2]
+                raise UserValueError(f"y mixes {first} and {second} as labels (e.g. {examples[first]!r} and "
+                                     f"{examples[second]!r}); pass labels of one kind, e.g. "
+                                     "numpy.asarray(y, dtype=str)")
+        check_classification_targets(y)
+        return y
+
+    @staticmethod
+    def _val_fraction(y: np.ndarray) -> float:
+        """The validation share of the holdout split: ``VAL_FRACTION``, or just enough for one row of
+        each class on small data. Every class needs two rows: one to train on, one to validate."""
+        classes, counts = np.unique(y, return_counts=True)
+        if counts.min() < 2:
+            rare = classes[counts < 2]
+            raise UserValueError(f"class {rare.tolist()[0]!r} has only one row in y ({len(rare)} class(es) do); "
+                                 "NoisyLabelSearch needs two rows of each class, one to train on and one "
+                                 "to validate: add rows or drop the class")
+        if len(y) * VAL_FRACTION >= len(classes):
+            return VAL_FRACTION
+        return (len(classes) - 0.5) / len(y)  # the split holds out ceil(fraction * n) rows: exactly one per class
 
     @staticmethod
     def _label_column(features: Any) -> str:
@@ -167,9 +258,23 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         return self.model_
 
+    def _inputs(self, X: Any) -> Any:
+        """``X`` checked as scikit-learn checks new rows. A model fit on a DataFrame takes a DataFrame
+        as it is (its feature columns are found by name, in any order; others are ignored) or an
+        array of its columns in training order; a model fit on an array takes finite numbers with the
+        training number of features."""
+        import pandas as pd
+        from sklearn.utils.validation import validate_data
+
+        if hasattr(self, "feature_names_in_"):
+            return X if isinstance(X, pd.DataFrame) else validate_data(self, X, reset=False, skip_check_array=True)
+        return validate_data(self, X, reset=False, allow_nd=True, dtype="numeric")
+
     def predict_proba(self, X: Any) -> np.ndarray:
         """Per row of ``X``, the probability of each class of ``classes_``."""
-        return self._fitted().predict_proba(X)
+        model = self._fitted()
+        with _value_errors():
+            return model.predict_proba(self._inputs(X))
 
     def predict(self, X: Any) -> np.ndarray:
         """Per row of ``X``, the most probable class (a value of ``y``)."""

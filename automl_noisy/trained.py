@@ -66,6 +66,31 @@ class TrainedModel:
         """Per row of ``X``, the most probable class."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Mean accuracy of ``predict(X)`` against the labels ``y`` (weighted by ``sample_weight``), as
+        scikit-learn's classifiers score. A label is compared with the class names as text (``"spam"``,
+        ``"0.5"``) and, when it is a number and the class names are numbers, by value: ``1``, ``1.0``
+        and ``"1"`` all match class ``"1"``. A label that is none of ``classes_`` counts as a wrong
+        prediction: the model cannot predict it.
+
+        >>> model.score(frame, frame["label"])      # the share of rows predicted right  # doctest: +SKIP
+        0.85
+        """
+        from automl_noisy.errors import UserValueError
+
+        predicted = self.predict(X)
+        given = np.asarray(y)
+        if given.ndim != 1 or len(given) != len(predicted) or len(given) == 0:
+            raise UserValueError(f"y has shape {given.shape}, X {len(predicted)} row(s); score needs one label "
+                                 "per row of X, and at least one row")
+        correct = predicted == given.astype(str)
+        if given.dtype.kind in "iuf":
+            try:
+                correct |= predicted.astype(np.float64) == given.astype(np.float64)
+            except ValueError:  # class names that are not all numbers: text only
+                pass
+        return float(np.average(correct, weights=sample_weight))
+
     def predict_source(self, source: str) -> tuple[Inputs, np.ndarray]:
         """The rows of a ``--data`` source (csv, parquet, npz, an image folder, built-in data) and
         their class probabilities."""

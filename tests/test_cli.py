@@ -137,6 +137,8 @@ def files(tmp_path):
     (images / "a" / "loop").symlink_to("..")
     empty_db = tmp_path / "empty.db"
     empty_db.touch()
+    np.savez(tmp_path / "mixed_labels.npz", X=np.zeros((42, 2)), y=np.array([1, "a", 2] * 14, dtype=object))
+    np.savez(tmp_path / "object_rows.npz", X=np.zeros((42, 2), dtype=object), y=np.arange(42) % 2)
     return dict(single=single, nan=nan, ok_csv=ok_csv, bad_yaml=bad_yaml, unknown=unknown,
                 unknown_space=unknown_space, family_space=family_space, bad_space=bad_space, dir=tmp_path,
                 huge=huge, twice=twice, batch_one=pipe("b1", "  batch_size: 1\n"),
@@ -192,6 +194,10 @@ CASES = {
     "symbolic link in an image folder": (lambda f: SEARCH + ["--data", f"folder:{f['images']}"], "is a symbolic link"),
     "unknown source kind with a csv path": (lambda f: SEARCH + ["--data", f"hdf5:{f['ok_csv']}"],
                                             "unknown data source kind 'hdf5'"),
+    "npz labels mixing numbers and strings": (lambda f: SEARCH + ["--data", f"npz:{f['dir']}/mixed_labels.npz"],
+                                              "array 'y' in npz file"),
+    "npz features of python objects": (lambda f: SEARCH + ["--data", f"npz:{f['dir']}/object_rows.npz"],
+                                       "array 'X' in npz file"),
     "export from an empty file": (lambda f: ["export", "--storage", f"sqlite:///{f['empty_db']}"], "no study database"),
     "dashboard port out of range": (lambda f: ["dashboard", "--port", "99999"], "a port is 0 to 65535"),
     "train on a missing gpu": (lambda f: ["train", f["ok_pipe"], "--device", "cuda:7", "-o", f"{f['dir']}/o"],

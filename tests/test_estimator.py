@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 import automl_noisy
 from automl_noisy import NoisyLabelSearch
+from automl_noisy.errors import UserError
 
 TINY = {"trials": 2, "space": "quick", "executor": "local", "portfolio": False, "verbose": 0}
 
@@ -85,6 +86,9 @@ def test_a_dataframe_with_a_category_and_a_kept_model_folder(tmp_path):
     assert model.label_issues_["given_label"].isin([0, 1]).all()
     loaded = automl_noisy.load(tmp_path / "model")  # the folder stands alone
     np.testing.assert_array_equal(loaded.predict_proba(frame[["label", "shape", "size"]]), model.predict_proba(frame))
+    # the folder names the classes "0" and "1": its score matches numbers by value, and their text
+    assert loaded.score(frame, y) == loaded.score(frame, y.astype(float)) == loaded.score(frame, y.astype(str))
+    assert loaded.score(frame, y) == pytest.approx(model.score(frame, y))
 
 
 def test_a_stored_study_is_resumed_by_the_same_fit(noisy_arrays, tmp_path):
@@ -110,7 +114,61 @@ def test_bad_input(noisy_arrays):
     x, y = noisy_arrays
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):
         NoisyLabelSearch(**TINY).fit(x, y[:-1])
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match=r"y holds only one class \(0.0\)"):
         NoisyLabelSearch(**TINY).fit(x, np.zeros(len(x)))
     with pytest.raises(ValueError, match="Unknown label type"):
         NoisyLabelSearch(**TINY).fit(x, np.linspace(0, 1, len(x)))
+    # a mistake the search itself finds is the ValueError scikit-learn expects, and the project's UserError
+    with pytest.raises(ValueError, match="unknown executor 'slurm'; choose one of: local, ray") as caught:
+        NoisyLabelSearch(**{**TINY, "executor": "slurm"}).fit(x, y)
+    assert isinstance(caught.value, UserError)
+
+
+@pytest.mark.parametrize("param, value", [("trials", 0), ("trials", 2.5), ("random_state", None), ("threads", 0),
+                                          ("cv", 0), ("workers", -1), ("verbose", "loud"), ("portfolio", "yes")])
+def test_bad_parameters_name_the_parameter(noisy_arrays, param, value):
+    x, y = noisy_arrays
+    with pytest.raises(ValueError, match=f"^{param} must be (an integer of at least|True or False).*got {value!r}$"):
+        NoisyLabelSearch(**{**TINY, param: value}).fit(x, y)
+
+
+@pytest.mark.parametrize("first", ["a number", "a string"])
+def test_labels_mixing_numbers_and_strings_are_refused(noisy_arrays, first):
+    """An object array of numbers and strings has no order: a ValueError as in scikit-learn (which
+    raises a TypeError of its own when the first label is a string), not an internal error."""
+    x, _ = noisy_arrays
+    labels = [1, "a", 2] if first == "a number" else ["a", 1, 2]
+    with pytest.raises(ValueError, match=r"y mixes numbers and strings as labels \(e.g. 1 and 'a'\); pass labels "
+                                         r"of one kind, e.g. numpy.asarray\(y, dtype=str\)") as caught:
+        NoisyLabelSearch(**TINY).fit(x, np.array(labels * 80, dtype=object))
+    assert isinstance(caught.value, UserError)
+
+
+
+@pytest.mark.parametrize("missing", [None, np.nan, pd.NA], ids=["None", "NaN", "pandas.NA"])
+def test_missing_labels_in_an_object_array_are_refused(noisy_arrays, missing):
+    x, _ = noisy_arrays
+    with pytest.raises(ValueError, match=r"^y has 80 missing label\(s\) \(None or NaN\); drop those rows"):
+        NoisyLabelSearch(**TINY).fit(x, np.array(["ant", "bee", missing] * 80, dtype=object))
+
+def test_small_data_fits_and_a_list_of_mixed_labels_is_text(noisy_arrays):
+    """Twelve rows of three classes: too few for a 10 % validation split, so it holds out one row of
+    each class. A plain list mixing numbers and strings becomes strings, as numpy.asarray (and so
+    scikit-learn's own classifiers) make it. NumPy integers are parameters like Python's."""
+    x, _ = noisy_arrays
+    model = NoisyLabelSearch(**{**TINY, "trials": np.int64(1), "cv": np.int64(2)}).fit(x[:12], [1, "a", 2] * 4)
+    assert model.classes_.tolist() == ["1", "2", "a"] and set(model.predict(x[:12])) <= {"1", "2", "a"}
+    assert model.best_pipeline_.data.val_fraction > 0.1
+    with pytest.raises(ValueError, match="class 'b' has only one row in y"):
+        NoisyLabelSearch(**TINY).fit(x[:13], [*([1, "a", 2] * 4), "b"])
+
+
+def test_new_rows_are_checked_as_scikit_learn_checks_them(fitted, noisy_arrays):
+    x, _ = noisy_arrays
+    with pytest.raises(ValueError, match="X has 5 features, but NoisyLabelSearch is expecting 6 features"):
+        fitted.predict(x[:, :5])
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        fitted.predict(np.where(np.eye(6, dtype=bool), np.nan, x[:6]))
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        fitted.predict(x[0])
+    np.testing.assert_array_equal(fitted.predict(pd.DataFrame(x)), fitted.predict(x))  # a DataFrame of the columns

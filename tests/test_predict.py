@@ -108,6 +108,19 @@ def test_new_rows_without_labels_in_any_order(table_model, table_csv, tmp_path, 
     np.testing.assert_allclose(model.predict_proba(new), _predictions(full)[["prob_ham", "prob_spam"]], atol=1e-8)
 
 
+def test_score_is_the_mean_accuracy_and_an_unknown_label_is_wrong(table_model, table_csv):
+    model = automl_noisy.load(table_model)
+    frame = pd.read_csv(table_csv)
+    predicted = model.predict(frame)
+    assert model.score(frame, frame["label"]) == pytest.approx((predicted == frame["label"]).mean())
+    assert model.score(frame, list(predicted)) == 1.0
+    unknown = np.where(np.arange(240) < 60, "eggs", predicted)  # a class the model never saw: never predicted
+    assert model.score(frame, unknown) == pytest.approx(0.75)
+    assert model.score(frame, unknown, sample_weight=np.arange(240) >= 60) == 1.0
+    with pytest.raises(ValueError, match=r"y has shape \(239,\), X 240 row\(s\); score needs one label per row") as caught:
+        model.score(frame, frame["label"][:-1])
+    assert isinstance(caught.value, UserError)
+
 def test_unseen_category_is_a_note_and_all_zero(table_model, table_csv, tmp_path, capsys):
     frame = pd.read_csv(table_csv).head(4)
     frame.loc[1, "colour"] = "purple"

@@ -25,9 +25,23 @@ def read_npz(path: str, labels: bool = True) -> tuple[np.ndarray, np.ndarray | N
                 need = "arrays 'X' and 'y'" if labels else "an array 'X'"
                 raise UserError(f"npz file {path} needs {need}; it holds: "
                                 f"{', '.join(keys) or 'nothing'}. Save it with numpy.savez(path, X=..., y=...)")
-            return archive["X"], archive["y"] if "y" in keys else None
+            return _plain_array(archive, "X", path), _plain_array(archive, "y", path) if "y" in keys else None
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"cannot read npz file {path}: {first_line(exc)}") from None
+
+
+def _plain_array(archive: np.lib.npyio.NpzFile, key: str, path: str) -> np.ndarray:
+    """Array ``key`` of an open archive; an array of Python objects (labels mixing numbers and
+    strings, say) is stored pickled, and a pickle is never loaded."""
+    try:
+        return archive[key]
+    except ValueError as exc:
+        if "allow_pickle" not in str(exc):  # numpy's refusal to unpickle names the flag
+            raise
+    fix = "as numbers, e.g. X=numpy.asarray(X, dtype=float)" if key == "X" else \
+        "as numbers or as strings, e.g. y=numpy.asarray(y, dtype=str)"
+    raise UserError(f"array {key!r} in npz file {path} holds Python objects (e.g. numbers mixed with strings), "
+                    f"which are stored pickled and never loaded; save it {fix} in numpy.savez")
 
 
 def array_features(x: np.ndarray, where: str) -> np.ndarray:
