@@ -27,6 +27,7 @@ divides a source's values, for training and for new arrays alike, so both get th
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -96,7 +97,7 @@ class Scale:
     def from_dict(cls, d: Any) -> Scale:
         if not isinstance(d, Mapping) or not isinstance(d.get("range"), list) or len(d["range"]) != 2:
             raise UserError(f"field preprocessing.scale must be null or {{\"divide_by\": D, \"range\": [LOW, HIGH]}}, "
-                            f"got {str(d)[:80]!r}")
+                            f"got {short_repr(d)}")
         divide_by, low, high = (_number(v, "preprocessing.scale") for v in (d.get("divide_by"), *d["range"]))
         if not divide_by > 0 or not low < high:
             raise UserError(f"field preprocessing.scale needs divide_by > 0 and LOW < HIGH, got {divide_by:g} and "
@@ -110,7 +111,7 @@ DIGITS_SCALE = Scale(16.0, 0.0, 16.0)
 PIXEL_SCALE = Scale(255.0, 0.0, 255.0)
 #: The scale a source kind applied before model cards recorded it (format 1); arrays: uint8 only.
 FORMAT_1_SCALES = {"digits": DIGITS_SCALE, "folder": PIXEL_SCALE, "torchvision": PIXEL_SCALE,
-                   "npz": Scale(255.0, 0.0, 255.0, uint8_only=True), "memory": Scale(255.0, 0.0, 255.0, uint8_only=True)}
+                   **dict.fromkeys(("npz", "memory"), Scale(255.0, 0.0, 255.0, uint8_only=True))}
 
 
 def fit_standardization(x_train: np.ndarray, unscaled: Sequence[int] = ()) -> tuple[np.ndarray, np.ndarray]:
@@ -191,7 +192,8 @@ class Preprocessing:
         self.check_shape(x, where)
         x = x.astype(np.float32, copy=False)  # finite already: every reader checks its values
         if self.mean is not None and self.std is not None:
-            x = apply_standardization(x, np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64))
+            mean, std = np.asarray(self.mean, dtype=np.float64), np.asarray(self.std, dtype=np.float64)
+            x = apply_standardization(x, mean, std)
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,17 +216,26 @@ class Preprocessing:
             raise UserError(f"malformed preprocessing ({type(e).__name__}: {e})") from None
 
 
+def short_repr(value: Any) -> str:
+    """A value as it may appear in a one-line message: its repr, at most 60 characters."""
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = f"a deeply nested {type(value).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _number(value: Any, field: str) -> float:
     """A finite number of a card's field, else a UserError naming the field."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise UserError(f"field {field} holds {str(value)[:40]!r} where a finite number belongs")
+        raise UserError(f"field {field} holds {short_repr(value)} where a finite number belongs")
     return float(value)
 
 
 def _shape(value: Any, field: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not value or not all(isinstance(v, int) and not isinstance(v, bool)
                                                            and v >= 1 for v in value):
-        raise UserError(f"field {field} must be a list of positive whole numbers, got {str(value)[:80]!r}")
+        raise UserError(f"field {field} must be a list of positive whole numbers, got {short_repr(value)}")
     check_values(math.prod(value), MAX_SAMPLE_VALUES, f"one sample of the shape in field {field}",
                  "no network takes that")
     return tuple(value)
@@ -234,7 +245,7 @@ def _statistics(value: Any, field: str, width: int, positive: bool) -> tuple[flo
     if value is None:
         return None
     if not isinstance(value, list):
-        raise UserError(f"field {field} must be a list of numbers, got {str(value)[:80]!r}")
+        raise UserError(f"field {field} must be a list of numbers, got {short_repr(value)}")
     if len(value) != width:
         raise UserError(f"field {field} holds {len(value)} statistics; the input shape needs {width}")
     numbers = tuple(_number(v, field) for v in value)
@@ -245,7 +256,7 @@ def _statistics(value: Any, field: str, width: int, positive: bool) -> tuple[flo
 
 def _column(d: Any) -> Column:
     if not isinstance(d, Mapping) or not isinstance(d.get("name"), str):
-        raise UserError(f"field preprocessing.columns holds {str(d)[:80]!r}, not a column with a name")
+        raise UserError(f"field preprocessing.columns holds {short_repr(d)}, not a column with a name")
     categories = d.get("categories")
     if categories is not None:
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories) \
@@ -255,7 +266,8 @@ def _column(d: Any) -> Column:
         categories = tuple(categories)
     fill = d.get("fill")
     missing = d.get("missing_category", False)
-    if not isinstance(missing, bool) or (missing and categories is None) or (fill is not None and categories is not None):
+    numeric = categories is None
+    if not isinstance(missing, bool) or (missing and numeric) or (fill is not None and not numeric):
         raise UserError(f"field preprocessing.columns: column {d['name']!r} mixes a numeric column's fill and a "
                         "categorical column's missing_category")
     return Column(d["name"], categories, None if fill is None else _number(fill, "preprocessing.columns.fill"),
@@ -272,7 +284,8 @@ def _preprocessing_from_dict(d: Mapping[str, Any]) -> Preprocessing:
     columns = tuple(_column(c) for c in d.get("columns") or ())
     names = [c.name for c in columns]
     if len(set(names)) != len(names):
-        raise UserError("field preprocessing.columns names a column twice")
+        twice = sorted(name for name, n in Counter(names).items() if n > 1)
+        raise UserError(f"field preprocessing.columns names the column(s) {', '.join(map(repr, twice[:5]))} twice")
     width = shape[0] if len(shape) == 1 else None
     if columns and sum(c.width for c in columns) != width:
         raise UserError(f"the columns make {sum(c.width for c in columns)} inputs, the input shape is {shape}")

@@ -4,7 +4,7 @@ code from the folder.
 | file | what | read with |
 |---|---|---|
 | ``model.pt`` | the weights (``state_dict``) | ``torch.load(..., weights_only=True)`` |
-| ``model.json`` | class names, the fitted preprocessing (input shape and scale included), networks, the weights' digest, data, versions | JSON |
+| ``model.json`` | class names, the preprocessing (input shape, scale), networks, the weights' sha256, versions | JSON |
 | ``pipeline.yaml`` | the pipeline that was trained | ``yaml.safe_load`` |
 | ``metrics.json``, ``label_issues.csv`` | what training measured | |
 
@@ -43,7 +43,7 @@ from automl_noisy.components import build
 from automl_noisy.components.base import Classifier
 from automl_noisy.data import NoisyDataset
 from automl_noisy.data.limits import MAX_CARD_BYTES
-from automl_noisy.data.preprocessing import Preprocessing
+from automl_noisy.data.preprocessing import Preprocessing, short_repr
 from automl_noisy.data.sources.base import first_line, regular_file
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline, read_pipeline_file
@@ -57,20 +57,12 @@ READS = (1, 2)
 WEIGHTS, CARD, PIPELINE = "model.pt", "model.json", "pipeline.yaml"
 
 
-def _short(value: Any) -> str:
-    """A value as it may appear in a one-line message (at most 60 characters)."""
-    try:
-        text = repr(value)
-    except RecursionError:
-        text = f"a deeply nested {type(value).__name__}"
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _class_names(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(
             isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
             for v in value):
-        raise UserError(f"field class_names must be a list of class names (strings or numbers), got {_short(value)}")
+        raise UserError("field class_names must be a list of class names (strings or numbers), got "
+                        f"{short_repr(value)}")
     names = tuple(str(v) for v in value)
     if len(names) < 2:
         raise UserError(f"field class_names lists {len(names)} class(es); a classifier has at least two")
@@ -119,7 +111,7 @@ class ModelCard:
             raise UserError(f"{where} is not an automl-noisy model description (no \"format\": \"{FORMAT}\")")
         version = d.get("format_version")
         if isinstance(version, bool) or version not in READS:
-            raise UserError(f"{where} has model format version {_short(version)}; this automl-noisy reads versions "
+            raise UserError(f"{where} has model format version {short_repr(version)}; this automl-noisy reads versions "
                             f"{', '.join(map(str, READS))}: train the model again, or use the version that wrote it")
         try:
             return cls._checked(d, version)
@@ -135,23 +127,24 @@ class ModelCard:
         names = _class_names(d.get("class_names"))
         networks = d.get("networks")
         if isinstance(networks, bool) or not isinstance(networks, int) or networks < 1:
-            raise UserError(f"field networks must be a whole number of at least 1, got {_short(networks)}")
+            raise UserError(f"field networks must be a whole number of at least 1, got {short_repr(networks)}")
         preprocessing = Preprocessing.from_dict(d["preprocessing"])
         data, found = d.get("data") or {}, d.get("versions") or {}
         if not isinstance(data, dict) or not all(isinstance(data.get(k, ""), str) for k in ("source", "fingerprint")):
-            raise UserError(f"field data must hold a source and a fingerprint as strings, got {_short(data)}")
+            raise UserError(f"field data must hold a source and a fingerprint as strings, got {short_repr(data)}")
         if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
-            raise UserError(f"field versions must map package names to version strings, got {_short(found)}")
+            raise UserError(f"field versions must map package names to version strings, got {short_repr(found)}")
         digest = None
         if version >= 2:
             weights = d.get("weights")
             if not isinstance(weights, dict) or weights.get("file") != WEIGHTS or not isinstance(
                     weights.get("sha256"), str) or len(weights["sha256"]) != 64:
-                raise UserError(f"field weights must name the file {WEIGHTS!r} and its sha256, got {_short(weights)}")
+                raise UserError(f"field weights must name the file {WEIGHTS!r} and its sha256, got "
+                                f"{short_repr(weights)}")
             digest = weights["sha256"].lower()
             if weights.get("input_shape") != list(preprocessing.input_shape):
                 raise UserError(f"field preprocessing.input_shape {list(preprocessing.input_shape)} differs from "
-                                f"weights.input_shape {_short(weights.get('input_shape'))}, the shape the weights "
+                                f"weights.input_shape {short_repr(weights.get('input_shape'))}, the shape the weights "
                                 "were trained for")
         return cls(names, preprocessing, networks, data.get("source", ""), data.get("fingerprint", ""),
                    dict(found), digest)
