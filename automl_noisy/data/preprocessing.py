@@ -313,6 +313,8 @@ def _preprocessing_from_dict(d: Mapping[str, Any]) -> Preprocessing:
     if impute and any(c.categories is None and c.fill is None for c in columns):
         raise UserError("field preprocessing.impute is set but a numeric column has no fill value")
     label = d.get("label_column")
+    if label is not None and not isinstance(label, str):
+        raise UserError(f"field preprocessing.label_column must be null or a string, got {short_repr(label)}")
     return Preprocessing(source=source, input_shape=shape, columns=columns,
-                         label_column=None if label is None else str(label), mean=stats["mean"], std=stats["std"],
+                         label_column=label, mean=stats["mean"], std=stats["std"],
                          image_size=image_size, scale=scale, impute=impute)

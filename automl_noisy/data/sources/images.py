@@ -4,13 +4,14 @@ Class names are the sorted sub-folder names (hidden ones, starting with ``.``, a
 class's images are the files with an image extension (``IMAGE_EXTENSIONS``, any case) anywhere
 below its folder, in sorted path order. A symbolic link inside the folder is an error (the folder
 itself may be one), and so is anything named like an image that is not a regular file (a FIFO, a
-socket, a device: reading one could wait forever), named in the error before any image is opened. Samples are ordered by class, then path: a label file for
-``--labels`` lists one label per image in that order. Every image is decoded once, at load time,
-resized to ``image_size x image_size`` (option ``image_size``, ``--image-size``, default
-``DEFAULT_IMAGE_SIZE``; the aspect ratio is not kept) and its pixels (0-255) divided by 255
-(``PIXEL_SCALE``, recorded with a trained model). The decoded array, ``n x 3 x size x size``
-float32 at most, may hold ``MAX_DATA_VALUES`` values: more is refused before decoding. If every image is
-grayscale the data has one channel, else every image is converted to RGB (three channels).
+socket, a device: reading one could wait forever), named in the error before any image is opened.
+Samples are ordered by class, then path: a label file for ``--labels`` lists one label per image in
+that order. Every image is decoded once, at load time, resized to ``image_size x image_size``
+(option ``image_size``, ``--image-size``, default ``DEFAULT_IMAGE_SIZE``; the aspect ratio is not
+kept) and its pixels (0-255) divided by 255 (``PIXEL_SCALE``, recorded with a trained model). The
+decoded array, ``n x 3 x size x size`` float32 at most, may hold ``MAX_DATA_VALUES`` values: more is
+refused before decoding. If every image is grayscale the data has one channel, else every image is
+converted to RGB (three channels).
 """
 
 from __future__ import annotations
