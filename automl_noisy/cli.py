@@ -33,6 +33,10 @@ def _data_flags(p: argparse.ArgumentParser, train: bool = False) -> None:
     g.add_argument("--features", metavar="COL,COL,...",
                    help="csv/parquet: the feature columns (default: every column but the label); non-numeric "
                         "columns are one-hot encoded")
+    g.add_argument("--impute", choices=("median",),
+                   help="csv/parquet: fill missing feature values (default: refuse them): median fills a numeric "
+                        "column's with its median on the training split, a categorical column's become a category "
+                        "of their own; recorded with the model, so predict fills new rows alike")
     g.add_argument("--labels", metavar="FILE[:KEY]",
                    help="noisy labels replacing the source's, one per sample (or per training image of a "
                         "torchvision root, as CIFAR-10N/100N): .pt (KEY picks from a dict, e.g. aggre_label), "
@@ -230,7 +234,7 @@ def _data_spec(args: argparse.Namespace, base: Any = None) -> Any:
 
     columns = None if args.features is None else [c.strip() for c in args.features.split(",") if c.strip()]
     flags = {"samples": args.samples, "features": args.dims, "classes": args.classes, "columns": columns,
-             "image_size": args.image_size, "labels": args.labels}  # option name -> flag value
+             "image_size": args.image_size, "labels": args.labels, "impute": args.impute}  # option name -> flag value
     options = {k: v for k, v in flags.items() if v is not None}
     folds = 1  # search: chosen by SearchOptions.cv
     if base is not None:  # train: start from the pipeline's data unless --data is given

@@ -26,10 +26,16 @@ class TrainedModel:
     """A trained pipeline with its preprocessing and class names.
 
     ``predict_proba(X)`` and ``predict(X)`` take a pandas DataFrame with the training columns (a
-    table model; other columns are ignored) or a NumPy array: a table model's columns in training
-    order, else samples of the model's input shape (images as floats in [0, 1], or uint8). Each
-    network of the pipeline's scheme votes, as in training's own evaluation. ``classes_[k]`` is the
-    class of column ``k`` of ``predict_proba``.
+    table model; other columns are ignored; missing values filled as training filled them, when it
+    was trained with ``--impute median``) or a NumPy array: a table model's columns in training
+    order, else samples of the model's input shape **in the units of the source it learned from**,
+    uint8 or not: digits' pixels 0-16 (``load_digits().images[:, None]``), image pixels 0-255 (an
+    image folder, a torchvision root, an npz of uint8), which are divided as training divided them
+    (the card's ``preprocessing.scale``: by 16, by 255); other arrays as they are. Values far outside
+    such a source's range, or all in [0, 1] with fractions (already divided), are a UserError naming
+    the range and the division. Then the training standardization, if any. Each network of the
+    pipeline's scheme votes, as in training's own evaluation. ``classes_[k]`` is the class of column
+    ``k`` of ``predict_proba``.
     """
 
     def __init__(self, card: ModelCard, pipeline: Pipeline, networks: list[torch.nn.Module],

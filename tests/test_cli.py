@@ -114,8 +114,35 @@ def _write(path: Path, text: str) -> str:
     return str(path)
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """A model folder trained for one epoch on a small table (columns a, b), for the predict cases."""
+    root = tmp_path_factory.mktemp("tiny_model")
+    _write(root / "t.csv", "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    _write(root / "mlp.yaml", "pipeline:\n  model: {name: mlp, width: 32, depth: 1}\n  epochs: 1\n")
+    assert main(["train", str(root / "mlp.yaml"), "--data", f"csv:{root / 't.csv'}", "--cv", "1",
+                 "-o", str(root / "model")]) == 0
+    return str(root / "model")
+
+
+def _fifo(path: Path, request) -> str:
+    """A FIFO at ``path``; at teardown, any reader left blocked on it is released (an open for
+    writing that does not wait) and the FIFO removed."""
+    os.mkfifo(path)
+
+    def release() -> None:
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # a blocked reader gets end-of-file
+        except OSError:  # ENXIO: no reader is waiting
+            pass
+        path.unlink(missing_ok=True)
+
+    request.addfinalizer(release)
+    return str(path)
+
+
 @pytest.fixture
-def files(tmp_path):
+def files(tmp_path, tiny_model, request):
     single = _write(tmp_path / "single.csv", "a,label\n1,x\n2,x\n3,x\n4,x\n")
     nan = _write(tmp_path / "nan.csv", "a,b,label\n1,,x\n2,1,y\n3,1,x\n4,1,y\n5,1,x\n6,1,y\n")
     ok_csv = _write(tmp_path / "ok.csv", "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
@@ -127,6 +154,20 @@ def files(tmp_path):
     rows = "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40))
     huge = _write(tmp_path / "huge.csv", "a,b,label\n" + rows + "1e308,1,0\n")
     twice = _write(tmp_path / "twice.csv", "a,a,label\n" + rows)
+    wide = _write(tmp_path / "wide.csv", ",".join(f"c{i}" for i in range(200_000)) + ",label\n"
+                  + ",".join("0" * 200_001) + "\n")
+    inf = _write(tmp_path / "inf.csv", "a,b,label\n" + rows + "inf,1,0\n")
+    header_only = _write(tmp_path / "header_only.csv", "a,b,label\n")
+    fifo_csv = _fifo(tmp_path / "fifo.csv", request)
+    fifo_labels = _fifo(tmp_path / "fifo.npy", request)
+    fifo_images = tmp_path / "fifo_images"
+    plain_images = tmp_path / "plain_images"
+    for folder in (fifo_images, plain_images):
+        for k in ("a", "b"):
+            (folder / k).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((4, 4), 40 * i, dtype=np.uint8)).save(folder / k / f"{i}.png")
+    _fifo(fifo_images / "b" / "3.png", request)
     pipe = lambda name, extra: _write(tmp_path / f"{name}.yaml", "pipeline:\n  model: {name: mlp}\n"  # noqa: E731
                                       f"  epochs: 1\n{extra}")
     images = tmp_path / "images"
@@ -141,7 +182,9 @@ def files(tmp_path):
     np.savez(tmp_path / "object_rows.npz", X=np.zeros((42, 2), dtype=object), y=np.arange(42) % 2)
     return dict(single=single, nan=nan, ok_csv=ok_csv, bad_yaml=bad_yaml, unknown=unknown,
                 unknown_space=unknown_space, family_space=family_space, bad_space=bad_space, dir=tmp_path,
-                huge=huge, twice=twice, batch_one=pipe("b1", "  batch_size: 1\n"),
+                huge=huge, twice=twice, wide=wide, inf=inf, header_only=header_only, fifo_csv=fifo_csv,
+                fifo_labels=fifo_labels, fifo_images=str(fifo_images), plain_images=str(plain_images),
+                model=tiny_model, batch_one=pipe("b1", "  batch_size: 1\n"),
                 huge_lr=pipe("lr", "  optimizer: {name: sgd, lr: 1000000.0}\n"),
                 bad_momentum=pipe("mom", "  optimizer: {name: sgd, momentum: 7}\n"),
                 ok_pipe=pipe("ok", ""), images=str(images), empty_db=str(empty_db),
@@ -186,6 +229,36 @@ CASES = {
     # found by an audit as an operator and an attacker would use the tool
     "value beyond float32": (lambda f: SEARCH + ["--data", f"csv:{f['huge']}"],
                              "feature column 'a' in"),
+    "missing values name the impute flag": (lambda f: SEARCH + ["--data", f"csv:{f['nan']}"],
+                                            "or pass --impute median"),
+    "impute with an infinite value": (lambda f: SEARCH + ["--data", f"csv:{f['inf']}", "--impute", "median"],
+                                      "--impute fills missing values, not infinite ones"),
+    "impute on data that is no table": (lambda f: SEARCH + ["--data", "digits", "--impute", "median"],
+                                        "option(s) impute (--impute) do not apply to digits data"),
+    "unknown impute strategy": (lambda f: SEARCH + ["--impute", "mean"], "argument --impute: invalid choice"),
+    "csv wider than the column limit": (lambda f: SEARCH + ["--data", f"csv:{f['wide']}"],
+                                        "columns, more than the limit of 50,000"),
+    "csv data that is a fifo": (lambda f: SEARCH + ["--data", f"csv:{f['fifo_csv']}"],
+                                "is a FIFO (named pipe), not a file"),
+    "csv data that is a device": (lambda f: SEARCH + ["--data", "csv:/dev/zero"], "is a character device"),
+    "npz data that is a folder": (lambda f: SEARCH + ["--data", f"npz:{f['dir']}"], "is a folder, not a file"),
+    "label file that is a fifo": (lambda f: SEARCH + ["--labels", f["fifo_labels"]],
+                                  "fifo.npy is a FIFO (named pipe), not a file"),
+    "fifo named like an image in an image folder": (lambda f: SEARCH + ["--data", f"folder:{f['fifo_images']}"],
+                                                    "3.png is a FIFO (named pipe), not an image file"),
+    "synthetic size beyond the limit": (lambda f: SEARCH + ["--data", "synthetic", "--samples", "1000000000000"],
+                                        "more than the limit of 268,435,456"),
+    "synthetic classes beyond the limit": (lambda f: SEARCH + ["--data", "synthetic", "--samples", "1000000",
+                                                               "--classes", "100000"],
+                                           "x 100000 classes holds 2e+12 values"),
+    "image size beyond the limit": (lambda f: SEARCH + ["--data", f"folder:{f['plain_images']}", "--image-size",
+                                                        "100000"], "more than the limit of 1,073,741,824"),
+    "predict on a csv with a header and no rows": (lambda f: ["predict", f["model"], "--data", f["header_only"],
+                                                              "-o", f"{f['dir']}/p.csv"], "has a header but no rows"),
+    "predict on a fifo": (lambda f: ["predict", f["model"], "--data", f"csv:{f['fifo_csv']}", "-o",
+                                     f"{f['dir']}/p.csv"], "is a FIFO (named pipe), not a file"),
+    "predict on rows with missing values": (lambda f: ["predict", f["model"], "--data", f["nan"], "-o",
+                                                       f"{f['dir']}/p.csv"], "trained without --impute median"),
     "duplicate column names": (lambda f: SEARCH + ["--data", f"csv:{f['twice']}"], "names column(s) 'a' more than once"),
     "batch size one": (lambda f: ["train", f["batch_one"], "-o", f"{f['dir']}/o"], "batch_size must be an integer of at least 2"),
     "huge learning rate": (lambda f: ["train", f["huge_lr"], "-o", f"{f['dir']}/o"], "optimizer.lr must be a number in (0, 10]"),
@@ -272,7 +345,7 @@ CASES = {
 
 #: cases argparse refuses itself (SystemExit 2)
 PARSE_ERRORS = ("bad flag value", "dashboard port out of range", "negative workers", "zero threads",
-                "train for zero epochs", "storage and storage file")
+                "train for zero epochs", "storage and storage file", "unknown impute strategy")
 
 
 @pytest.fixture(scope="module")
@@ -313,6 +386,7 @@ def _digest(folder: Path) -> dict[str, bytes]:
             if p.is_file() and not p.is_symlink()}
 
 
+@pytest.mark.timeout(120)  # a case that hangs (a FIFO read) fails instead of stopping the run
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_user_mistakes_give_one_line_and_exit_2(case, files, made, capsys, monkeypatch):
     """Each mistake: exit 2, one line on stderr that names it, and no file there before is changed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -149,6 +150,61 @@ def test_bad_new_data_is_one_line(table_model, table_csv, tmp_path, capsys, make
     assert not (tmp_path / "p.csv").exists()
 
 
+def _card(change):
+    """A damage that edits the folder's model.json: ``change(card)`` changes the parsed card in place."""
+    def damage(folder: Path) -> None:
+        card = json.loads((folder / "model.json").read_text())
+        change(card)
+        (folder / "model.json").write_text(json.dumps(card))  # NaN and Infinity as Python's json writes them
+    return damage
+
+
+def _set(*path_and_value):
+    """A change setting ``card[a][b]... = value``."""
+    *path, key, value = path_and_value
+
+    def change(card: dict) -> None:
+        for step in path:
+            card = card[step]
+        card[key] = value
+    return change
+
+
+def _wider(card: dict) -> None:
+    """One more numeric column, consistent everywhere in the card: only the weights tell."""
+    prep = card["preprocessing"]
+    prep["columns"].append({"name": "x9", "categories": None, "fill": None, "missing_category": False})
+    prep["mean"].append(0.0)
+    prep["std"].append(1.0)
+    prep["input_shape"] = card["weights"]["input_shape"] = [prep["input_shape"][0] + 1]
+
+
+def _weights(change):
+    """A damage that rewrites model.pt with ``change(state_dict)``."""
+    def damage(folder: Path) -> None:
+        state = torch.load(folder / "model.pt", weights_only=True)
+        change(state)
+        torch.save(state, folder / "model.pt")
+    return damage
+
+
+def _first_float(state: dict) -> torch.Tensor:
+    return next(t for t in state.values() if t.is_floating_point())
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def _oversized(path: Path) -> None:
+    from automl_noisy.data.limits import MAX_CARD_BYTES
+
+    with open(path, "r+b") as f:
+        f.truncate(MAX_CARD_BYTES + 1)  # sparse: nothing is written
+
+
+@pytest.mark.timeout(120)  # a damage that made reading hang (a FIFO) fails instead of stopping the run
 @pytest.mark.parametrize("damage, fragments", [
     (lambda d: shutil.rmtree(d), ("does not exist",)),
     (lambda d: (d / "model.json").unlink(), ("has no model.json",)),
@@ -160,6 +216,34 @@ def test_bad_new_data_is_one_line(table_model, table_csv, tmp_path, capsys, make
     (lambda d: (d / "model.pt").write_bytes(b"not a checkpoint"), ("cannot load the weights",)),
     (lambda d: (d / "model.pt").unlink(), ("has no model.pt",)),
     (lambda d: (d / "pipeline.yaml").unlink(), ("pipeline.yaml",)),
+    # a card that contradicts itself or its weights, named by file and field
+    (_card(_set("class_names", ["ham", "ham"])), ("model.json", "class_names names 'ham' more than once")),
+    (_card(_set("class_names", "hamspam")), ("model.json", "class_names must be a list", "'hamspam'")),
+    (_card(_set("class_names", [["ham"], "spam"])), ("class_names must be a list of class names",)),
+    (_card(_set("class_names", [True, False])), ("class_names must be a list of class names",)),
+    (_card(_set("class_names", ["ham", "spam", "eggs"])), ("class_names lists 3 classes, but the output layer",
+                                                          "model.pt has 2 outputs where a network for them has 3")),
+    (_card(lambda c: c["preprocessing"]["std"].__setitem__(0, float("nan"))),
+     ("preprocessing.std holds nan where a finite number belongs",)),
+    (_card(lambda c: c["preprocessing"]["mean"].__setitem__(1, float("inf"))), ("preprocessing.mean holds inf",)),
+    (_card(lambda c: c["preprocessing"]["std"].__setitem__(0, 0.0)), ("preprocessing.std holds 0", "above 0")),
+    (_card(lambda c: c["preprocessing"]["std"].__setitem__(0, -1.0)), ("preprocessing.std holds -1",)),
+    (_card(lambda c: c["preprocessing"]["mean"].pop()), ("preprocessing.mean holds 4 statistics", "needs 5")),
+    (_card(lambda c: c["preprocessing"]["columns"].pop(0)), ("the columns make 4 inputs",)),
+    (_card(lambda c: c["preprocessing"]["columns"][2]["categories"].reverse()), ("a sorted list of distinct",)),
+    (_card(_set("preprocessing", "image_size", 8)), ("preprocessing.image_size 8 disagrees with the input shape",)),
+    (_card(_set("preprocessing", "input_shape", [10**12])), ("more than the limit of 16,777,216",)),
+    (_card(_set("preprocessing", "scale", {"divide_by": 0, "range": [0, 255]})), ("divide_by > 0",)),
+    (_card(_set("weights", "input_shape", [7])), ("differs from weights.input_shape [7]",)),
+    (_card(_wider), ("preprocessing.input_shape [6] does not fit", "model.pt: tensor '0.body.1.weight'")),
+    (_card(_set("networks", 0)), ("field networks must be",)),
+    (lambda d: (d / "model.json").write_text("[" * 200_000 + "]" * 200_000), ("nested too deeply",)),
+    (lambda d: _oversized(d / "model.json"), ("more than the 268,435,456 a model description may have",)),
+    (lambda d: _fifo(d / "model.json"), ("model.json is a FIFO",)),
+    (lambda d: _fifo(d / "pipeline.yaml"), ("pipeline.yaml is a FIFO",)),
+    (lambda d: _fifo(d / "model.pt"), ("model.pt is a FIFO",)),
+    (_weights(lambda s: _first_float(s).fill_(float("nan"))), ("hold NaN or infinite values (tensor",)),
+    (_weights(lambda s: _first_float(s).mul_(1.5)), ("sha256 differs from the field weights.sha256",)),
 ])
 def test_broken_model_folder_is_one_line(table_model, tmp_path, capsys, damage, fragments):
     folder = tmp_path / "copy"
@@ -227,3 +311,139 @@ def test_images_and_arrays(tmp_path, capsys):
     np.savez(tmp_path / "wrong.npz", X=np.zeros((2, 1, 9, 9), dtype=np.uint8))
     code, _, err = run(capsys, "predict", str(out), "--data", str(tmp_path / "wrong.npz"), "-o", str(tmp_path / "w.csv"))
     _one_error_line(code, err, "shape (1, 9, 9)", "1 channel(s), 8x8 pixels")
+    # pixels 0-255 whatever their type, divided by 255 as in training; pixels already divided are refused
+    model = automl_noisy.load(out)
+    assert json.loads((out / "model.json").read_text())["preprocessing"]["scale"] == {"divide_by": 255.0,
+                                                                                   "range": [0.0, 255.0]}
+    np.testing.assert_array_equal(model.predict_proba(x[:6].astype(np.float64)), model.predict_proba(x[:6]))
+    with pytest.raises(UserError, match=r"as if already divided; the model takes values from 0 to 255, divided by "
+                                        r"255 as in training: pass the values before dividing \(e.g. x \* 255\)"):
+        model.predict_proba(x[:6] / 255.0)
+    with pytest.raises(UserError, match=r"holds values from -300 to -\d+; the model takes values from 0 to 255"):
+        model.predict_proba(x[:6] - 300.0)
+
+
+def _as_format_1(folder: Path) -> None:
+    """Rewrite a model folder's card as a version before the scale and the digest were recorded wrote it."""
+    card = json.loads((folder / "model.json").read_text())
+    prep = card["preprocessing"]
+    for key in ("scale", "impute"):
+        del prep[key]
+    prep["columns"] = [{"name": c["name"], "categories": c["categories"]} for c in prep["columns"]]
+    card.update(format_version=1, weights="model.pt")
+    (folder / "model.json").write_text(json.dumps(card))
+
+
+def test_a_format_1_card_still_loads_and_predicts_alike(table_model, table_csv, tmp_path):
+    folder = tmp_path / "old"
+    shutil.copytree(table_model, folder)
+    _as_format_1(folder)
+    frame = pd.read_csv(table_csv)
+    old = automl_noisy.load(folder)
+    assert old.card.weights_sha256 is None and old.preprocessing.scale is None  # a table: no scale then either
+    np.testing.assert_array_equal(old.predict_proba(frame), automl_noisy.load(table_model).predict_proba(frame))
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory) -> Path:
+    """A small CNN trained one epoch on the built-in digits (pixels 0-16, divided by 16 in training)."""
+    root = tmp_path_factory.mktemp("digits")
+    cnn = Pipeline(model=ComponentSpec("cnn", {"channels": 8}), epochs=1)
+    (root / "cnn.yaml").write_text(cnn.to_yaml())
+    assert main(["train", str(root / "cnn.yaml"), "--data", "digits", "--cv", "1", "-o", str(root / "out")]) == 0
+    return root / "out"
+
+
+def test_digits_arrays_are_taken_in_the_sources_units(digits_model, tmp_path, capsys):
+    """scikit-learn's own digits arrays (pixels 0-16), float or uint8, are predicted exactly as the
+    built-in source's rows; arrays of other units are refused with the range and the division."""
+    from sklearn.datasets import load_digits
+
+    card = json.loads((digits_model / "model.json").read_text())
+    assert card["preprocessing"]["scale"] == {"divide_by": 16.0, "range": [0.0, 16.0]}
+    model = automl_noisy.load(digits_model)
+    _, builtin = model.predict_source("digits")
+    images = load_digits().images[:, None]
+    np.testing.assert_array_equal(model.predict_proba(images), builtin)
+    np.testing.assert_array_equal(model.predict_proba(images.astype(np.uint8)), builtin)
+    np.savez(tmp_path / "digits.npz", X=images)
+    code, _, err = run(capsys, "predict", str(digits_model), "--data", f"npz:{tmp_path / 'digits.npz'}",
+                       "-o", str(tmp_path / "p.csv"))
+    assert code == 0, err
+    np.testing.assert_allclose(_predictions(tmp_path / "p.csv").filter(like="prob_").to_numpy(), builtin, atol=1e-8)
+    with pytest.raises(UserError, match=r"values from 0 to 1, as if already divided; the model takes values from "
+                                        r"0 to 16, divided by 16 as in training"):
+        model.predict(images / 16)
+    with pytest.raises(UserError, match=r"values from 0 to 255; the model takes values from 0 to 16"):
+        model.predict(images * 255 / 16)
+    np.savez(tmp_path / "scaled.npz", X=images / 16)
+    code, _, err = run(capsys, "predict", str(digits_model), "--data", f"npz:{tmp_path / 'scaled.npz'}",
+                       "-o", str(tmp_path / "q.csv"))
+    _one_error_line(code, err, "as if already divided", "divided by 16")
+    assert not (tmp_path / "q.csv").exists()
+    old = tmp_path / "old"  # a format-1 card of digits: divided by 16 as its training did
+    shutil.copytree(digits_model, old)
+    _as_format_1(old)
+    np.testing.assert_array_equal(automl_noisy.load(old).predict_proba(images), builtin)
+
+
+def test_an_image_size_no_tensor_pins_is_checked_against_the_card(digits_model, tmp_path, capsys):
+    """A CNN's weights fit any image size (adaptive pooling): the card's record of the size the
+    weights were trained for catches an edited input shape."""
+    folder = tmp_path / "copy"
+    shutil.copytree(digits_model, folder)
+    _card(_set("preprocessing", "input_shape", [1, 16, 16]))(folder)
+    code, _, err = run(capsys, "predict", str(folder), "--data", "digits", "-o", str(tmp_path / "p.csv"))
+    _one_error_line(code, err, "model.json", "preprocessing.input_shape [1, 16, 16] differs from weights.input_shape "
+                    "[1, 8, 8]")
+
+
+@pytest.mark.timeout(120)  # reading a FIFO would block: the test fails instead of hanging
+def test_a_fifo_named_like_an_image_is_refused_by_predict(digits_model, tmp_path, capsys):
+    from PIL import Image
+
+    for where in ("top", "sub"):
+        folder = tmp_path / where
+        (folder / "class").mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(folder / "class" / "0.png")
+        fifo = (folder if where == "top" else folder / "class") / "1.png"
+        os.mkfifo(fifo)
+        try:
+            code, _, err = run(capsys, "predict", str(digits_model), "--data", f"folder:{folder}", "-o",
+                               str(tmp_path / "p.csv"))
+        finally:
+            try:
+                os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # release a reader, if one was left waiting
+            except OSError:
+                pass
+        _one_error_line(code, err, f"{fifo} is a FIFO (named pipe), not an image file")
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_imputed_model_fills_new_rows_as_training_did(table_csv, tmp_path, capsys):
+    """--impute median: the training split's medians are in the card and fill new rows' gaps (a note
+    says how many); a categorical gap is a category of its own."""
+    frame = pd.read_csv(table_csv)
+    gaps = frame.copy()
+    gaps.loc[[3, 50, 70], "x1"] = np.nan
+    gaps.loc[[5, 9], "colour"] = None
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    (tmp_path / "mlp.yaml").write_text(Pipeline(model=ComponentSpec("mlp", {"width": 32}), epochs=2).to_yaml())
+    code, _, err = run(capsys, "train", str(tmp_path / "mlp.yaml"), "--data", str(tmp_path / "gaps.csv"), "--cv", "1",
+                       "-o", str(tmp_path / "plain"))
+    _one_error_line(code, err, "'x1' (3)", "'colour' (2)", "pass --impute median")
+    code, _, err = run(capsys, "train", str(tmp_path / "mlp.yaml"), "--data", str(tmp_path / "gaps.csv"), "--cv", "1",
+                       "--impute", "median", "-o", str(tmp_path / "out"))
+    assert code == 0, err
+    model = automl_noisy.load(tmp_path / "out")
+    columns = {c.name: c for c in model.preprocessing.columns}
+    train_rows = pd.read_csv(tmp_path / "out" / "label_issues.csv")["index"]
+    assert columns["x1"].fill == pytest.approx(gaps.loc[train_rows, "x1"].median())
+    assert columns["colour"].missing_category and model.preprocessing.impute == "median"
+    code, _, err = run(capsys, "predict", str(tmp_path / "out"), "--data", str(tmp_path / "gaps.csv"), "-o",
+                       str(tmp_path / "p.csv"))
+    assert code == 0 and err.strip() == ("note: 3 missing value(s) filled with the training split's median of their "
+                                         "column, as in training: 'x1' (3)"), err
+    filled = gaps.assign(x1=gaps["x1"].fillna(columns["x1"].fill))
+    np.testing.assert_allclose(_predictions(tmp_path / "p.csv").filter(like="prob_").to_numpy(),
+                               model.predict_proba(filled), atol=1e-8)

@@ -5,13 +5,23 @@ What each source gives, and what is done with what does not match the model:
 
 - **csv, parquet**: the model's feature columns, found by name (order does not matter). Other
   columns, the label column among them, are ignored. A missing feature column is an error; a
-  category the model never saw gets all-zero one-hot columns (a note says which).
-- **npz**: an array ``X`` (``y`` may be there or not) of the model's input shape; uint8 is scaled by
-  1/255 as in training. Another shape is an error.
+  category the model never saw gets all-zero one-hot columns (a note says which). Missing values
+  are an error, unless the model was trained with ``--impute median``: they are then filled as in
+  training (a numeric column's with its training median, a categorical column's as its own
+  category) and a note says how many. A file with a header and no rows is an error.
+- **npz** (and arrays in Python): an array ``X`` (``y`` may be there or not) of the model's input
+  shape, **in the units of the source the model learned from**, uint8 or not: digits' pixels 0-16,
+  image pixels 0-255 (image folders, torchvision roots, an npz of uint8), which are divided as
+  training divided them (by 16, by 255; the model card's ``scale``); a table's or a float array's
+  values as they are. Then the training standardization, if any. For a source with a fixed range,
+  values far outside it, or all in [0, 1] with fractions (already divided), are refused with the
+  range and the division in the message. Another shape is an error.
 - **folder**: every image below the folder (a folder of class sub-folders, or just images), in the
   order training reads a class tree: images at the top first, then each sub-folder in name order.
-  Images are decoded at the model's image size (resized, the aspect ratio not kept) and converted to
-  its channels (colour to grayscale or the reverse; a note says how many).
+  Images are decoded at the model's image size (resized, the aspect ratio not kept), converted to
+  its channels (colour to grayscale or the reverse; a note says how many) and their pixels divided
+  by 255. A symbolic link, or anything named like an image that is not a regular file (a FIFO, a
+  socket, a device), is an error naming it, before any image is opened.
 - **digits, synthetic, torchvision**: the built-in data, all rows, with the model's own options.
 
 Each row keeps its position in the source (``index``: the row of a table or array, the n-th image),
@@ -26,12 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from automl_noisy.data.preprocessing import Preprocessing, encode_table
+from automl_noisy.data.preprocessing import PIXEL_SCALE, Preprocessing
 from automl_noisy.data.sources import LOADERS, resolve_source
-from automl_noisy.data.sources.arrays import array_features, read_npz
-from automl_noisy.data.sources.images import IMAGE_EXTENSIONS, decode_image, image_files
+from automl_noisy.data.sources.arrays import numeric_samples, read_npz
+from automl_noisy.data.sources.images import (IMAGE_EXTENSIONS, check_decoded_size, decode_image, image_files,
+                                              refuse_link, refuse_special)
 from automl_noisy.data.sources.tabular import read_csv, read_parquet
 from automl_noisy.data.spec import DataSpec
+from automl_noisy.data.tables import encode_table, fill_missing
 from automl_noisy.errors import UserError
 
 BUILTIN = ("digits", "synthetic", "torchvision")
@@ -84,16 +96,24 @@ def frame_inputs(frame: Any, preprocessing: Preprocessing, where: str, line_numb
     if missing:
         raise UserError(f"{where} lacks the feature column(s) {', '.join(map(repr, missing))} the model was "
                         f"trained on; its columns are: {', '.join(map(str, frame.columns))}")
-    x, unseen = encode_table(frame, preprocessing.columns, where, line_numbers)
+    if len(frame) == 0:
+        raise UserError(f"{where} has a header but no rows: there is nothing to predict; give rows")
+    x, unseen = encode_table(frame, preprocessing.columns, where, line_numbers, impute=preprocessing.impute,
+                             missing_fix="the model was trained without --impute median, so fill them in (or train "
+                                         "it again with --impute median)")
+    x, filled = fill_missing(x, preprocessing.columns)
     notes = [f"column {name!r} holds {len(values)} categor{'y' if len(values) == 1 else 'ies'} the model never saw "
              f"({', '.join(map(repr, values[:5]))}{', ...' if len(values) > 5 else ''}): encoded as none of its "
              "categories (all-zero one-hot columns)" for name, values in unseen.items()]
+    if filled:
+        notes.append(f"{sum(filled.values())} missing value(s) filled with the training split's median of their "
+                     f"column, as in training: {', '.join(f'{name!r} ({n})' for name, n in filled.items())}")
     return Inputs(preprocessing.finish(x, where), np.arange(len(frame)), notes=notes)
 
 
 def array_inputs(x: Any, preprocessing: Preprocessing, where: str) -> Inputs:
-    """An array of samples (uint8 scaled by 1/255) as inputs; a table model takes a 2-D array of its
-    columns in training order."""
+    """An array of samples, in the units of the model's training source (see the module docstring),
+    as inputs; a table model takes a 2-D array of its columns in training order."""
     x = np.asarray(x)
     if preprocessing.table:
         import pandas as pd
@@ -106,23 +126,31 @@ def array_inputs(x: Any, preprocessing: Preprocessing, where: str) -> Inputs:
     if x.ndim == len(preprocessing.input_shape):  # one sample
         raise UserError(f"{where} has shape {x.shape}: one sample; pass a batch of shape "
                         f"(n, {', '.join(map(str, preprocessing.input_shape))}), e.g. x[None]")
-    x = array_features(x, where)
-    return Inputs(preprocessing.finish(x, where), np.arange(len(x)))
+    if x.ndim >= 2 and len(x) == 0:
+        raise UserError(f"{where} holds no samples (shape {x.shape}): there is nothing to predict")
+    samples = preprocessing.from_source_units(numeric_samples(x, where), where, x.dtype)
+    return Inputs(preprocessing.finish(samples, where), np.arange(len(samples)))
 
 
 def image_paths(root: str) -> list[str]:
     """The images below ``root`` in the order training reads a class tree: files at the top first,
-    then each (not hidden) sub-folder in name order."""
-    top = sorted(e.name for e in os.scandir(root) if e.is_file() and e.name.lower().endswith(IMAGE_EXTENSIONS))
-    folders = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
-    paths = [os.path.join(root, f) for f in top]
-    for name in folders:
-        paths += image_files(os.path.join(root, name))
+    then each (not hidden) sub-folder in name order. A symbolic link, or an entry named like an
+    image that is not a regular file, is an error."""
+    entries = sorted(os.scandir(root), key=lambda e: e.name)
+    for entry in entries:
+        refuse_link(entry.path)
+    top = [e.path for e in entries if e.name.lower().endswith(IMAGE_EXTENSIONS) and not e.is_dir()]
+    for path in top:
+        refuse_special(path)
+    paths = list(top)
+    for entry in entries:
+        if entry.is_dir() and not entry.name.startswith("."):
+            paths += image_files(entry.path)
     return paths
 
 
 def folder_inputs(root: str, preprocessing: Preprocessing) -> Inputs:
-    """Every image below ``root`` decoded at the model's size and channels."""
+    """Every image below ``root`` decoded at the model's size and channels, pixels divided by 255."""
     if not os.path.isdir(root):
         raise UserError(f"image folder not found: {root}")
     if not preprocessing.images:
@@ -131,6 +159,7 @@ def folder_inputs(root: str, preprocessing: Preprocessing) -> Inputs:
     paths = image_paths(root)
     if not paths:
         raise UserError(f"image folder {root} has no images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
+    check_decoded_size(len(paths), size, root)
     decoded = [decode_image(p, size, channels) for p in paths]
     x = np.stack([pixels for pixels, _ in decoded])
     x = x[:, None] if channels == 1 else x.transpose(0, 3, 1, 2)
@@ -138,5 +167,4 @@ def folder_inputs(root: str, preprocessing: Preprocessing) -> Inputs:
     notes = [f"{converted} {'colour' if channels == 1 else 'grayscale'} image(s) converted to "
              f"{'grayscale' if channels == 1 else 'colour'}: the model takes {channels} channel(s)"] if converted else []
     relative = [os.path.relpath(p, root) for p in paths]
-    return Inputs(preprocessing.finish(x.astype(np.float32) / 255.0, root), np.arange(len(paths)), relative, notes)
-
+    return Inputs(preprocessing.finish(PIXEL_SCALE.apply(x), root), np.arange(len(paths)), relative, notes)

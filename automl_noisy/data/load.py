@@ -8,6 +8,10 @@ The splits are stratified on the source's labels. When a label file replaces the
 ``labels``), its labels are the training and validation labels (noise from ``spec.noise`` is
 injected on top of them, if any), the source's labels are the clean ones, and the test labels are
 the source's.
+
+With ``--impute median`` (option ``impute`` of a table), the missing values a table source left as
+NaN are filled with each column's median on the training split, before standardization; the
+fingerprint is the source's, NaN included, so it differs from that of any data without gaps.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ import numpy as np
 
 from automl_noisy.data.dataset import NoisyDataset
 from automl_noisy.data.noise import inject_noise, parse_noise
+from automl_noisy.data.limits import MAX_SAMPLE_VALUES, check_values
 from automl_noisy.data.preprocessing import Preprocessing, apply_standardization, fit_standardization
 from automl_noisy.data.sources import RawData, load_source, resolve_source
 from automl_noisy.data.spec import DataSpec
+from automl_noisy.data.tables import fill_missing, fit_medians
 from automl_noisy.errors import UserError
 
 
@@ -78,21 +84,28 @@ def load_data(spec: DataSpec) -> NoisyDataset:
     """
     noise = parse_noise(spec.noise)
     raw: RawData = load_source(spec)
+    check_values(int(np.prod(raw.x.shape[1:])), MAX_SAMPLE_VALUES, f"one sample of {spec.source} (shape "
+                 f"{tuple(raw.x.shape[1:])})", "no network here takes that; make the samples smaller")
     clean_known = raw.labels_trusted or noise.kind != "none" or raw.given_labels is not None
     split_seq, train_seq, val_seq = np.random.SeedSequence(spec.seed).spawn(3)
     # Test labels as noisy as the rest could score nothing honestly: without clean labels every row
     # trains or validates.
     train, val, test = split_indices(raw.y, spec, split_seq, with_test=clean_known)
-    x_train, x_val, x_test = raw.x[train], raw.x[val], raw.x[test]
+    features, columns = raw.x, raw.columns
+    if raw.impute:
+        columns = fit_medians(features[train], columns, spec.source)
+        features, _ = fill_missing(features, columns)
+    x_train, x_val, x_test = features[train], features[val], features[test]
     mean = std = None
     if raw.standardize and raw.x.ndim == 2:
         mean, std = fit_standardization(x_train, raw.unscaled_columns)
         x_train, x_val, x_test = (apply_standardization(x, mean, std) for x in (x_train, x_val, x_test))
     preprocessing = Preprocessing(
-        source=resolve_source(spec.source)[0], input_shape=tuple(raw.x.shape[1:]), columns=raw.columns,
+        source=resolve_source(spec.source)[0], input_shape=tuple(raw.x.shape[1:]), columns=columns,
         label_column=spec.label_column if raw.columns else None,
         mean=None if mean is None else tuple(float(v) for v in mean),
-        std=None if std is None else tuple(float(v) for v in std), image_size=raw.image_size)
+        std=None if std is None else tuple(float(v) for v in std), image_size=raw.image_size, scale=raw.scale,
+        impute=raw.impute)
     num_classes = len(raw.class_names)
     given = raw.y if raw.given_labels is None else raw.given_labels  # a label file's labels replace y
 

@@ -41,7 +41,8 @@ class DataSpec:
     cut into that many stratified folds (see :mod:`automl_noisy.data.folds`); 1 keeps the holdout.
     ``seed`` drives synthetic generation, the splits and the noise. ``options`` are plain values:
     ``samples``, ``features`` and ``classes`` for ``synthetic``; ``columns`` (a list of feature
-    columns) for ``csv`` and ``parquet``; ``image_size`` for ``folder``; and, for every source,
+    columns) and ``impute`` (``median``: fill missing feature values, see
+    :mod:`automl_noisy.data.tables`) for ``csv`` and ``parquet``; ``image_size`` for ``folder``; and, for every source,
     ``labels`` (``FILE[:KEY]``, a label file whose labels replace the source's, see
     :mod:`automl_noisy.data.sources.labels`).
     """

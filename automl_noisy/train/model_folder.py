@@ -4,40 +4,88 @@ code from the folder.
 | file | what | read with |
 |---|---|---|
 | ``model.pt`` | the weights (``state_dict``) | ``torch.load(..., weights_only=True)`` |
-| ``model.json`` | class names, the fitted preprocessing (input shape included), networks, data, versions | JSON |
+| ``model.json`` | class names, the preprocessing (input shape, scale), networks, the weights' sha256, versions | JSON |
 | ``pipeline.yaml`` | the pipeline that was trained | ``yaml.safe_load`` |
 | ``metrics.json``, ``label_issues.csv`` | what training measured | |
 
 Paths inside are relative, so a folder moved or copied elsewhere still loads.
+
+Reading checks that the folder agrees with itself before it predicts anything; each disagreement
+is a UserError naming the file and the field: class names (a list of at least two distinct strings
+or numbers), the preprocessing (see :meth:`Preprocessing.from_dict`: finite statistics, std above
+0, as many as the input shape has features, an image size that is the input shape's), an input
+shape of at most ``MAX_SAMPLE_VALUES`` values (before any network is built), the weights (finite,
+and of the very shapes the networks built from the card and the pipeline have: the input shape and
+the class count show in them). Format 2 (this version) also records the weights' sha256 and the
+input shape they were trained for, so weights swapped for another model's, or an input size no
+tensor pins (a CNN's adaptive pooling takes any image size), are refused as well.
+
+A card of format 1 (written before the input scale was recorded) is read: its source's scale is
+the one that source kind always applied (digits divided by 16; image folders and torchvision roots
+by 255; an npz or in-memory array by 255 when it is uint8, else taken as it is, as before), and it
+has no digest, so only the tensor shapes are checked. Loading it, rather than refusing it, keeps
+every model trained so far usable, and the scale it gets is exactly what its training did.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from automl_noisy.components import build
 from automl_noisy.components.base import Classifier
 from automl_noisy.data import NoisyDataset
-from automl_noisy.data.preprocessing import Preprocessing
+from automl_noisy.data.limits import MAX_CARD_BYTES
+from automl_noisy.data.preprocessing import Preprocessing, short_repr
+from automl_noisy.data.sources.base import first_line, regular_file
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline, read_pipeline_file
 from automl_noisy.train.trainer import build_networks, saved_module
 from automl_noisy.versions import versions
 
 FORMAT = "automl-noisy model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: The format versions this version reads (see the module docstring for 1).
+READS = (1, 2)
 WEIGHTS, CARD, PIPELINE = "model.pt", "model.json", "pipeline.yaml"
+
+
+def _class_names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(
+            isinstance(v, str) or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+            for v in value):
+        raise UserError("field class_names must be a list of class names (strings or numbers), got "
+                        f"{short_repr(value)}")
+    names = tuple(str(v) for v in value)
+    if len(names) < 2:
+        raise UserError(f"field class_names lists {len(names)} class(es); a classifier has at least two")
+    twice = sorted(name for name, n in Counter(names).items() if n > 1)
+    if twice:
+        raise UserError(f"field class_names names {', '.join(map(repr, twice[:5]))} more than once")
+    return names
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
 class ModelCard:
     """What ``model.json`` holds besides the format: the classes (``class_names[k]`` is output
-    ``k``), the preprocessing, how many networks the weights hold, the data the model learned from
-    and the versions it was trained with."""
+    ``k``), the preprocessing, how many networks the weights hold, the data the model learned from,
+    the versions it was trained with, and the sha256 of ``model.pt`` (None in a format-1 card)."""
 
     class_names: tuple[str, ...]
     preprocessing: Preprocessing
@@ -45,9 +93,12 @@ class ModelCard:
     data_source: str
     data_fingerprint: str
     versions: dict[str, str]
+    weights_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, "weights": WEIGHTS, "pipeline": PIPELINE,
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "pipeline": PIPELINE,
+                "weights": {"file": WEIGHTS, "sha256": self.weights_sha256,
+                            "input_shape": list(self.preprocessing.input_shape)},
                 "class_names": list(self.class_names), "networks": self.networks,
                 "preprocessing": self.preprocessing.to_dict(),
                 "data": {"source": self.data_source, "fingerprint": self.data_fingerprint},
@@ -55,34 +106,130 @@ class ModelCard:
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> ModelCard:
+        """The card in ``d`` (read from ``where``), every field checked (see the module docstring)."""
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise UserError(f"{where} is not an automl-noisy model description (no \"format\": \"{FORMAT}\")")
-        if d.get("format_version") != FORMAT_VERSION:
-            raise UserError(f"{where} has model format version {d.get('format_version')!r}; this automl-noisy "
-                            f"reads version {FORMAT_VERSION}: train the model again, or use the version that wrote it")
+        version = d.get("format_version")
+        if isinstance(version, bool) or version not in READS:
+            raise UserError(f"{where} has model format version {short_repr(version)}; this automl-noisy reads versions "
+                            f"{', '.join(map(str, READS))}: train the model again, or use the version that wrote it")
         try:
-            names = tuple(str(c) for c in d["class_names"])
-            networks = int(d["networks"])
-            preprocessing = Preprocessing.from_dict(d["preprocessing"])
-            data = d.get("data") or {}
-            card = cls(names, preprocessing, networks, str(data.get("source", "")), str(data.get("fingerprint", "")),
-                       {str(k): str(v) for k, v in (d.get("versions") or {}).items()})
+            return cls._checked(d, version)
         except UserError as e:
-            raise UserError(f"{where}: {e}") from None
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise UserError(f"{where} is malformed ({type(e).__name__}: {e}); train the model again") from None
-        if len(names) < 2 or networks < 1:
-            raise UserError(f"{where} is malformed: {len(names)} class(es), {networks} network(s)")
-        return card
+            problem = str(e) if str(e).startswith("malformed") else f"is malformed: {e}"
+            raise UserError(f"{where} {problem}; train the model again") from None
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+            raise UserError(f"{where} is malformed ({type(e).__name__}: {first_line(e)[:200]}); "
+                            "train the model again") from None
+
+    @classmethod
+    def _checked(cls, d: dict[str, Any], version: int) -> ModelCard:
+        names = _class_names(d.get("class_names"))
+        networks = d.get("networks")
+        if isinstance(networks, bool) or not isinstance(networks, int) or networks < 1:
+            raise UserError(f"field networks must be a whole number of at least 1, got {short_repr(networks)}")
+        preprocessing = Preprocessing.from_dict(d["preprocessing"])
+        data, found = d.get("data") or {}, d.get("versions") or {}
+        if not isinstance(data, dict) or not all(isinstance(data.get(k, ""), str) for k in ("source", "fingerprint")):
+            raise UserError(f"field data must hold a source and a fingerprint as strings, got {short_repr(data)}")
+        if not isinstance(found, dict) or not all(isinstance(v, str) for v in found.values()):
+            raise UserError(f"field versions must map package names to version strings, got {short_repr(found)}")
+        digest = None
+        if version >= 2:
+            weights = d.get("weights")
+            if not isinstance(weights, dict) or weights.get("file") != WEIGHTS or not isinstance(
+                    weights.get("sha256"), str) or len(weights["sha256"]) != 64:
+                raise UserError(f"field weights must name the file {WEIGHTS!r} and its sha256, got "
+                                f"{short_repr(weights)}")
+            digest = weights["sha256"].lower()
+            if weights.get("input_shape") != list(preprocessing.input_shape):
+                raise UserError(f"field preprocessing.input_shape {list(preprocessing.input_shape)} differs from "
+                                f"weights.input_shape {short_repr(weights.get('input_shape'))}, the shape the weights "
+                                "were trained for")
+        return cls(names, preprocessing, networks, data.get("source", ""), data.get("fingerprint", ""),
+                   dict(found), digest)
 
 
 def write_model_folder(out: Path, pipeline: Pipeline, data: NoisyDataset, networks: list[Classifier]) -> None:
-    """Write the weights of ``networks``, ``model.json`` and ``pipeline.yaml`` into ``out``."""
-    card = ModelCard(data.class_names, data.preprocessing, len(networks), data.spec.source, data.fingerprint,
-                     versions())
+    """Write the weights of ``networks``, ``model.json`` (with the weights' sha256) and
+    ``pipeline.yaml`` into ``out``."""
     torch.save(saved_module(networks).state_dict(), out / WEIGHTS)
+    card = ModelCard(data.class_names, data.preprocessing, len(networks), data.spec.source, data.fingerprint,
+                     versions(), file_sha256(out / WEIGHTS))
     (out / CARD).write_text(json.dumps(card.to_dict(), indent=1), encoding="utf-8")
     (out / PIPELINE).write_text(pipeline.to_yaml(), encoding="utf-8")
+
+
+def read_card(path: Path) -> ModelCard:
+    """The checked card of ``model.json`` at ``path`` (a regular file of at most ``MAX_CARD_BYTES``)."""
+    regular_file(str(path), "model description", "pass the folder 'automl-noisy train -o' wrote")
+    size = path.stat().st_size
+    if size > MAX_CARD_BYTES:
+        raise UserError(f"{path} holds {size:,} bytes, more than the {MAX_CARD_BYTES:,} a model description may have; "
+                        "it is not one 'automl-noisy train' wrote")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise UserError(f"cannot read {path}: its JSON is nested too deeply to be a model description") from None
+    except (OSError, UnicodeDecodeError, ValueError, MemoryError) as e:
+        raise UserError(f"cannot read {path}: {first_line(e)[:200]}") from None
+    return ModelCard.from_dict(raw, str(path))
+
+
+def _read_pipeline(path: Path) -> Pipeline:
+    regular_file(str(path), "pipeline file", "the model folder is incomplete: train the model again")
+    try:
+        return read_pipeline_file(str(path))[0]
+    except RecursionError:
+        raise UserError(f"cannot read {path}: it is nested too deeply to be a pipeline") from None
+
+
+def _read_weights(path: Path, card: ModelCard, device: torch.device) -> dict[str, torch.Tensor]:
+    """The state dict in ``path``: plain tensors, all finite."""
+    regular_file(str(path), "weights file", "the model folder is incomplete: train the model again")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # a truncated, corrupt or foreign file: torch raises many kinds
+        raise UserError(f"cannot load the weights {path}: {first_line(e)[:300]}") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        raise UserError(f"cannot load the weights {path}: it holds {type(state).__name__}, not a state_dict of "
+                        "named tensors")
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise UserError(f"the weights {path} hold NaN or infinite values (tensor {name!r}); they cannot "
+                            "predict anything: train the model again")
+    return state
+
+
+def _check_shapes(pipeline: Pipeline, card: ModelCard, state: dict[str, torch.Tensor], root: Path) -> None:
+    """The weights fit the networks built from the card and the pipeline, compared on the meta
+    device (shapes only, nothing allocated)."""
+    shape, classes = card.preprocessing.input_shape, len(card.class_names)
+    factory = build("model", pipeline.model)
+    if not factory.accepts(shape):  # type: ignore[attr-defined]
+        raise UserError(f"{root / CARD} field preprocessing.input_shape {list(shape)} is no input of the model "
+                        f"{pipeline.model.name!r} in {root / PIPELINE}")
+    with torch.device("meta"):
+        networks = build_networks(pipeline, shape, classes)
+    if len(networks) != card.networks:
+        raise UserError(f"{root / CARD} names {card.networks} network(s), {root / PIPELINE} builds {len(networks)}")
+    expected = {k: tuple(v.shape) for k, v in saved_module(networks).state_dict().items()}
+    missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
+    if missing or extra:
+        raise UserError(f"{root / WEIGHTS} does not hold the network(s) {root / PIPELINE} builds: "
+                        f"{len(missing)} tensor(s) missing{f' ({missing[0]!r}, ...)' if missing else ''}, "
+                        f"{len(extra)} unexpected{f' ({extra[0]!r}, ...)' if extra else ''}")
+    for name, want in expected.items():
+        got = tuple(state[name].shape)
+        if got == want:
+            continue
+        if name.endswith(("head.weight", "head.bias")):
+            raise UserError(f"{root / CARD} field class_names lists {classes} classes, but the output layer of "
+                            f"{root / WEIGHTS} has {got[0]} outputs where a network for them has {want[0]} "
+                            f"(tensor {name!r})")
+        raise UserError(f"{root / CARD} field preprocessing.input_shape {list(shape)} does not fit {root / WEIGHTS}: "
+                        f"tensor {name!r} has shape {list(got)}, a network for that input shape has {list(want)}")
 
 
 def read_model_folder(folder: str | Path,
@@ -94,27 +241,23 @@ def read_model_folder(folder: str | Path,
         raise UserError(f"model folder {root} {'is not a folder' if root.exists() else 'does not exist'}; "
                         "pass the folder 'automl-noisy train -o' wrote")
     card_path = root / CARD
-    if not card_path.is_file():
+    if not card_path.exists():
         raise UserError(f"{root} has no {CARD}, so it is no model folder (or one an older version wrote); "
                         f"train the pipeline again with 'automl-noisy train PIPELINE -o {root}'")
-    try:
-        raw = json.loads(card_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UserError(f"cannot read {card_path}: {e}") from None
-    card = ModelCard.from_dict(raw, str(card_path))
-    pipeline, _ = read_pipeline_file(str(root / PIPELINE))
-    networks = build_networks(pipeline, card.preprocessing.input_shape, len(card.class_names))
-    if len(networks) != card.networks:
-        raise UserError(f"{card_path} names {card.networks} network(s), {root / PIPELINE} builds {len(networks)}")
-    weights = root / WEIGHTS
-    if not weights.is_file():
+    card = read_card(card_path)
+    pipeline = _read_pipeline(root / PIPELINE)
+    if not (root / WEIGHTS).exists():
         raise UserError(f"{root} has no {WEIGHTS}; the weights are missing")
+    state = _read_weights(root / WEIGHTS, card, device)
+    _check_shapes(pipeline, card, state, root)
+    if card.weights_sha256 is not None and file_sha256(root / WEIGHTS) != card.weights_sha256:
+        raise UserError(f"{root / WEIGHTS} is not the weights file its {CARD} describes (its sha256 differs from the "
+                        "field weights.sha256): the weights were replaced or damaged; train the model again")
+    networks = build_networks(pipeline, card.preprocessing.input_shape, len(card.class_names))
     try:
-        state = torch.load(weights, map_location=device, weights_only=True)
         saved_module(networks).load_state_dict(state)
-    except Exception as e:  # a truncated, corrupt or foreign file: torch raises many kinds
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot load the weights {weights}: {first[:300]}") from None
+    except RuntimeError as e:  # shapes and names were checked: what is left is torch's own
+        raise UserError(f"cannot load the weights {root / WEIGHTS}: {first_line(e)[:300]}") from None
     for net in networks:
         net.to(device).eval()
     return card, pipeline, networks

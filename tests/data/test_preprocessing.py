@@ -158,7 +158,34 @@ def test_builtin_data_is_read_with_the_models_options():
     {"source": "npz", "input_shape": [3], "mean": [0.0], "std": [1.0]},
     {"source": "csv", "input_shape": [2], "columns": [{"name": "a", "categories": None}]},
     {"source": "npz", "input_shape": "x"},
+    {"source": "npz", "input_shape": [0]},
+    {"source": "npz", "input_shape": [2], "mean": [0.0, float("nan")], "std": [1.0, 1.0]},
+    {"source": "npz", "input_shape": [2], "mean": [0.0, 0.0], "std": [1.0, 0.0]},
+    {"source": "npz", "input_shape": [2], "mean": [0.0, 0.0]},
+    {"source": "npz", "input_shape": [1, 8, 8], "mean": [0.0], "std": [1.0]},
+    {"source": "folder", "input_shape": [3, 8, 8], "image_size": 16},
+    {"source": "folder", "input_shape": [3, 8, 8], "scale": {"divide_by": -1, "range": [0, 255]}},
+    {"source": "folder", "input_shape": [3, 8, 8], "scale": {"divide_by": 255, "range": [255, 0]}},
+    {"source": "csv", "input_shape": [2], "columns": [{"name": "a"}, {"name": "a"}]},
+    {"source": "csv", "input_shape": [1], "columns": [{"name": "a"}], "impute": "median"},
+    {"source": "csv", "input_shape": [1], "columns": [{"name": "a", "fill": 1.0}], "impute": "mode"},
+    {"source": "csv", "input_shape": [2], "columns": [{"name": "a", "categories": ["b", "a"]}]},
 ])
 def test_malformed_preprocessing_is_a_user_error(bad):
     with pytest.raises(UserError, match="malformed preprocessing"):
         Preprocessing.from_dict(bad)
+
+
+def test_a_card_without_a_scale_gets_the_one_its_source_kind_applied():
+    """Model cards of format 1 recorded no scale: each source kind's own (arrays: uint8 only, as then)."""
+    from automl_noisy.data.preprocessing import DIGITS_SCALE, PIXEL_SCALE
+
+    digits = Preprocessing.from_dict({"source": "digits", "input_shape": [1, 8, 8]})
+    assert digits.scale == DIGITS_SCALE
+    assert Preprocessing.from_dict({"source": "folder", "input_shape": [3, 8, 8], "image_size": 8}).scale == PIXEL_SCALE
+    arrays = Preprocessing.from_dict({"source": "npz", "input_shape": [1, 8, 8]})
+    pixels = np.full((2, 1, 8, 8), 255, dtype=np.uint8)
+    assert array_inputs(pixels, arrays, "a").x.max() == 1.0  # uint8: divided by 255
+    assert array_inputs(pixels.astype(np.float32), arrays, "a").x.max() == 255.0  # other numbers: as they are
+    assert Preprocessing.from_dict({"source": "csv", "input_shape": [1], "columns": [{"name": "a"}]}).scale is None
+    assert Preprocessing.from_dict(digits.to_dict()) == digits  # format 2 records it

@@ -51,7 +51,7 @@ LOADERS: dict[str, Loader] = {
 }
 #: Source prefix -> the options its loader reads (``labels`` applies to every source).
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "digits": (), "synthetic": tuple(SYNTHETIC_DEFAULTS), "csv": ("columns",), "parquet": ("columns",),
+    "digits": (), "synthetic": tuple(SYNTHETIC_DEFAULTS), "csv": ("columns", "impute"), "parquet": ("columns", "impute"),
     "npz": (), "folder": ("image_size",), "torchvision": (), "memory": (),
 }
 #: File suffix -> source prefix, so ``--data my.csv`` means ``csv:my.csv``.

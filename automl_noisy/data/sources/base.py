@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from automl_noisy.data.preprocessing import Column
+from automl_noisy.data.preprocessing import Column, Scale
 from automl_noisy.errors import UserError
 
 #: Fewest samples a class needs so that the stratified test and validation splits can take some.
@@ -17,7 +18,10 @@ MIN_PER_CLASS = 3
 GENERIC_OPTIONS = ("labels",)
 #: The command-line flag of each option, named in error messages.
 OPTION_FLAGS = {"samples": "--samples", "features": "--dims", "classes": "--classes", "columns": "--features",
-                "image_size": "--image-size", "labels": "--labels"}
+                "image_size": "--image-size", "labels": "--labels", "impute": "--impute"}
+#: What a path that is not a regular file is, in words.
+SPECIAL_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,6 +32,10 @@ class RawData:
     class ``k``. ``labels_trusted`` is true when the labels are known to be clean (built-in data).
     ``standardize`` asks for vector features to be standardized with the training split's
     statistics, except the columns in ``unscaled_columns`` (one-hot encoded categories).
+    ``scale`` is what the loader divided the source's values by (digits' 0-16 by 16, pixels' 0-255 by
+    255; None: values as the source gives them), recorded so that new arrays in the source's units
+    are divided the same way. ``impute`` is ``"median"`` when missing numeric table values are left
+    as NaN for :func:`automl_noisy.data.load_data` to fill with the training split's medians.
     ``original_train`` is, for a source with its own train/test split (a torchvision root), how many
     leading rows come from its training set. ``given_labels`` are noisy labels from a label file
     (``--labels``) that replace ``y`` for training and validation; ``y`` then serves as the clean labels.
@@ -44,6 +52,8 @@ class RawData:
     given_labels: np.ndarray | None = None
     columns: tuple[Column, ...] = ()
     image_size: int | None = None
+    scale: Scale | None = None
+    impute: str | None = None
 
 
 def encode_labels(values: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -60,15 +70,35 @@ def no_path(name: str, path: str) -> None:
         raise UserError(f"source {name!r} takes no path, got {name}:{path}; use --data {name}")
 
 
+def special_kind(path: str, follow_links: bool = True) -> str | None:
+    """None when ``path`` is a regular file (a link to one, with ``follow_links``), else what it is in
+    words (``"a folder"``, ``"a FIFO (named pipe)"``, ...). A missing path raises FileNotFoundError."""
+    mode = (os.stat if follow_links else os.lstat)(path).st_mode
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for test, name in SPECIAL_KINDS if test(mode)), "not a regular file")
+
+
+def regular_file(path: str, what: str, fix: str) -> str:
+    """``path`` if it is a regular file (links followed), else a UserError naming ``what`` it should
+    be and ``fix``. A FIFO, a socket or a device is refused before it is opened: reading one may wait
+    forever (a FIFO nobody writes) or never end (``/dev/zero``)."""
+    try:
+        kind = special_kind(path)
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {first_line(exc)}") from None
+    if kind is not None:
+        raise UserError(f"{what} {path} is {kind}, not a file; {fix}")
+    return path
+
+
 def existing_file(kind: str, path: str) -> str:
-    """``path`` if it names an existing file, else a UserError for source ``kind``."""
+    """``path`` if it names an existing regular file, else a UserError for source ``kind``."""
     if not path:
         raise UserError(f"source {kind}: needs a file path, e.g. --data {kind}:my.{kind}")
-    if not os.path.exists(path):
-        raise UserError(f"data file not found: {path}")
-    if not os.path.isfile(path):
-        raise UserError(f"data path {path} is not a file; give a .{kind} file")
-    return path
+    return regular_file(path, "data file", f"give a .{kind} file")
 
 
 def check_finite(x: np.ndarray, where: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from automl_noisy.data.limits import MAX_SYNTHETIC_SIZE, check_values
+from automl_noisy.data.preprocessing import DIGITS_SCALE
 from automl_noisy.data.sources.base import RawData, int_option, no_path
 from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
@@ -14,19 +16,21 @@ SYNTHETIC_DEFAULTS = {"samples": 2000, "features": 20, "classes": 4}
 
 
 def load_digits_source(path: str, spec: DataSpec) -> RawData:
-    """scikit-learn's 8x8 handwritten digits (1797 images, 10 classes), pixels scaled to [0, 1]."""
+    """scikit-learn's 8x8 handwritten digits (1797 images, 10 classes), pixels (0-16) divided by 16
+    (``DIGITS_SCALE``, recorded, so new arrays of 0-16 pixels are divided alike)."""
     from sklearn.datasets import load_digits
 
     no_path("digits", path)
     digits = load_digits()
-    x = (digits.data.reshape(-1, 1, 8, 8) / 16.0).astype(np.float32)
+    x = DIGITS_SCALE.apply(digits.data.reshape(-1, 1, 8, 8))
     names = tuple(str(c) for c in digits.target_names)
-    return RawData(x, digits.target.astype(np.int64), names, True, DIGITS_CLASS_MAP)
+    return RawData(x, digits.target.astype(np.int64), names, True, DIGITS_CLASS_MAP, scale=DIGITS_SCALE)
 
 
 def load_synthetic_source(path: str, spec: DataSpec) -> RawData:
     """scikit-learn's ``make_classification`` with clean labels; options samples, features
-    (``--dims``), classes."""
+    (``--dims``), classes, whose product may not exceed ``MAX_SYNTHETIC_SIZE`` (checked before
+    anything is made)."""
     from sklearn.datasets import make_classification
 
     no_path("synthetic", path)
@@ -34,6 +38,9 @@ def load_synthetic_source(path: str, spec: DataSpec) -> RawData:
     classes = int_option("synthetic", options, "classes", SYNTHETIC_DEFAULTS["classes"], 2)
     features = int_option("synthetic", options, "features", SYNTHETIC_DEFAULTS["features"], 1)
     samples = int_option("synthetic", options, "samples", SYNTHETIC_DEFAULTS["samples"], 10 * classes)
+    check_values(samples * features * classes, MAX_SYNTHETIC_SIZE,
+                 f"synthetic data of {samples} samples x {features} features (--dims) x {classes} classes",
+                 "pass smaller --samples, --dims or --classes")
     informative = min(features, max(2, features // 2, (classes - 1).bit_length()))
     if classes > 2**informative:
         raise UserError(f"synthetic data with {classes} classes needs features (--dims) >= "

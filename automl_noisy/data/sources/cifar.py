@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from automl_noisy.data.preprocessing import PIXEL_SCALE
 from automl_noisy.data.sources.base import RawData, first_line
 from automl_noisy.errors import UserError
 
@@ -96,4 +97,4 @@ def read_cifar(name: str, root: str) -> RawData:
         raise UserError(f"{name} under {root} has labels outside 0..{len(class_names) - 1}, the classes of "
                         f"{meta_file}")
     n_train = sum(len(b[1]) for b in train)
-    return RawData(x.astype(np.float32) / 255.0, y, tuple(class_names), True, original_train=n_train)
+    return RawData(PIXEL_SCALE.apply(x), y, tuple(class_names), True, original_train=n_train, scale=PIXEL_SCALE)

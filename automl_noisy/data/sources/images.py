@@ -3,11 +3,15 @@
 Class names are the sorted sub-folder names (hidden ones, starting with ``.``, are skipped); a
 class's images are the files with an image extension (``IMAGE_EXTENSIONS``, any case) anywhere
 below its folder, in sorted path order. A symbolic link inside the folder is an error (the folder
-itself may be one). Samples are ordered by class, then path: a label file for
-``--labels`` lists one label per image in that order. Every image is decoded once, at load time,
-resized to ``image_size x image_size`` (option ``image_size``, ``--image-size``, default
-``DEFAULT_IMAGE_SIZE``; the aspect ratio is not kept) and scaled to [0, 1]. If every image is
-grayscale the data has one channel, else every image is converted to RGB (three channels).
+itself may be one), and so is anything named like an image that is not a regular file (a FIFO, a
+socket, a device: reading one could wait forever), named in the error before any image is opened.
+Samples are ordered by class, then path: a label file for ``--labels`` lists one label per image in
+that order. Every image is decoded once, at load time, resized to ``image_size x image_size``
+(option ``image_size``, ``--image-size``, default ``DEFAULT_IMAGE_SIZE``; the aspect ratio is not
+kept) and its pixels (0-255) divided by 255 (``PIXEL_SCALE``, recorded with a trained model). The
+decoded array, ``n x 3 x size x size`` float32 at most, may hold ``MAX_DATA_VALUES`` values: more is
+refused before decoding. If every image is grayscale the data has one channel, else every image is
+converted to RGB (three channels).
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ import os
 
 import numpy as np
 
-from automl_noisy.data.sources.base import RawData, first_line, int_option
+from automl_noisy.data.limits import MAX_DATA_VALUES, check_values
+from automl_noisy.data.preprocessing import PIXEL_SCALE
+from automl_noisy.data.sources.base import RawData, first_line, int_option, special_kind
 from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
 
@@ -27,17 +33,21 @@ GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", 
 
 
 def image_files(folder: str) -> list[str]:
-    """The image files anywhere below ``folder``, in sorted path order (a symbolic link is an error)."""
+    """The image files anywhere below ``folder``, in sorted path order (a symbolic link, or an entry
+    named like an image that is not a regular file, is an error)."""
     found = []
     for parent, dirs, files in os.walk(folder):
         for name in [*dirs, *files]:
-            _refuse_link(os.path.join(parent, name))
+            refuse_link(os.path.join(parent, name))
         dirs.sort()
-        found += [os.path.join(parent, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+        images = [os.path.join(parent, f) for f in sorted(files) if f.lower().endswith(IMAGE_EXTENSIONS)]
+        for path in images:
+            refuse_special(path)
+        found += images
     return found
 
 
-def _refuse_link(path: str) -> None:
+def refuse_link(path: str) -> None:
     """Links inside an image folder are not followed: one may loop (``loop -> ..`` multiplies the
     images) or lead out of the folder."""
     if os.path.islink(path):
@@ -45,10 +55,29 @@ def _refuse_link(path: str) -> None:
                         "followed: copy the images in, or remove the link")
 
 
+def refuse_special(path: str) -> None:
+    """An image folder entry named like an image must be a regular file: a FIFO would block its
+    reader until something writes to it, a device may never end."""
+    try:
+        kind = special_kind(path, follow_links=False)
+    except OSError as exc:
+        raise UserError(f"cannot read image file {path}: {first_line(exc)}") from None
+    if kind is not None:
+        raise UserError(f"image folder entry {path} is {kind}, not an image file; remove it or rename it")
+
+
+def check_decoded_size(count: int, size: int, where: str) -> None:
+    """Refuse, before decoding, ``count`` images at ``size`` x ``size`` whose float32 array (three
+    channels at most) would exceed ``MAX_DATA_VALUES``."""
+    check_values(count * 3 * size * size, MAX_DATA_VALUES,
+                 f"{count} images of {where} decoded at {size}x{size} pixels (3 channels)",
+                 "use a smaller --image-size or fewer images")
+
+
 def scan_folder(root: str) -> tuple[tuple[str, ...], list[str], np.ndarray]:
     """Class names, image paths and their class ids of an image-folder tree."""
     for entry in os.scandir(root):
-        _refuse_link(entry.path)
+        refuse_link(entry.path)
     classes = sorted(e.name for e in os.scandir(root) if e.is_dir() and not e.name.startswith("."))
     example = os.path.join(root, "cat", "1.png")
     if not classes:
@@ -106,10 +135,11 @@ def load_folder_source(path: str, spec: DataSpec) -> RawData:
         raise UserError(f"data path {path} is not a folder; give a folder with one sub-folder per class")
     size = int_option("folder", spec.options, "image_size", DEFAULT_IMAGE_SIZE, 2)
     class_names, paths, y = scan_folder(path)
+    check_decoded_size(len(paths), size, path)
     decoded = [decode_image(p, size) for p in paths]
     if all(gray for _, gray in decoded):
         x = np.stack([pixels for pixels, _ in decoded])[:, None]
     else:
         x = np.stack([np.repeat(p[..., None], 3, axis=2) if gray else p for p, gray in decoded])
         x = x.transpose(0, 3, 1, 2)
-    return RawData(np.ascontiguousarray(x, dtype=np.float32) / 255.0, y, class_names, False, image_size=size)
+    return RawData(PIXEL_SCALE.apply(x), y, class_names, False, image_size=size, scale=PIXEL_SCALE)

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from automl_noisy.data.sources.base import RawData, first_line
+from automl_noisy.data.sources.base import RawData, first_line, regular_file
 from automl_noisy.errors import UserError
 
 SUFFIXES = (".pt", ".pth", ".npy", ".npz")
@@ -69,9 +69,7 @@ def read_label_file(path: str, key: str | None) -> tuple[np.ndarray, dict[str, A
     """The chosen label array of a label file, and every array it holds by key."""
     import zipfile
 
-    if not os.path.isfile(path):
-        raise UserError(f"label file not found: {path}" if not os.path.exists(path)
-                        else f"label path {path} is not a file")
+    regular_file(path, "label file", "give a .pt, .npy or .npz file")
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in SUFFIXES:
         raise UserError(f"label file {path} must end in {', '.join(SUFFIXES)}")

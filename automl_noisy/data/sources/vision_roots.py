@@ -17,6 +17,7 @@ import os
 
 import numpy as np
 
+from automl_noisy.data.preprocessing import PIXEL_SCALE
 from automl_noisy.data.sources.base import RawData, first_line
 from automl_noisy.data.sources.cifar import read_cifar
 from automl_noisy.data.spec import DataSpec
@@ -64,7 +65,8 @@ def read_mnist(name: str, root: str) -> RawData:
     classes = tuple(str(c) for c in parts[0].classes)
     if y.size and (y.min() < 0 or y.max() >= len(classes)):
         raise UserError(f"{name} under {root} has labels outside 0..{len(classes) - 1}")
-    return RawData(x[:, None].astype(np.float32) / 255.0, y, classes, True, original_train=len(parts[0].targets))
+    return RawData(PIXEL_SCALE.apply(x[:, None]), y, classes, True, original_train=len(parts[0].targets),
+                   scale=PIXEL_SCALE)
 
 
 def load_torchvision_source(path: str, spec: DataSpec) -> RawData:
