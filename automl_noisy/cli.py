@@ -64,6 +64,14 @@ def _int_in(low: int, high: int | None, rule: str) -> Callable[[str], int]:
 
 
 _positive_int = _int_in(1, None, "must be at least 1")
+
+
+def _threads(text: str) -> int:
+    """An argparse type: 1 to this machine's CPU count."""
+    import os
+
+    cpus = os.cpu_count() or 1
+    return _int_in(1, cpus, f"must be 1 to {cpus}, the CPUs of this machine")(text)
 _port = _int_in(0, 65535, "a port is 0 to 65535")
 
 
@@ -147,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "(default: the pipeline's)")
     t.add_argument("-o", "--output", default="out", help="output folder (default: out)")
     _data_flags(t, train=True)
-    t.add_argument("--threads", type=_positive_int, default=1, help="CPU threads (default 1, as in a search trial)")
+    t.add_argument("--threads", type=_threads, default=1,
+                   help="CPU threads, at most this machine's CPUs (default 1, as in a search trial)")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     t.add_argument("--encoders", metavar="DIR",
                    help="folder of pretrained encoders for a pipeline that starts from one (default: the search's, "

@@ -278,7 +278,8 @@ CASES = {
     "train on an unknown device": (lambda f: ["train", f["ok_pipe"], "--device", "tpu9", "-o", f"{f['dir']}/o"],
                                    "unknown device 'tpu9'"),
     "negative workers": (lambda f: ["search", "--workers", "-2"], "must be at least 1, got -2"),
-    "zero threads": (lambda f: ["train", "x.yaml", "--threads", "0"], "must be at least 1, got 0"),
+    "zero threads": (lambda f: ["train", "x.yaml", "--threads", "0"], "must be 1 to"),
+    "more threads than CPUs": (lambda f: ["train", "x.yaml", "--threads", "100000"], "the CPUs of this machine, got"),
     "workers with the local executor": (lambda f: SEARCH + ["--workers", "3"], "--workers 3 has no effect"),
     "unknown family filter": (lambda f: ["components", "--family", "lossy"], "unknown family 'lossy'"),
     # warm start
@@ -339,13 +340,17 @@ CASES = {
     "storage and storage file": (lambda f: ["export", "--storage", "sqlite:///x.db", "--storage-file", "u.txt"],
                                  "not allowed with argument"),
     "empty storage file": (lambda f: ["export", "--storage-file", f["empty_db"]], "is empty"),
+    "seed beyond 32 bits": (lambda f: SEARCH + ["--data", "synthetic", "--seed", "99999999999"],
+                            "data.seed (--seed) must be an integer from 0 to 4294967295"),
+    "study name too long": (lambda f: SEARCH + ["--data", "synthetic", "--study", "s" * 600],
+                            "--study names of at most 512 characters"),
     "cnn on vectors with a pretrained start": (lambda f: ["train", f["cnn_finetune"], "--data", "synthetic", "-o", "o"],
                                                "model 'cnn' does not fit data of shape (20,)"),
 }
 
 #: cases argparse refuses itself (SystemExit 2)
 PARSE_ERRORS = ("bad flag value", "dashboard port out of range", "negative workers", "zero threads",
-                "train for zero epochs", "storage and storage file", "unknown impute strategy")
+                "train for zero epochs", "storage and storage file", "unknown impute strategy", "more threads than CPUs")
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,8 @@ from typing import Any
 from automl_noisy.data.noise import parse_noise
 from automl_noisy.errors import UserError
 
+#: The largest seed: NumPy's and scikit-learn's random states take 32 bits.
+MAX_SEED = 2**32 - 1
 #: The smallest share of the data left for training once test and validation are held out.
 MIN_TRAIN_SHARE = 0.1
 
@@ -73,8 +75,8 @@ class DataSpec:
         if isinstance(self.folds, bool) or not isinstance(self.folds, int) or self.folds < 1:
             raise UserError(f"data.folds (--cv) must be a positive integer, got {self.folds!r}; "
                             "1 is one holdout validation split, K >= 2 is K-fold cross-validation")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise UserError(f"data.seed must be a non-negative integer, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"data.seed (--seed) must be an integer from 0 to {MAX_SEED}, got {self.seed!r}")
         if not isinstance(self.options, Mapping):
             raise UserError(f"data.options must be a mapping, got {self.options!r}")
         object.__setattr__(self, "options", {k: list(v) if isinstance(v, (list, tuple)) else v

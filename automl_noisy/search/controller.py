@@ -37,6 +37,10 @@ from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage, study_names
 
 
+#: the longest study name Optuna's database tables hold
+MAX_STUDY_NAME = 512
+
+
 @dataclass
 class SearchOptions:
     """Everything a search needs; the CLI flags map onto these fields one to one."""
@@ -79,6 +83,9 @@ def search(options: SearchOptions) -> optuna.Study:
         raise UserError(f"--workers {options.workers} has no effect with --executor local, which runs one job at "
                         "a time; drop --workers, or use --executor ray")
     _check_gpus(options)
+    if options.study is not None and len(options.study) > MAX_STUDY_NAME:
+        raise UserError(f"--study names of at most {MAX_STUDY_NAME} characters fit a study database; "
+                        f"this one has {len(options.study)}")
     space = load_space(options.space)
     _refuse_overwriting(options)
     data = load_data(options.data)
