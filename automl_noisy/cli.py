@@ -141,8 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: beside an SQLite file, e.g. automl-noisy-encoders/ for automl-noisy.db; "
                         "./automl-noisy-encoders for a database server)")
 
-    e = sub.add_parser("export", help="write the best trial's complete pipeline as YAML")
+    e = sub.add_parser("export", help="write the chosen trial's complete pipeline as YAML")
     e.add_argument("-o", "--output", default="best.yaml", help="output file (default: best.yaml)")
+    e.add_argument("--rule", choices=("one-se", "best"), default="one-se",
+                   help="which trial: one-se, the simplest (fewest methods) within one paired standard error of "
+                        "the best, compared row by row on the same rows (default); best, the highest value")
     _storage_flags(e)
 
     t = sub.add_parser("train", help="train an exported pipeline; save weights, metrics, label issues")
@@ -296,6 +299,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(f"best trial {best.number}: val_accuracy {value_text(best)} at epoch {best.user_attrs.get('best_epoch')}"
               + (f", clean test_accuracy {test:.4f}" if test is not None else "") + f" ({combo})")
         print(f"model selection: {validation_name(study.user_attrs['data'].get('folds', 1))}")
+        from automl_noisy.search.selection import choose, versus_baseline
+
+        choice = choose(study)
+        print(f"export would take {choice.reason}")
+        for trial in dict.fromkeys([choice.trial.number, best.number]):
+            line = versus_baseline(study, study.trials[trial])
+            if line:
+                print(line)
         warning = baseline_warning(study)
         if warning:
             print(f"warning: {warning}", file=sys.stderr)
@@ -305,9 +316,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from automl_noisy.search.export import export_best
 
-    _, provenance = export_best(args.storage, args.study, args.output)
+    _, provenance = export_best(args.storage, args.study, args.output, args.rule)
     print(f"wrote {args.output}: trial {provenance['trial']} of study {provenance['study']!r}, "
           f"val_accuracy {provenance['val_accuracy']:.4f}")
+    print(provenance["selection"])
+    if provenance.get("versus_plain_ce"):
+        print(provenance["versus_plain_ce"])
     return 0
 
 

@@ -59,7 +59,7 @@ $summary
 <div class="figure">$history</div>
 <h2>Label noise</h2>
 $detection
-<h2>Best pipeline</h2>
+<h2>The pipeline export takes</h2>
 <p>$best_line</p>
 <pre>$pipeline</pre>
 <h2>How to read this</h2>
@@ -140,11 +140,15 @@ def render_report(study: optuna.Study, analysis: Analysis | None = None, storage
     try:
         pipeline, provenance = best_pipeline(study, storage_url)
         warning = baseline_warning(study)
-        best_line = (f"Trial {provenance['trial']}, {figures.OBJECTIVE} {value_text(study.best_trial)} "
+        chosen = study.trials[provenance["trial"]]
+        versus = provenance.get("versus_plain_ce")
+        best_line = (f"Trial {provenance['trial']}, {figures.OBJECTIVE} {value_text(chosen)} "
                      f"({html.escape(provenance['validation'])}"
                      + (f", best epoch {pipeline.best_epoch})" if pipeline.best_epoch else ")")
                      + (f", clean test accuracy {provenance['test_accuracy']:.4f}"
                         if provenance.get("test_accuracy") is not None else "")
+                     + f". Export takes it by {html.escape(provenance['selection'])}"
+                     + (f"; {html.escape(versus)}" if versus else "")
                      + ". Save it with <code>automl-noisy export -o best.yaml</code>."
                      + (f' <b class="hurts">Warning:</b> {html.escape(warning)}' if warning else ""))
         yaml_text = pipeline.to_yaml(provenance)

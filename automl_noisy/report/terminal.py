@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from automl_noisy.search.study_analysis import Analysis
+from automl_noisy.search.selection import choose, versus_baseline
 from automl_noisy.search.summary import baseline_warning, value_text
 
 STYLES = {"helps": "green", "hurts": "red", "fails often": "dark_orange", "unclear": "", "baseline": "dim"}
@@ -53,6 +54,12 @@ def print_effects(study: optuna.Study, analysis: Analysis, console: Console | No
     if study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         best = study.best_trial
         console.print(f"Best trial {best.number}: {value_text(best)} (± its standard error)", highlight=False)
+        choice = choose(study)
+        console.print(f"Export takes {choice.reason}.", highlight=False)
+        for number in dict.fromkeys([choice.trial.number, best.number]):
+            line = versus_baseline(study, study.trials[number])
+            if line:
+                console.print(f"{line[0].upper()}{line[1:]}.", highlight=False)
         warning = baseline_warning(study)
         if warning:
             console.print(f"warning: {warning}", style=STYLES["hurts"], highlight=False)

@@ -383,6 +383,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
     sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
+    rows = [np.flatnonzero(pool_folds(data) == i) for i in range(folds)] if folds > 1 else None
     order = None
     if options.reproducible and executor.capacity > 1:  # one job at a time is in order already
         order = TrialOrder(trials_in_flight(executor.capacity, len(jobs_of_trial)), len(study.trials))
@@ -447,7 +448,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                     trial.set_user_attr("combination", {**pipeline.combination(),
                                                         **({"preset": trial.params.get("preset", "none")}
                                                            if space.presets else {})})
-                    running[trial.number], curves[trial.number] = trial, TrialCurve(sizes)
+                    running[trial.number], curves[trial.number] = trial, TrialCurve(sizes, rows)
                     places[trial.number] = set()
                     launched += 1
                     try:
@@ -524,6 +525,8 @@ def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, curve: 
         trial.set_user_attr("test_accuracy", best.test_accuracy)  # what the exported pipeline trains to
         trial.set_user_attr("epochs_run", last.epoch)
         trial.set_user_attr("train_loss", best.train_loss)
+        if best.val_correct is not None:  # for comparing trials row by row (search/selection.py)
+            trial.set_user_attr("val_correct", best.val_correct)
         if last.label_issue_auroc is not None:
             trial.set_user_attr("label_issue_auroc", last.label_issue_auroc)
     if state == TrialState.COMPLETE:

@@ -6,9 +6,14 @@ fold accuracies weighted by fold size, which is the accuracy of the out-of-fold 
 whole pool. The trial's value is the best epoch of that curve (early stopping on noisy validation
 accuracy is sound under class-conditional noise: Chen et al., "Robustness of accuracy metric and
 its inspirations in learning with noisy labels", AAAI 2021), with the binomial standard error
-``sqrt(a (1 - a) / n)`` of an accuracy ``a`` measured on ``n`` rows.
+``sqrt(a (1 - a) / n)`` of an accuracy ``a`` measured on ``n`` rows. Each epoch also keeps which
+rows were predicted right (the folds' rows put back in pool order), so that two trials can be
+compared row by row on the same rows (:mod:`automl_noisy.search.selection`).
 
->>> from automl_noisy.train import EpochMetrics
+>>> import numpy as np
+
+from automl_noisy.train import EpochMetrics
+from automl_noisy.train.trainer import pack_rows, unpack_rows
 >>> curve = TrialCurve([100, 50])
 >>> curve.add(0, EpochMetrics(1, 1.0, 0.60, None, 1.0)) is None  # fold 1 has not reached epoch 1
 True
@@ -23,7 +28,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 from automl_noisy.train import EpochMetrics
+from automl_noisy.train.trainer import pack_rows, unpack_rows
 
 
 def binomial_stderr(accuracy: float, n: int) -> float:
@@ -31,14 +39,22 @@ def binomial_stderr(accuracy: float, n: int) -> float:
     return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n > 0 else float("nan")
 
 
-def combine(epochs: Sequence[EpochMetrics], sizes: Sequence[int]) -> EpochMetrics:
+def combine(epochs: Sequence[EpochMetrics], sizes: Sequence[int],
+            rows: Sequence[np.ndarray] | None = None) -> EpochMetrics:
     """The folds' metrics of one epoch as one: validation accuracy weighted by fold size (the
     out-of-fold accuracy), the mean training loss, clean test accuracy and label-issue AUROC of the
-    fold models (when all have one), and the wall time of all folds together."""
+    fold models (when all have one), the wall time of all folds together, and which pool rows were
+    predicted right (``rows[i]``: where fold ``i``'s validation rows sit in the pool)."""
     if len(epochs) == 1:
         return epochs[0]
     total = sum(sizes)
     mean = lambda values: None if any(v is None for v in values) else sum(values) / len(values)  # noqa: E731
+    correct = None
+    if rows is not None and all(m.val_correct is not None for m in epochs):
+        pool = np.zeros(total, dtype=bool)
+        for m, where in zip(epochs, rows):
+            pool[where] = unpack_rows(m.val_correct)  # type: ignore[arg-type]
+        correct = pack_rows(pool)
     return EpochMetrics(
         epoch=epochs[0].epoch,
         train_loss=sum(m.train_loss for m in epochs) / len(epochs),
@@ -46,15 +62,17 @@ def combine(epochs: Sequence[EpochMetrics], sizes: Sequence[int]) -> EpochMetric
         test_accuracy=mean([m.test_accuracy for m in epochs]),
         seconds=sum(m.seconds for m in epochs),
         label_issue_auroc=mean([m.label_issue_auroc for m in epochs]),
+        val_correct=correct,
     )
 
 
 class TrialCurve:
     """Collects the epochs of one trial's jobs; ``sizes`` are the validation rows of each fold (one
-    entry for a holdout split)."""
+    entry for a holdout split), ``rows`` (optional) where each fold's rows sit in the pool."""
 
-    def __init__(self, sizes: Sequence[int]) -> None:
+    def __init__(self, sizes: Sequence[int], rows: Sequence[np.ndarray] | None = None) -> None:
         self.sizes = list(sizes)
+        self.rows = rows
         self.best: EpochMetrics | None = None  # the epoch with the highest validation accuracy (earliest of ties)
         self.last: EpochMetrics | None = None
         self._waiting: dict[int, dict[int, EpochMetrics]] = {}  # epoch -> fold -> metrics
@@ -66,7 +84,7 @@ class TrialCurve:
         if len(got) < len(self.sizes):
             return None
         del self._waiting[metrics.epoch]
-        combined = combine([got[i] for i in range(len(self.sizes))], self.sizes)
+        combined = combine([got[i] for i in range(len(self.sizes))], self.sizes, self.rows)
         self.last = combined
         if self.best is None or combined.val_accuracy > self.best.val_accuracy:
             self.best = combined

@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from automl_noisy.errors import UserError
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file, write_text
 from automl_noisy.pipeline import Pipeline
+from automl_noisy.search.selection import DEFAULT_RULE, choose, versus_baseline
 from automl_noisy.search.storage import mask_url, open_storage, resolve_study
 from automl_noisy.versions import versions
 
@@ -21,12 +22,12 @@ def validation_name(folds: int) -> str:
     return f"{folds}-fold cross-validation (out-of-fold noisy accuracy)" if folds > 1 else "holdout (noisy accuracy)"
 
 
-def best_pipeline(study: optuna.Study, storage_url: str = "") -> tuple[Pipeline, dict[str, Any]]:
-    """The best complete trial's pipeline and its provenance."""
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        raise UserError(f"study {study.study_name!r} has no complete trial yet; run or resume the search first")
-    best = study.best_trial
+def best_pipeline(study: optuna.Study, storage_url: str = "",
+                  rule: str = DEFAULT_RULE) -> tuple[Pipeline, dict[str, Any]]:
+    """The pipeline of the complete trial ``rule`` picks (see :mod:`automl_noisy.search.selection`)
+    and its provenance, which says which rule picked what and how it compares with plain CE."""
+    choice = choose(study, rule)
+    best = choice.trial
     if "pipeline" not in best.user_attrs:
         raise UserError(f"trial {best.number} of study {study.study_name!r} holds no pipeline; "
                         "was the study made by automl-noisy?")
@@ -36,6 +37,10 @@ def best_pipeline(study: optuna.Study, storage_url: str = "") -> tuple[Pipeline,
         "study": study.study_name,
         "storage": mask_url(storage_url) if storage_url else None,
         "trial": best.number,
+        "rule": choice.rule,
+        "selection": choice.reason,
+        "best_trial": choice.best.number,
+        "versus_plain_ce": versus_baseline(study, best),
         "val_accuracy": best.value,
         "value_stderr": best.user_attrs.get("value_stderr"),
         "validation": validation_name(pipeline.data.folds),
@@ -52,11 +57,12 @@ def best_pipeline(study: optuna.Study, storage_url: str = "") -> tuple[Pipeline,
     return pipeline, provenance
 
 
-def export_best(storage_url: str, study_name: str | None, path: str | Path) -> tuple[Pipeline, dict[str, Any]]:
-    """Write ``path`` (YAML) from the best trial of a stored study; returns what was written."""
+def export_best(storage_url: str, study_name: str | None, path: str | Path,
+                rule: str = DEFAULT_RULE) -> tuple[Pipeline, dict[str, Any]]:
+    """Write ``path`` (YAML) from the trial ``rule`` picks in a stored study; returns what was written."""
     storage = open_storage(storage_url, must_exist=True)
     study = resolve_study(storage, study_name, storage_url)
-    pipeline, provenance = best_pipeline(study, storage_url)
+    pipeline, provenance = best_pipeline(study, storage_url, rule)
     path = Path(path)
     if path.is_dir():
         raise UserError(f"cannot write {path}: it is a folder; pass -o with a file name, e.g. {path / 'best.yaml'}")

@@ -25,14 +25,25 @@ def value_text(trial: FrozenTrial) -> str:
 
 
 def baseline_warning(study: optuna.Study) -> str | None:
-    """A sentence when the best trial beats the baseline (trial 0) by less than its standard error."""
+    """A sentence when the best trial beats the baseline (plain CE) by less than one standard error:
+    the paired one on the same rows when both recorded them (see :mod:`automl_noisy.search.selection`),
+    else the best trial's own."""
+    from automl_noisy.search.selection import baseline_of, paired
+
     if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         return None
-    best = study.best_trial
-    baseline = next((t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                     if t.user_attrs.get("baseline")), None)
+    best, baseline = study.best_trial, baseline_of(study)
+    if baseline is None or baseline.number == best.number:
+        return None
+    p = paired(best, baseline)
+    if p is not None:
+        if p.difference > p.stderr:
+            return None
+        return (f"the best trial ({best.number}, {best.value:.4f}) is within one paired standard error of trial "
+                f"{baseline.number}, plain cross entropy ({baseline.value:.4f}): {p.text()} on the same {p.rows} "
+                "rows, so this search cannot tell them apart, and more data, more folds (--cv) or more trials may.")
     stderr = best.user_attrs.get("value_stderr")
-    if baseline is None or baseline.number == best.number or stderr is None or best.value - baseline.value >= stderr:
+    if stderr is None or best.value - baseline.value >= stderr:
         return None
     return (f"the best trial ({best.number}, {value_text(best)}) is within one standard error of trial "
             f"{baseline.number}, plain cross entropy ({value_text(baseline)}): this search cannot tell them "

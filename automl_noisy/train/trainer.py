@@ -36,9 +36,40 @@ class EpochMetrics:
     test_accuracy: float | None  # on the test split, when its labels are known to be clean
     seconds: float  # wall time of the epoch, evaluation included
     label_issue_auroc: float | None = None  # last epoch only, when the true noise is known
+    val_correct: str | None = None  # per validation row, whether it was predicted right (pack_rows)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def pack_rows(flags: np.ndarray) -> str:
+    """Booleans, one per row, as compact text: their count, then the bits packed in base64 (245
+    characters for 1437 rows).
+
+    >>> pack_rows(np.array([True, False, True]))
+    '3:oA=='
+    >>> unpack_rows('3:oA==').tolist()
+    [True, False, True]
+    """
+    import base64
+
+    flags = np.asarray(flags, dtype=bool)
+    return f"{len(flags)}:" + base64.b64encode(np.packbits(flags).tobytes()).decode("ascii")
+
+
+def unpack_rows(text: str) -> np.ndarray:
+    """The booleans :func:`pack_rows` packed (a ValueError for text it did not write)."""
+    import base64
+    import binascii
+
+    count, _, bits = text.partition(":")
+    try:
+        out = np.unpackbits(np.frombuffer(base64.b64decode(bits, validate=True), dtype=np.uint8), count=int(count))
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"not a packed row record: {text[:40]!r}") from e
+    if len(out) != int(count):
+        raise ValueError(f"a packed row record of {len(out)} rows says {count}")
+    return out.astype(bool)
 
 
 class TrainingDiverged(RuntimeError):
@@ -221,8 +252,9 @@ class Trainer:
             test = self.accuracy(self.x_test, self.y_test) if self.x_test is not None else None
             last = epoch == stop
             auroc = detection_quality(self.data, self.suspicion_scores()).get("label_issue_auroc") if last else None
-            yield EpochMetrics(epoch, mean_loss, self.accuracy(self.x_val, self.y_val), test,
-                               time.perf_counter() - start, auroc)
+            correct = self.correct(self.x_val, self.y_val)
+            yield EpochMetrics(epoch, mean_loss, float(correct.mean()) if len(correct) else float("nan"), test,
+                               time.perf_counter() - start, auroc, pack_rows(correct) if len(correct) else None)
 
     def outputs(self, x: Tensor, network: int, features: bool = False) -> Tensor:
         """One network's logits (or features) in evaluation mode, computed in chunks."""
@@ -232,10 +264,16 @@ class Trainer:
         """Log class probabilities of the scheme's networks, averaged (over the K classes only)."""
         return scheme_log_probs(self.networks, x, self.data.num_classes, self._autocast)
 
+    def correct(self, x: Tensor, y: Tensor) -> np.ndarray:
+        """Per row of ``x``, whether the scheme predicts its label ``y``."""
+        if len(y) == 0:
+            return np.zeros(0, dtype=bool)
+        return (self.log_probs(x).argmax(dim=1) == y).cpu().numpy()
+
     def accuracy(self, x: Tensor, y: Tensor) -> float:
         if len(y) == 0:
             return float("nan")
-        return float((self.log_probs(x).argmax(dim=1) == y).float().mean())
+        return float(self.correct(x, y).mean())
 
     def suspicion_scores(self) -> np.ndarray:
         """Per training sample, how suspect its given label is (higher is more suspect): the
