@@ -343,6 +343,7 @@ def make_server(storage_url: str, host: str = "127.0.0.1", port: int = 8080,
         storage.engine.dispose()
         raise UserError(f"cannot serve the dashboard on {host}:{port}: {e.strerror or e}; "
                         "pass another --port or --host") from None
-    server.host_names = names | {_normal(str(server.server_address[0]))}
+    bound = _normal(str(server.server_address[0]))  # the address a host name given as --host resolved to
+    server.host_names = names | ({bound} if not ipaddress.ip_address(bound).is_unspecified else set())
     server.set_app(HostCheck(wsgi(storage), server.host_names))
     return server

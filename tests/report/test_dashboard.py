@@ -351,6 +351,7 @@ def test_a_dashboard_on_every_interface_answers_this_machines_name(tmp_path):
         assert _request(port, "GET", "/api/studies", f"{socket.gethostname()}:{port}")[0] == 200
         assert _request(port, "GET", "/api/studies", f"127.0.0.1:{port}")[0] == 200
         assert _request(port, "GET", "/api/studies", f"evil.example:{port}")[0] == 403
+        assert _request(port, "GET", "/api/studies", f"0.0.0.0:{port}")[0] == 403  # not a name of this machine
     finally:
         server.shutdown()
         server.close()
