@@ -327,7 +327,7 @@ def test_the_loopback_names_read_and_write(served, host):
 def test_served_names_follow_the_bound_address():
     import socket as sockets
 
-    from automl_noisy.report.dashboard import LOOPBACK_NAMES, served_names
+    from automl_noisy.report.host_check import LOOPBACK_NAMES, served_names
 
     assert served_names("127.0.0.1") == LOOPBACK_NAMES
     assert served_names("10.1.2.3") == LOOPBACK_NAMES | {"10.1.2.3"}
@@ -425,3 +425,13 @@ def test_the_dashboard_starts_on_an_empty_database_and_analyses_a_study_once_res
     finally:
         code, out, _ = _stop(proc, signal.SIGTERM)
     assert code == 0 and "study 'effects': see its note and figures" in out
+
+
+@pytest.mark.parametrize(("header", "name"), [
+    ("127.0.0.1:8080", "127.0.0.1"), ("LocalHost.", "localhost"), ("[::1]:80", "::1"), ("[0:0::1]", "::1"),
+    ("evil.example:1", "evil.example"), ("a,b", None), ("", None), ("x y", None), ("127.0.0.1:abc", None),
+    ("[::1", None), ("::1", None), ("user@127.0.0.1", None), ("127.0.0.1/x", None), ("[fe80::1%25eth0]", None)])
+def test_host_of_reads_a_host_header(header, name):
+    from automl_noisy.report.host_check import host_of
+
+    assert host_of(header) == name
