@@ -190,10 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default="report.html", help="output file (default: report.html)")
     _storage_flags(r)
 
-    d = sub.add_parser("dashboard", help="optuna-dashboard on the study database, with the analysis attached")
+    d = sub.add_parser("dashboard", help="optuna-dashboard on the study database, with the analysis attached",
+                       description="optuna-dashboard on the study database, with the analysis attached to the "
+                                   "study (once it has a complete trial; without one, or without any study yet, it "
+                                   "serves all the same). It answers only requests whose Host header names the "
+                                   "address it serves (the port is not checked): localhost, 127.0.0.1 and ::1; "
+                                   "also --host itself when that is another address; also this machine's host "
+                                   "names and addresses with --host 0.0.0.0 or ::; and each --allow-host NAME. "
+                                   "Other names get 403, a request without a Host header 400.")
     _storage_flags(d)
     d.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     d.add_argument("--port", type=_port, default=8080, help="port (default: 8080; 0 picks a free one)")
+    d.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="also answer requests sent to this host name or address (a proxy's, a DNS name of "
+                        "this machine); repeat for more")
     return parser
 
 
@@ -473,23 +483,25 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     import signal
 
-    from automl_noisy.report.dashboard import attach, is_loopback, make_server
+    from automl_noisy.report.dashboard import attach_when_ready, is_loopback, make_server
     from automl_noisy.search.storage import mask_url
-    from automl_noisy.search.study_analysis import open_analysis
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # until it serves, SIGTERM stops it like Ctrl+C
     server = None
     try:
-        server = make_server(args.storage, args.host, args.port)
+        server = make_server(args.storage, args.host, args.port, args.allow_host)
         if not is_loopback(args.host):
             print(f"warning: the dashboard listens on {args.host}, beyond this machine: anyone who can reach "
                   f"port {server.server_port} can read every study in {mask_url(args.storage)} and change or "
                   "delete it (optuna-dashboard's API has no login); use --host 127.0.0.1 and an SSH tunnel, or "
                   "a proxy with authentication", file=sys.stderr, flush=True)
-        study, analysis = open_analysis(args.storage, args.study, server.storage)
-        attach(study, analysis)
-        print(f"optuna-dashboard on {mask_url(args.storage)}: http://{args.host}:{server.server_port}/dashboard "
-              f"(study {study.study_name!r}: see its note and figures; Ctrl+C stops)", flush=True)
+        attached = attach_when_ready(server.storage, args.storage, args.study)
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(args.host.strip("[]"), args.host)
+        host = f"[{host.strip('[]')}]" if ":" in host else host
+        print(f"optuna-dashboard on {mask_url(args.storage)}: http://{host}:{server.server_port}/dashboard "
+              f"({attached}; Ctrl+C stops)", flush=True)
+        print(f"it answers requests sent to: {', '.join(sorted(server.host_names))} (--allow-host NAME adds one)",
+              flush=True)
         server.serve_until_signal()
     except KeyboardInterrupt:  # stopped before it began serving: a stop all the same
         pass

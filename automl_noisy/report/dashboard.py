@@ -3,18 +3,25 @@
 :func:`attach` saves the effect, interaction and importance figures under the study
 (``optuna_dashboard.save_plotly_graph_object``, shown on the study's page) and puts a short
 helps/hurts summary at the top of the study's note (``save_note``), keeping whatever else the
-note holds. :func:`make_server` serves optuna-dashboard's WSGI app on 127.0.0.1 unless told
-otherwise, answering requests in threads; ``serve_until_signal()`` runs it until SIGINT or SIGTERM
-and then closes the server and the storage.
+note holds. :func:`attach_when_ready` does so for the study a command names, or says why there is
+nothing to analyse yet (no study, several, no complete trial). :func:`make_server` serves
+optuna-dashboard's WSGI app on 127.0.0.1 unless told otherwise, answering requests in threads;
+``serve_until_signal()`` runs it until SIGINT or SIGTERM and then closes the server and the storage.
+
+The server answers only requests whose ``Host`` header names the address it serves
+(:mod:`automl_noisy.report.host_check`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
+import socket
 import threading
 import time
+from collections.abc import Iterable
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
@@ -24,8 +31,9 @@ import optuna
 from automl_noisy.errors import UserError
 from automl_noisy.data.noise_profile import describe_profile
 from automl_noisy.report import figures
-from automl_noisy.search.storage import open_storage
-from automl_noisy.search.study_analysis import Analysis
+from automl_noisy.report.host_check import HostCheck, allowed_name, normal_name, served_names
+from automl_noisy.search.storage import mask_url, open_storage, resolve_study, study_names
+from automl_noisy.search.study_analysis import Analysis, load_or_compute
 
 GRAPHS = ("method-effects", "method-interactions", "param-importances")
 NOTE_TITLE = "## Which methods help or hurt (automl-noisy)"
@@ -69,6 +77,30 @@ def attach(study: optuna.Study, analysis: Analysis) -> list[str]:
     return list(GRAPHS)
 
 
+def attach_when_ready(storage: optuna.storages.BaseStorage, storage_url: str, study_name: str | None) -> str:
+    """Attach the analysis to study ``study_name`` (without a name, the storage's only study) when it
+    has a complete trial; returns one line saying what was attached, or why nothing was (no study yet,
+    several studies and no name, no complete trial yet). A named study that does not exist is a
+    UserError."""
+    from optuna.trial import TrialState
+
+    where = mask_url(storage_url)
+    if study_name is None:
+        names = study_names(storage)
+        if not names:
+            return (f"no study in {where} to analyse yet; studies appear here as searches create them, "
+                    "and running 'automl-noisy dashboard' again after a search attaches its analysis")
+        if len(names) > 1:
+            return (f"{where} holds several studies ({', '.join(names)}); pass --study NAME to attach "
+                    "the analysis to one")
+    study = resolve_study(storage, study_name, storage_url)
+    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        return (f"study {study.study_name!r} has no complete trial to analyse yet; running 'automl-noisy "
+                "dashboard' again once one has finished attaches the analysis")
+    attach(study, load_or_compute(study))
+    return f"study {study.study_name!r}: see its note and figures"
+
+
 class _QuietHandler(WSGIRequestHandler):
     timeout = 60  # seconds a connection may sit idle before its thread gives up on it
 
@@ -91,6 +123,8 @@ class DashboardServer(ThreadingMixIn, WSGIServer):
     STOP_GRACE = 1.0
 
     def __init__(self, address: tuple[str, int], storage: optuna.storages.RDBStorage) -> None:
+        if ":" in address[0]:  # an IPv6 address (:: listens on IPv4 too where the system allows it)
+            self.address_family = socket.AF_INET6
         super().__init__(address, _QuietHandler)
         self.storage = storage
         self._requests: set[threading.Thread] = set()  # threads answering a request (not idle connections)
@@ -169,18 +203,23 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def make_server(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> DashboardServer:
+def make_server(storage_url: str, host: str = "127.0.0.1", port: int = 8080,
+                allow_hosts: Iterable[str] = ()) -> DashboardServer:
     """An optuna-dashboard server for the study database at ``storage_url`` on ``host:port`` (not yet
-    serving; port 0 picks a free one, see ``server.server_port``). Run it with
+    serving; port 0 picks a free one, see ``server.server_port``), answering only requests for the
+    names of :func:`served_names` (``server.host_names``). Run it with
     :meth:`DashboardServer.serve_until_signal`, which closes it."""
     from optuna_dashboard import wsgi
 
+    names = served_names(host, [allowed_name(a) for a in allow_hosts])
     storage = open_storage(storage_url, must_exist=True)
     try:
-        server = DashboardServer((host, port), storage)
+        server = DashboardServer((host.strip("[]"), port), storage)
     except (OSError, OverflowError) as e:
         storage.engine.dispose()
         raise UserError(f"cannot serve the dashboard on {host}:{port}: {e.strerror or e}; "
                         "pass another --port or --host") from None
-    server.set_app(wsgi(storage))
+    bound = normal_name(str(server.server_address[0]))  # the address a host name given as --host resolved to
+    server.host_names = names | ({bound} if not ipaddress.ip_address(bound).is_unspecified else set())
+    server.set_app(HostCheck(wsgi(storage), server.host_names))
     return server
