@@ -40,8 +40,9 @@ NOTE_TITLE = "## Which methods help or hurt (automl-noisy)"
 NOTE_END = "*Refreshed by `automl-noisy dashboard` from {n} trials; the figures are below on this page.*"
 
 
-def note_markdown(analysis: Analysis, profile: dict | None = None) -> str:
-    """The helps/hurts summary as Markdown, with the labels' estimated noise (``profile``) when known."""
+def note_markdown(analysis: Analysis, profile: dict | None = None, export: tuple[str, ...] = ()) -> str:
+    """The helps/hurts summary as Markdown, with the labels' estimated noise (``profile``) when known
+    and what ``export`` takes (its rule's reason, the pick against plain CE: :func:`export_lines`)."""
     table = analysis.effects
     lines = [NOTE_TITLE, ""]
     for verdict in ("helps", "hurts", "fails often"):
@@ -55,10 +56,21 @@ def note_markdown(analysis: Analysis, profile: dict | None = None) -> str:
     lines.append(f"- **interacting pairs**: {'; '.join(pairs) or 'none'}")
     if profile:
         lines.append(f"- **labels**: {describe_profile(profile)}")
+    if export:
+        lines.append(f"- **export**: {'; '.join(export)}")
     lines += ["", f"Effects are changes in the objective against the baseline's choices, with "
               f"{table.confidence:.0%} simultaneous intervals; everything else is unclear so far.", "",
               NOTE_END.format(n=analysis.n_trials)]
     return "\n".join(lines)
+
+
+def export_lines(study: optuna.Study) -> tuple[str, ...]:
+    """What ``export`` takes by its default rule, and that trial and the best against plain CE (paired)."""
+    from automl_noisy.search.selection import choose, versus_baseline
+
+    choice = choose(study)
+    versus = [versus_baseline(study, study.trials[n]) for n in dict.fromkeys([choice.trial.number, choice.best.number])]
+    return (choice.reason, *(v for v in versus if v))
 
 
 def attach(study: optuna.Study, analysis: Analysis) -> list[str]:
@@ -72,7 +84,7 @@ def attach(study: optuna.Study, analysis: Analysis) -> list[str]:
     old = get_note(study) or ""
     ours = re.compile(re.escape(NOTE_TITLE) + r".*?\*Refreshed by `automl-noisy dashboard`[^\n]*\*", re.S)
     rest = ours.sub("", old).strip()
-    save_note(study, note_markdown(analysis, study.user_attrs.get("noise_profile"))
+    save_note(study, note_markdown(analysis, study.user_attrs.get("noise_profile"), export_lines(study))
               + (f"\n\n{rest}" if rest else ""))
     return list(GRAPHS)
 
