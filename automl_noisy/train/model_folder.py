@@ -268,13 +268,13 @@ def _check_shapes(pipeline: Pipeline, card: ModelCard, state: dict[str, torch.Te
     if len(model.members[0]) != card.networks:
         raise UserError(f"{root / CARD} names {card.networks} network(s), {root / PIPELINE} builds "
                         f"{len(model.members[0])}")
-    if card.members > 1 and card.of_folds != pipeline.data.folds:
-        raise UserError(f"{root / CARD} field members.of_folds {card.of_folds} differs from data.folds "
-                        f"{pipeline.data.folds} in {root / PIPELINE}, the folds the members were trained on")
     found = members_in(state)
     if found != card.members:
         raise UserError(f"{root / CARD} field members.count names {card.members} member(s), but {root / WEIGHTS} "
                         f"holds the weights of {found}{' (tensors ' + MEMBERS_KEY + '.<i>.*)' if found > 1 else ''}")
+    if card.members > 1 and card.of_folds != pipeline.data.folds:
+        raise UserError(f"{root / CARD} field members.of_folds {card.of_folds} differs from data.folds "
+                        f"{pipeline.data.folds} in {root / PIPELINE}, the folds the members were trained on")
     expected = {k: tuple(v.shape) for k, v in model.module().state_dict().items()}
     missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
     if missing or extra:
