@@ -358,8 +358,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.final_model is not None and folds < 2:
         from automl_noisy.errors import UserError
 
-        raise UserError(f"--{args.final_model} chooses what ships from K >= 2 fold models, but this training has one "
-                        f"holdout split (data.folds {folds}); pass --cv K to cross-validate, or drop --{args.final_model}")
+        flag = f"--{args.final_model}"
+        raise UserError(f"{flag} chooses what ships from K >= 2 fold models, but this training has one holdout split "
+                        f"(data.folds {folds}); pass --cv K to cross-validate, or drop {flag}")
 
     def report(m: Any, stage: str) -> None:
         test = f" test_accuracy {m.test_accuracy:.4f}" if m.test_accuracy is not None else ""

@@ -3,7 +3,7 @@ shipped as one model that averages their class probabilities (bagging).
 
 >>> from automl_noisy.pipeline import ComponentSpec, Pipeline
 >>> from automl_noisy.train.trainer import build_networks
->>> p = Pipeline(model=ComponentSpec("mlp", {"width": 8}))
+>>> p = Pipeline(model=ComponentSpec("mlp", {"width": 32}))
 >>> folds = Ensemble([build_networks(p, (4,), 3) for _ in range(3)], held_out=(1, 2, 3))
 >>> folds.describe(), folds.probabilities(torch.zeros(2, 4), 3).shape
 ('ensemble of 3 fold models', torch.Size([2, 3]))
@@ -63,7 +63,8 @@ class Ensemble:
     def probabilities(self, x: Tensor, num_classes: int, autocast: object = None) -> Tensor:
         """Class probabilities (float32, rows sum to 1) of network inputs ``x``: each member's, from
         its networks' vote, averaged over the members."""
-        probs = [scheme_log_probs(member, x, num_classes, autocast).exp() for member in self.members]  # type: ignore[arg-type]
+        probs = [scheme_log_probs(member, x, num_classes, autocast).exp()  # type: ignore[arg-type]
+                 for member in self.members]
         return probs[0] if len(probs) == 1 else torch.stack(probs).mean(dim=0)
 
     def accuracy(self, x: Tensor, y: Tensor, num_classes: int, autocast: object = None) -> float:

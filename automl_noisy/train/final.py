@@ -179,6 +179,8 @@ def _fold_models(pipeline: Pipeline, data: NoisyDataset, threads: int | None, de
         trainer = Trainer(pipeline, fold_split(data, i), device=device, threads=threads, encoder=encoder)
         ends.append(_trained(trainer, on_epoch, f"fold {i + 1}/{k}"))
         out[torch.from_numpy(folds == i)] = trainer.log_probs(trainer.x_val).cpu()
+        for net in trainer.networks:
+            net.zero_grad(set_to_none=True)  # kept to predict, never to train again
         members.append(trainer.networks)
     return Ensemble(members, held_out=range(1, k + 1)), out, ends
 

@@ -4,7 +4,7 @@ code from the folder.
 | file | what | read with |
 |---|---|---|
 | ``model.pt`` | the weights (one ``state_dict``, every member's) | ``torch.load(..., weights_only=True)`` |
-| ``model.json`` | class names, the preprocessing (input shape, scale), members and networks, the weights' sha256, versions | JSON |
+| ``model.json`` | class names, preprocessing (input shape, scale), members, networks, weights' sha256, versions | JSON |
 | ``pipeline.yaml`` | the pipeline that was trained | ``yaml.safe_load`` |
 | ``metrics.json``, ``label_issues.csv`` | what training measured | |
 
