@@ -414,8 +414,8 @@ def test_a_format_1_card_still_loads_and_predicts_alike(table_model, table_csv, 
 
 
 def test_an_ensemble_card_under_an_older_format_is_one_line(table_model, tmp_path, capsys):
-    """A format-2 card holds one model: a folder of two members' weights under it is refused, and so
-    is a format this version does not read."""
+    """A format-2 card describes one model: two members' weights under such a card are refused,
+    not read as one model."""
     folder = tmp_path / "copy"
     shutil.copytree(table_model, folder)
     _card(_set("format_version", 2))(folder)

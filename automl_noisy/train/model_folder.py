@@ -16,7 +16,7 @@ or numbers), the preprocessing (see :meth:`Preprocessing.from_dict`: finite stat
 0, as many as the input shape has features, an image size that is the input shape's), an input
 shape of at most ``MAX_SAMPLE_VALUES`` values (before any network is built), the weights (finite,
 and of the very shapes the networks built from the card and the pipeline have: the input shape and
-the class count show in them). Format 2 (this version) also records the weights' sha256 and the
+the class count show in them). Format 2 and later also record the weights' sha256 and the
 input shape they were trained for, so weights swapped for another model's, or an input size no
 tensor pins (a CNN's adaptive pooling takes any image size), are refused as well.
 
