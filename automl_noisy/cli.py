@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
+from automl_noisy.final_model import DEFAULT_FINAL_MODEL  # plain strings: --help stays light
+
 PROG = "automl-noisy"
 DEFAULT_STORAGE = "sqlite:///automl-noisy.db"  # the same as automl_noisy.credentials'
 DEFAULT_ENCODERS = "automl-noisy-encoders"  # the same as automl_noisy.search.encoders'
@@ -154,8 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int, help="train this many epochs instead of the pipeline's (and of "
                                                         "its best_epoch)")
     t.add_argument("--cv", type=int, metavar="K", help="K >= 2: score every row out of fold with K fold models, "
-                                                       "then train the saved model on all rows; 1: holdout "
+                                                       "then ship them as one model (--ensemble) or a refit on "
+                                                       "all rows (--refit); 1: holdout, one model "
                                                        "(default: the pipeline's)")
+    ships = t.add_mutually_exclusive_group()
+    for choice, what in (("ensemble", "the K fold models as one model that averages their class probabilities: "
+                                      "what was validated, and no further training"),
+                         ("refit", "one more model trained on all rows of the pool: more rows, but not "
+                                   "validated itself")):
+        ships.add_argument(f"--{choice}", dest="final_model", action="store_const", const=choice,
+                           help=f"with K >= 2 folds, ship {what}" + (" (the default)" if choice == DEFAULT_FINAL_MODEL
+                                                                     else ""))
     t.add_argument("-o", "--output", default="out", help="output folder (default: out)")
     _data_flags(t, train=True)
     t.add_argument("--threads", type=_threads, default=1,
@@ -367,6 +378,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from automl_noisy.train.step import Methods, build_scheme
 
     Methods.from_pipeline(pipeline), build_scheme(pipeline)  # bad components fail before data is loaded
+    folds = getattr(data, "spec", data).folds
+    if args.final_model is not None and folds < 2:
+        from automl_noisy.errors import UserError
+
+        flag = f"--{args.final_model}"
+        raise UserError(f"{flag} chooses what ships from K >= 2 fold models, but this training has one holdout split "
+                        f"(data.folds {folds}); pass --cv K to cross-validate, or drop {flag}")
 
     def report(m: Any, stage: str) -> None:
         test = f" test_accuracy {m.test_accuracy:.4f}" if m.test_accuracy is not None else ""
@@ -378,9 +396,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     pipeline_file = {"the pipeline file": args.pipeline} if os.path.exists(args.pipeline) else {}
     metrics = train_pipeline(pipeline, args.output, data=data, threads=args.threads, device=args.device,
                              on_epoch=report, encoders=encoders, on_event=lambda line: print(line, file=sys.stderr),
-                             inputs=pipeline_file)
+                             inputs=pipeline_file, final_model=args.final_model)
     test = metrics.get("test_accuracy")
-    print(f"val_accuracy {metrics['val_accuracy']:.4f}" + (f", test_accuracy {test:.4f}" if test is not None else "")
+    print(f"{metrics['model']}: val_accuracy {metrics['val_accuracy']:.4f} ({metrics['validation']})"
+          + (f", test_accuracy {test:.4f}" if test is not None else "")
           + f"; wrote {args.output}/model.pt, label_issues.csv, metrics.json")
     return 0
 

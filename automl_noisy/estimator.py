@@ -27,6 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from automl_noisy.errors import UserError, UserValueError
+from automl_noisy.final_model import DEFAULT_FINAL_MODEL, FINAL_MODELS
 
 #: The validation share of a holdout split, as ``--val-fraction``'s default; raised on small data
 #: so that the split holds one row of each class.
@@ -59,6 +60,10 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
       space and the seed, which a later fit on the same data resumes);
     - ``device`` and ``threads`` for training the best pipeline; ``model_dir`` keeps its model folder
       (None: a temporary one, removed after ``fit``; the model stays loaded);
+    - ``final_model``: with K >= 2 folds, what ``fit`` trains and ``predict`` uses: ``"ensemble"``
+      (the K fold models, their class probabilities averaged) or ``"refit"`` (one more model on all
+      rows), as ``train --ensemble`` / ``--refit``; with a holdout split there is one model either way
+      (the default: :data:`~automl_noisy.final_model.DEFAULT_FINAL_MODEL`);
     - ``verbose``: 0 silent, 1 the search's progress bar and a summary line, 2 also training epochs.
 
     Bad input or a bad parameter raises :class:`~automl_noisy.errors.UserValueError`: a
@@ -76,7 +81,8 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
     def __init__(self, trials: int = 20, space: str = "default", cv: int | None = None, portfolio: bool = True,
                  storage: str | None = None, study_name: str | None = None, executor: str = "ray",
                  workers: int | None = None, ray_address: str | None = None, random_state: int = 0,
-                 device: str | None = None, threads: int = 1, model_dir: str | None = None, verbose: int = 1) -> None:
+                 device: str | None = None, threads: int = 1, model_dir: str | None = None,
+                 final_model: str = DEFAULT_FINAL_MODEL, verbose: int = 1) -> None:
         self.trials = trials
         self.space = space
         self.cv = cv
@@ -90,10 +96,11 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         self.device = device
         self.threads = threads
         self.model_dir = model_dir
+        self.final_model = final_model
         self.verbose = verbose
 
     def fit(self, X: Any, y: Any) -> NoisyLabelSearch:
-        """Search, export the best trial's pipeline and train it on all of ``(X, y)``."""
+        """Search, export the best trial's pipeline and train it on ``(X, y)`` (as ``final_model`` says)."""
         with _value_errors():
             self._fit(X, y)
         return self
@@ -145,7 +152,8 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
             print(f"{stage} epoch {m.epoch:>3}/{pipeline.stop_epoch}: loss {m.train_loss:.4f}", file=sys.stderr)
 
         self.metrics_ = train_pipeline(pipeline, out, threads=int(self.threads), device=self.device,
-                                       on_epoch=report if self.verbose > 1 else None, encoders=encoders)
+                                       on_epoch=report if self.verbose > 1 else None, encoders=encoders,
+                                       final_model=self.final_model)
         self.model_ = load(out, device=self.device)  # None: a GPU when there is one, as in training
         names = dict(zip(self.model_.classes_.tolist(), self.classes_.tolist(), strict=True))
         issues = pd.read_csv(out / "label_issues.csv", dtype={"given_label": str, "predicted_label": str})
@@ -158,7 +166,8 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         if self.verbose > 0:
             best = study.best_trial
             print(f"NoisyLabelSearch: best of {len(study.trials)} trials is trial {best.number} "
-                  f"(val_accuracy {best.value:.4f}); trained it: val_accuracy {self.metrics_['val_accuracy']:.4f}",
+                  f"(val_accuracy {best.value:.4f}); trained it: {self.metrics_['model']}, val_accuracy "
+                  f"{self.metrics_['val_accuracy']:.4f} ({self.metrics_['validation']})",
                   file=sys.stderr)
 
     def _check_params(self) -> None:
@@ -174,6 +183,9 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
                                      f"got {value!r}")
         if not isinstance(self.portfolio, (bool, np.bool_)):
             raise UserValueError(f"portfolio must be True or False, got {self.portfolio!r}")
+        if not isinstance(self.final_model, str) or self.final_model not in FINAL_MODELS:
+            raise UserValueError(f"final_model must be one of {', '.join(map(repr, FINAL_MODELS))}, "
+                                 f"got {self.final_model!r}")
 
     def _validated(self, X: Any, y: Any) -> tuple[Any, np.ndarray]:
         """``X`` (a DataFrame with a plain index, or a numeric array) and ``y`` as a 1-D array the

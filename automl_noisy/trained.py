@@ -18,8 +18,9 @@ import torch
 from automl_noisy.data.inputs import Inputs, array_inputs, frame_inputs, read_inputs
 from automl_noisy.data.preprocessing import Preprocessing
 from automl_noisy.pipeline import Pipeline
+from automl_noisy.train.ensemble import Ensemble
 from automl_noisy.train.model_folder import ModelCard, read_model_folder
-from automl_noisy.train.trainer import autocast_for, resolve_device, scheme_log_probs
+from automl_noisy.train.trainer import autocast_for, resolve_device
 
 
 class TrainedModel:
@@ -34,14 +35,20 @@ class TrainedModel:
     (the card's ``preprocessing.scale``: by 16, by 255); other arrays as they are. Values far outside
     such a source's range, or all in [0, 1] with fractions (already divided), are a UserError naming
     the range and the division. Then the training standardization, if any. Each network of the
-    pipeline's scheme votes, as in training's own evaluation. ``classes_[k]`` is the class of column
-    ``k`` of ``predict_proba``.
+    pipeline's scheme votes, as in training's own evaluation; a model of several members
+    (``ensemble``: the fold models of a cross-validated recipe) averages their class probabilities.
+    ``classes_[k]`` is the class of column ``k`` of ``predict_proba``.
     """
 
-    def __init__(self, card: ModelCard, pipeline: Pipeline, networks: list[torch.nn.Module],
-                 device: torch.device, folder: Path) -> None:
-        self.card, self.pipeline, self.networks, self.device, self.folder = card, pipeline, networks, device, folder
+    def __init__(self, card: ModelCard, pipeline: Pipeline, ensemble: Ensemble, device: torch.device,
+                 folder: Path) -> None:
+        self.card, self.pipeline, self.ensemble, self.device, self.folder = card, pipeline, ensemble, device, folder
         self.classes_ = np.asarray(card.class_names)
+
+    @property
+    def networks(self) -> list[torch.nn.Module]:
+        """Every network of the model, member by member."""
+        return self.ensemble.networks  # type: ignore[return-value]
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -58,8 +65,8 @@ class TrainedModel:
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Class probabilities (float64, rows sum to 1) of network inputs ``x``."""
         tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
-        log_probs = scheme_log_probs(self.networks, tensor, len(self.classes_), autocast_for(self.device))  # type: ignore[arg-type]
-        return log_probs.exp().cpu().numpy().astype(np.float64)
+        probs = self.ensemble.probabilities(tensor, len(self.classes_), autocast_for(self.device))
+        return probs.cpu().numpy().astype(np.float64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Per row of ``X``, the probability of each class in ``classes_``."""
@@ -105,7 +112,8 @@ class TrainedModel:
 
     def __repr__(self) -> str:
         combination = ", ".join(f"{k}={v}" for k, v in self.pipeline.combination().items() if v not in ("none", "single"))
-        return f"TrainedModel({self.folder}: {len(self.classes_)} classes, {combination})"
+        members = f", {self.ensemble.describe()}" if len(self.ensemble.members) > 1 else ""
+        return f"TrainedModel({self.folder}: {len(self.classes_)} classes, {combination}{members})"
 
 
 def load(folder: str | Path, device: str | torch.device | None = "cpu") -> TrainedModel:
@@ -114,5 +122,5 @@ def load(folder: str | Path, device: str | torch.device | None = "cpu") -> Train
     one). Nothing in the folder is executed: weights load with ``weights_only=True``, the rest is
     JSON and YAML."""
     resolved = resolve_device(device)
-    card, pipeline, networks = read_model_folder(folder, resolved)
-    return TrainedModel(card, pipeline, networks, resolved, Path(folder))
+    card, pipeline, ensemble = read_model_folder(folder, resolved)
+    return TrainedModel(card, pipeline, ensemble, resolved, Path(folder))

@@ -61,6 +61,7 @@ def test_search_export_train_reproduces_the_trial(tmp_path, capsys, monkeypatch)
     metrics = json.loads(Path("out/metrics.json").read_text())
     assert abs(metrics["val_accuracy"] - prov["val_accuracy"]) <= 0.005  # the trial's out-of-fold accuracy
     assert metrics["epochs"] == best_epoch and metrics["validation"] == "3-fold out-of-fold"
+    assert metrics["model"] == "ensemble of 3 fold models" and "model epoch" not in err  # nothing trained after
     assert metrics["data_fingerprint"] == prov["data_fingerprint"]
     assert Path("out/model.pt").is_file()
     rows = Path("out/label_issues.csv").read_text().splitlines()[1:]
@@ -99,6 +100,47 @@ def test_train_on_other_data_and_csv_flow(tmp_path, capsys):
     code, out, err = run(capsys, "train", str(cnn), "-o", str(tmp_path / "out3"), "--data", f"csv:{csv}",
                          "--label-column", "target")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "model 'cnn' does not fit data of shape (5,)" in err
+
+
+def test_refit_ships_todays_single_model_and_ensemble_the_fold_models(tmp_path, capsys):
+    """--refit trains one more model on the whole pool: the very weights a Trainer on the pool trains
+    (the same seed), in a single model's layout, as train always shipped. --ensemble ships the fold
+    models and trains nothing after them. Both score the labels out of fold alike and report the
+    same out-of-fold val_accuracy, saying what it estimates; test_accuracy is the shipped model's."""
+    import torch
+
+    import automl_noisy
+    from automl_noisy.data import load_data
+    from automl_noisy.data.folds import pool_dataset
+    from automl_noisy.pipeline import read_pipeline_file
+    from automl_noisy.train.trainer import Trainer
+
+    recipe = _write(tmp_path / "mlp.yaml", "pipeline:\n  model: {name: mlp, width: 32, depth: 1}\n  epochs: 2\n")
+    flags = [*TINY_FLAGS, "--noise", "symmetric:0.3", "--cv", "3"]
+    code, out, err = run(capsys, "train", recipe, "--refit", "-o", str(tmp_path / "refit"), *flags)
+    assert code == 0 and out.startswith("refit on all 240 rows: val_accuracy ") and "model epoch   2/2" in err
+    code, out, err = run(capsys, "train", recipe, "--ensemble", "-o", str(tmp_path / "ensemble"), *flags)
+    assert code == 0 and out.startswith("ensemble of 3 fold models: val_accuracy ") and "model epoch" not in err
+    refit, ensemble = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("refit", "ensemble"))
+    assert refit["val_accuracy"] == ensemble["val_accuracy"] and refit["validation"] == "3-fold out-of-fold"
+    assert "an estimate for the refit, which trained on every row and was not validated itself" in \
+        refit["val_accuracy_note"]
+    assert refit["ensemble_test_accuracy"] == ensemble["test_accuracy"] and "ensemble_test_accuracy" not in ensemble
+    issues = [(tmp_path / name / "label_issues.csv").read_bytes() for name in ("refit", "ensemble")]
+    assert issues[0] == issues[1]
+    card = json.loads((tmp_path / "refit" / "model.json").read_text())
+    assert card["members"] == {"count": 1, "combine": "mean_probability", "held_out_folds": None, "of_folds": None}
+    pipeline = read_pipeline_file(str(tmp_path / "refit" / "pipeline.yaml"))[0]
+    trainer = Trainer(pipeline, pool_dataset(load_data(pipeline.data)))
+    for _ in trainer.epochs():
+        pass
+    saved, today = torch.load(tmp_path / "refit" / "model.pt", weights_only=True), trainer.model.state_dict()
+    assert saved.keys() == today.keys() and all(torch.equal(saved[k], today[k]) for k in today)
+    assert refit["test_accuracy"] == trainer.accuracy(trainer.x_test, trainer.y_test)
+    model = automl_noisy.load(tmp_path / "refit")
+    assert len(model.ensemble.members) == 1
+    np.testing.assert_allclose(model.probabilities(trainer.data.x_test),  # network inputs, as the trainer's
+                               trainer.log_probs(trainer.x_test).exp().numpy(), atol=1e-7)
 
 
 def test_components_lists_families(capsys):
@@ -330,6 +372,11 @@ CASES = {
                                                "was made on other data"),
     # numbers and files a user can type
     "train for zero epochs": (lambda f: ["train", f["ok_pipe"], "--epochs", "0"], "must be at least 1, got 0"),
+    "refit with a holdout split": (lambda f: ["train", f["ok_pipe"], "--cv", "1", "--refit", "-o", f"{f['dir']}/o"],
+                                   "--refit chooses what ships from K >= 2 fold models, but this training has one "
+                                   "holdout split"),
+    "ensemble and refit at once": (lambda f: ["train", f["ok_pipe"], "--ensemble", "--refit"],
+                                   "argument --refit: not allowed with argument --ensemble"),
     "negative gpus per trial": (lambda f: SEARCH + ["--gpus-per-trial", "-1"], "--gpus-per-trial must be 0"),
     "gpus per trial not a number": (lambda f: SEARCH + ["--gpus-per-trial", "nan"], "--gpus-per-trial must be 0"),
     "a gpu fraction with the local executor": (lambda f: SEARCH + ["--gpus-per-trial", "0.5"],
@@ -350,7 +397,8 @@ CASES = {
 
 #: cases argparse refuses itself (SystemExit 2)
 PARSE_ERRORS = ("bad flag value", "dashboard port out of range", "negative workers", "zero threads",
-                "train for zero epochs", "storage and storage file", "unknown impute strategy", "more threads than CPUs")
+                "train for zero epochs", "storage and storage file", "unknown impute strategy", "more threads than CPUs",
+                "ensemble and refit at once")
 
 
 @pytest.fixture(scope="module")

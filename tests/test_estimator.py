@@ -14,6 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import automl_noisy
+import automl_noisy.final_model
 from automl_noisy import NoisyLabelSearch
 from automl_noisy.errors import UserError
 
@@ -54,6 +55,27 @@ def test_fit_exposes_the_search_and_the_model(fitted, noisy_arrays):
     assert issues["suspicion"].is_monotonic_decreasing
     assert {"family", "choice", "effect", "low", "high", "verdict"} <= set(fitted.effects_.columns)
     assert fitted.metrics_["validation"] == "3-fold out-of-fold"
+    # the default ships the three fold models the search validated, as one model
+    assert fitted.final_model == automl_noisy.final_model.DEFAULT_FINAL_MODEL == "ensemble"
+    assert fitted.metrics_["model"] == "ensemble of 3 fold models" and len(fitted.model_.ensemble.members) == 3
+
+
+def test_final_model_refit_trains_one_model_on_every_row(noisy_arrays, tmp_path):
+    """final_model="refit" ships one model trained on all rows; the labels are scored out of fold
+    as with the ensemble, by the same fold models."""
+    x, y = noisy_arrays
+    both = {name: NoisyLabelSearch(**TINY, final_model=name, model_dir=str(tmp_path / name)).fit(x, y)
+            for name in ("refit", "ensemble")}
+    refit, ensemble = both["refit"], both["ensemble"]
+    assert refit.metrics_["model"] == "refit on all 240 rows" and len(refit.model_.ensemble.members) == 1
+    assert len(ensemble.model_.ensemble.members) == 3
+    assert refit.metrics_["val_accuracy"] == ensemble.metrics_["val_accuracy"]
+    pd.testing.assert_frame_equal(refit.label_issues_, ensemble.label_issues_)
+    for name, model in both.items():  # the folder kept is the model fit predicts with
+        np.testing.assert_array_equal(automl_noisy.load(tmp_path / name).predict_proba(x), model.predict_proba(x))
+    assert not np.allclose(refit.predict_proba(x), ensemble.predict_proba(x), atol=1e-3)
+    with pytest.raises(ValueError, match=r"^final_model must be one of 'ensemble', 'refit', got 'bagging'$"):
+        NoisyLabelSearch(**TINY, final_model="bagging").fit(x, y)
 
 
 def test_params_follow_scikit_learn(fitted):

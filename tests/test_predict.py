@@ -86,7 +86,8 @@ def test_search_export_train_predict_round_trip(table_csv, tmp_path, capsys, mon
 
 @pytest.fixture(scope="module")
 def table_model(table_csv, tmp_path_factory) -> Path:
-    """DivideMix (two networks) trained on the CSV, with 2-fold cross-validation."""
+    """DivideMix (two networks) trained on the CSV, with 2-fold cross-validation: by default the two
+    fold models ship, as one model."""
     out = tmp_path_factory.mktemp("model") / "out"
     assert main(["train", "dividemix", "--data", str(table_csv), "--epochs", "3", "--cv", "2", "-o", str(out)]) == 0
     return out
@@ -105,7 +106,8 @@ def test_new_rows_without_labels_in_any_order(table_model, table_csv, tmp_path, 
         assert code == 0 and err == ""
         pd.testing.assert_frame_equal(_predictions(tmp_path / "p.csv"), _predictions(full))
     model = automl_noisy.load(table_model, device=None)
-    assert len(model.networks) == 2  # both of DivideMix's networks vote, as in training's evaluation
+    # two fold models, each with both of DivideMix's networks, which vote as in training's evaluation
+    assert [len(member) for member in model.ensemble.members] == [2, 2] and len(model.networks) == 4
     np.testing.assert_allclose(model.predict_proba(new), _predictions(full)[["prob_ham", "prob_spam"]], atol=1e-8)
 
 
@@ -235,8 +237,23 @@ def _oversized(path: Path) -> None:
     (_card(_set("preprocessing", "input_shape", [10**12])), ("more than the limit of 16,777,216",)),
     (_card(_set("preprocessing", "scale", {"divide_by": 0, "range": [0, 255]})), ("divide_by > 0",)),
     (_card(_set("weights", "input_shape", [7])), ("differs from weights.input_shape [7]",)),
-    (_card(_wider), ("preprocessing.input_shape [6] does not fit", "model.pt: tensor '0.body.1.weight'")),
+    (_card(_wider), ("preprocessing.input_shape [6] does not fit", "model.pt: tensor 'members.0.0.body.1.weight'")),
     (_card(_set("networks", 0)), ("field networks must be",)),
+    # the members: as strictly checked against the weights as every other field
+    (_card(lambda c: c["members"].update(count=3, held_out_folds=[1, 2, 3], of_folds=3)),
+     ("model.json field members.count names 3 member(s), but", "model.pt holds the weights of 2")),
+    (_card(_set("members", "of_folds", 3)), ("model.json field members.of_folds 3 differs from data.folds 2 in",
+                                             "pipeline.yaml")),
+    (_card(_set("members", "count", 3)), ("members.of_folds must be a whole number of at least members.count (3)",)),
+    (_card(lambda c: c["members"].update(count=1, held_out_folds=None, of_folds=None)),
+     ("model.json field members.count names 1 member(s), but", "model.pt holds the weights of 2 (tensors members.<i>.*)")),
+    (_card(_set("members", "combine", "vote")), ("members.combine must be 'mean_probability'",)),
+    (_card(_set("members", "held_out_folds", [1, 1])), ("held_out_folds must list the fold (1 to 2)", "each once")),
+    (_card(_set("members", "held_out_folds", [1, 3])), ("held_out_folds must list the fold (1 to 2)",)),
+    (_card(_set("members", "count", True)), ("members.count must be a whole number",)),
+    (_card(lambda c: c.pop("members")), ("field members must say how many models",)),
+    (_weights(lambda s: [s.pop(k) for k in list(s) if k.startswith("members.1.")]),
+     ("model.json field members.count names 2 member(s), but", "model.pt holds the weights of 1")),
     (lambda d: (d / "model.json").write_text("[" * 200_000 + "]" * 200_000), ("nested too deeply",)),
     (lambda d: _oversized(d / "model.json"), ("more than the 268,435,456 a model description may have",)),
     (lambda d: _fifo(d / "model.json"), ("model.json is a FIFO",)),
@@ -324,24 +341,86 @@ def test_images_and_arrays(tmp_path, capsys):
 
 
 def _as_format_1(folder: Path) -> None:
-    """Rewrite a model folder's card as a version before the scale and the digest were recorded wrote it."""
+    """Rewrite a one-model folder's card as a version before the scale and the digest were recorded
+    wrote it."""
     card = json.loads((folder / "model.json").read_text())
     prep = card["preprocessing"]
     for key in ("scale", "impute"):
         del prep[key]
     prep["columns"] = [{"name": c["name"], "categories": c["categories"]} for c in prep["columns"]]
+    card.pop("members", None)
     card.update(format_version=1, weights="model.pt")
     (folder / "model.json").write_text(json.dumps(card))
 
 
+def _member_as_format_2(ensemble: Path, member: int, folder: Path) -> Path:
+    """Member ``member`` of an ensemble folder on its own, as a folder of format 2 (before members
+    were recorded) holds one model: its tensors without their ``members.<i>.`` prefix, a card
+    without members and with that file's sha256. Written by hand, not by the package's code."""
+    import hashlib
+
+    shutil.copytree(ensemble, folder)
+    prefix = f"members.{member}."
+    state = torch.load(ensemble / "model.pt", weights_only=True)
+    torch.save({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}, folder / "model.pt")
+    card = json.loads((folder / "model.json").read_text())
+    del card["members"]
+    card["format_version"] = 2
+    card["weights"]["sha256"] = hashlib.sha256((folder / "model.pt").read_bytes()).hexdigest()
+    (folder / "model.json").write_text(json.dumps(card))
+    return folder
+
+
+def test_an_ensemble_predicts_the_mean_of_its_fold_models(table_model, table_csv, tmp_path):
+    """Each fold model, cut out of the ensemble's model.pt into a folder of the previous format (one
+    model), loads and predicts; the ensemble's probabilities are their mean; and member i is the fold
+    model that scored fold i's rows out of fold (label_issues.csv's predictions)."""
+    from automl_noisy.data import load_data
+    from automl_noisy.data.folds import pool_folds
+    from automl_noisy.pipeline import read_pipeline_file
+
+    card = json.loads((table_model / "model.json").read_text())
+    assert card["format_version"] == 3 and card["networks"] == 2
+    assert card["members"] == {"count": 2, "combine": "mean_probability", "held_out_folds": [1, 2], "of_folds": 2}
+    metrics = json.loads((table_model / "metrics.json").read_text())
+    assert metrics["model"] == "ensemble of 2 fold models" and metrics["validation"] == "2-fold out-of-fold"
+    assert "the ensemble that ships is those models" in metrics["val_accuracy_note"]
+    frame = pd.read_csv(table_csv)
+    ensemble = automl_noisy.load(table_model)
+    members = [automl_noisy.load(_member_as_format_2(table_model, i, tmp_path / f"member{i}")) for i in range(2)]
+    assert all(len(m.ensemble.members) == 1 and m.card.members == 1 and len(m.networks) == 2 for m in members)
+    probs = [m.predict_proba(frame) for m in members]
+    assert not np.allclose(probs[0], probs[1], atol=1e-3)  # two models, not one twice
+    np.testing.assert_allclose(ensemble.predict_proba(frame), (probs[0] + probs[1]) / 2, rtol=1e-6, atol=1e-7)
+    data = load_data(read_pipeline_file(str(table_model / "pipeline.yaml"))[0].data)
+    fold_of_row = dict(zip(np.concatenate([data.train_index, data.val_index]).tolist(), pool_folds(data).tolist()))
+    issues = pd.read_csv(table_model / "label_issues.csv", dtype={"predicted_label": str})
+    held_out = np.array([fold_of_row[i] for i in issues["index"]])
+    assert set(held_out) == {0, 1} and len(issues) == 240
+    for i, member in enumerate(members):
+        rows = issues[held_out == i]
+        assert (member.predict(frame.loc[rows["index"]]) == rows["predicted_label"]).all()
+
+
 def test_a_format_1_card_still_loads_and_predicts_alike(table_model, table_csv, tmp_path):
+    one = _member_as_format_2(table_model, 0, tmp_path / "member")
     folder = tmp_path / "old"
-    shutil.copytree(table_model, folder)
+    shutil.copytree(one, folder)
     _as_format_1(folder)
     frame = pd.read_csv(table_csv)
     old = automl_noisy.load(folder)
     assert old.card.weights_sha256 is None and old.preprocessing.scale is None  # a table: no scale then either
-    np.testing.assert_array_equal(old.predict_proba(frame), automl_noisy.load(table_model).predict_proba(frame))
+    np.testing.assert_array_equal(old.predict_proba(frame), automl_noisy.load(one).predict_proba(frame))
+
+
+def test_an_ensemble_card_under_an_older_format_is_one_line(table_model, tmp_path, capsys):
+    """A format-2 card describes one model: two members' weights under such a card are refused,
+    not read as one model."""
+    folder = tmp_path / "copy"
+    shutil.copytree(table_model, folder)
+    _card(_set("format_version", 2))(folder)
+    code, _, err = run(capsys, "predict", str(folder), "--data", "digits", "-o", str(tmp_path / "p.csv"))
+    _one_error_line(code, err, "field members.count names 1 member(s), but", "holds the weights of 2")
 
 
 @pytest.fixture(scope="module")

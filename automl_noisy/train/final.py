@@ -16,11 +16,14 @@ import torch.nn.functional as F
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError
+from automl_noisy.final_model import DEFAULT_FINAL_MODEL, ENSEMBLE, FINAL_MODELS
 from automl_noisy.outputs import data_files, refuse_inputs, write_text
 from automl_noisy.pipeline import Pipeline
+from automl_noisy.train.ensemble import Ensemble
 from automl_noisy.train.model_folder import CARD, PIPELINE, WEIGHTS, write_model_folder
 from automl_noisy.train.pretrain import Encoder, EncoderCache, EncoderRequest, make_encoder
-from automl_noisy.train.trainer import EpochMetrics, Trainer, check_fits, detection_quality, resolve_device
+from automl_noisy.train.trainer import (EpochMetrics, Trainer, autocast_for, check_fits, detection_quality,
+                                        resolve_device)
 
 
 #: the files :func:`train_pipeline` writes into its output folder
@@ -31,24 +34,30 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
                    threads: int | None = 1, device: str | torch.device | None = None,
                    on_epoch: Callable[[EpochMetrics, str], None] | None = None,
                    encoders: str | Path | None = None, on_event: Callable[[str], None] | None = None,
-                   inputs: dict[str, str | None] | None = None) -> dict[str, Any]:
+                   inputs: dict[str, str | None] | None = None, final_model: str | None = None) -> dict[str, Any]:
     """Train ``pipeline`` (on its own data spec unless ``data`` is given) up to its ``stop_epoch``
     (the search's best epoch, when exported) and write to ``out_dir``:
 
-    - ``model.pt``: the whole network's ``state_dict``, a pretrained body included (load with
-      ``torch.load(..., weights_only=True)``)
-    - ``model.json``: class names, the fitted preprocessing and more, so that the folder alone
-      predicts (:mod:`automl_noisy.train.model_folder`; ``automl_noisy.load`` reads it)
+    - ``model.pt``: the model's ``state_dict``, every member's networks, a pretrained body included
+      (load with ``torch.load(..., weights_only=True)``)
+    - ``model.json``: class names, the fitted preprocessing, the members and more, so that the
+      folder alone predicts (:mod:`automl_noisy.train.model_folder`; ``automl_noisy.load`` reads it)
     - ``label_issues.csv``: one row per training sample, most suspect first
-    - ``metrics.json``: ``val_accuracy``, ``test_accuracy`` (when clean labels are known), and more
+    - ``metrics.json``: ``model`` (what ships, in words), ``val_accuracy`` and what it estimates,
+      ``test_accuracy`` of the model that ships (when clean labels are known), and more
     - ``pipeline.yaml``: the pipeline that was trained
 
-    With a holdout split (``data.folds`` 1) the model trains on the training split and the
+    With a holdout split (``data.folds`` 1) one model trains on the training split and the
     validation accuracy of the search trial is reproduced (same seed and thread count). With K folds
     the recipe trains once per fold, each fold model scoring the rows it did not see (so every row of
     the pool gets an out-of-fold suspicion score, and ``val_accuracy`` is the trial's out-of-fold
-    accuracy), then once more on the whole pool: that final model is the one saved. ``on_epoch``
-    hears each epoch with what it belongs to (``"fold 2/3"`` or ``"model"``). Returns the metrics.
+    accuracy). Then ``final_model`` (None: :data:`~automl_noisy.final_model.DEFAULT_FINAL_MODEL`)
+    decides what ships: ``"ensemble"`` the K fold models as one model that averages their class
+    probabilities (what was validated; nothing more trains), ``"refit"`` one more model trained on
+    the whole pool (more rows, but not validated itself; in its metrics ``ensemble_test_accuracy`` is
+    the fold models', for comparison). See :mod:`automl_noisy.final_model` for the trade-off.
+    ``on_epoch`` hears each epoch with what it belongs to (``"fold 2/3"`` or ``"model"``). Returns
+    the metrics.
 
     A pretrained start takes its encoder from the folder ``encoders`` (the search's, which export
     names) when it is there, else pretrains it again with the pipeline's seed (bit-identical on a
@@ -58,6 +67,9 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     pipeline file), and the folder must be writable: both are UserErrors before anything is trained.
     """
     out = Path(out_dir)
+    final_model = final_model or DEFAULT_FINAL_MODEL
+    if final_model not in FINAL_MODELS:
+        raise UserError(f"unknown final model {final_model!r}; choose one of: {', '.join(FINAL_MODELS)}")
     if out.exists() and not out.is_dir():
         raise UserError(f"output path {out} exists and is not a folder; pass -o with a folder")
     spec = data.spec if isinstance(data, NoisyDataset) else data or pipeline.data
@@ -76,35 +88,49 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         request = EncoderRequest.of(pipeline, dataset)
         encoder = (EncoderCache(encoders).obtain(request, dataset, on_event) if encoders is not None
                    else make_encoder(request, dataset))
+    extra: dict[str, Any] = {}
     if folds > 1:
-        log_probs = _out_of_fold_log_probs(pipeline, dataset, threads, device, on_epoch, encoder)
+        fold_models, log_probs, ends = _fold_models(pipeline, dataset, threads, device, on_epoch, encoder)
         scored = pool_dataset(dataset)  # the rows that get a score: the whole pool, in pool order
         y = torch.from_numpy(scored.y_train)
         scores = F.nll_loss(log_probs, y, reduction="none").numpy()  # -log p(given label), out of fold
         predicted = log_probs.argmax(dim=1).numpy()
         val_accuracy = float((log_probs.argmax(dim=1) == y).float().mean())
-        trainer = Trainer(pipeline, scored, device=device, threads=threads, encoder=encoder)
+        if final_model == ENSEMBLE:
+            model, shipped = fold_models, f"ensemble of {folds} fold models"
+            train_loss = sum(m.train_loss for m in ends) / folds  # the fold models' mean, as a trial's curve has it
+            note = (f"out of fold: each row scored by the one of the {folds} fold models that did not train on it; "
+                    "the ensemble that ships is those models")
+        else:
+            refit = Trainer(pipeline, scored, device=device, threads=threads, encoder=encoder)
+            train_loss = _trained(refit, on_epoch).train_loss
+            model, shipped = Ensemble.single(refit.networks), f"refit on all {len(y)} rows"
+            note = (f"out of fold, from {folds} fold models each trained on {folds - 1} of the {folds} folds: an "
+                    "estimate for the refit, which trained on every row and was not validated itself")
+            extra["ensemble_test_accuracy"] = _test_accuracy(fold_models, dataset, device)
     else:
-        scored, trainer = dataset, Trainer(pipeline, dataset, device=device, threads=threads, encoder=encoder)
-    last = None
-    for last in trainer.epochs():
-        if on_epoch is not None:
-            on_epoch(last, "model")
-    assert last is not None  # epochs >= 1
-    if folds == 1:
+        scored = dataset
+        trainer = Trainer(pipeline, dataset, device=device, threads=threads, encoder=encoder)
+        last = _trained(trainer, on_epoch)
         scores, predicted, val_accuracy = trainer.suspicion_scores(), trainer.predictions(), last.val_accuracy
+        model, train_loss = Ensemble.single(trainer.networks), last.train_loss
+        shipped = f"one model trained on the {len(dataset.y_train)} rows of the training split"
+        note = f"on the {len(dataset.y_val)} rows of the validation split, which the model that ships did not train on"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        write_model_folder(out, pipeline, scored, trainer.networks)
+        write_model_folder(out, pipeline, scored, model)
         _write_label_issues(out / "label_issues.csv", scored, scores, predicted)
     except OSError as e:
         raise UserError(f"cannot write the model folder {out}: {e.strerror or e}") from None
     metrics: dict[str, Any] = {
+        "model": shipped,
         "val_accuracy": val_accuracy,
         "validation": f"{folds}-fold out-of-fold" if folds > 1 else "holdout",
-        "test_accuracy": last.test_accuracy,
-        "train_loss": last.train_loss,
-        "epochs": last.epoch,
+        "val_accuracy_note": note,
+        "test_accuracy": _test_accuracy(model, dataset, device),
+        **extra,
+        "train_loss": train_loss,
+        "epochs": pipeline.stop_epoch,
         "noise_rate": dataset.noise_rate,
         "data_fingerprint": dataset.fingerprint,
         **detection_quality(scored, scores),  # with a holdout, its AUROC is the last epoch's label_issue_auroc
@@ -128,20 +154,44 @@ def _check_writable(out: Path) -> None:
         raise UserError(f"cannot write the model folder {out}: {e.strerror or e} in {existing}") from None
 
 
-def _out_of_fold_log_probs(pipeline: Pipeline, data: NoisyDataset, threads: int | None, device: str | torch.device | None,
-                           on_epoch: Callable[[EpochMetrics, str], None] | None,
-                           encoder: Encoder | None) -> torch.Tensor:
-    """Per pool row (train rows, then validation rows), the log class probabilities of the fold
-    model that did not train on it, after ``pipeline.stop_epoch`` epochs."""
-    folds = pool_folds(data)
+def _trained(trainer: Trainer, on_epoch: Callable[[EpochMetrics, str], None] | None,
+             stage: str = "model") -> EpochMetrics:
+    """Train ``trainer`` to the end (``on_epoch`` hears each epoch as part of ``stage``); its last epoch."""
+    last = None
+    for last in trainer.epochs():
+        if on_epoch is not None:
+            on_epoch(last, stage)
+    assert last is not None  # epochs >= 1
+    return last
+
+
+def _fold_models(pipeline: Pipeline, data: NoisyDataset, threads: int | None, device: str | torch.device | None,
+                 on_epoch: Callable[[EpochMetrics, str], None] | None,
+                 encoder: Encoder | None) -> tuple[Ensemble, torch.Tensor, list[EpochMetrics]]:
+    """The K fold models of ``pipeline`` as one :class:`Ensemble` (member ``i`` held out fold
+    ``i + 1``), per pool row (train rows, then validation rows) the log class probabilities of the
+    fold model that did not train on it, and each fold model's last epoch, after
+    ``pipeline.stop_epoch`` epochs."""
+    folds, k = pool_folds(data), data.spec.folds
     out = torch.empty(len(folds), data.num_classes)
-    for i in range(data.spec.folds):
+    members, ends = [], []
+    for i in range(k):
         trainer = Trainer(pipeline, fold_split(data, i), device=device, threads=threads, encoder=encoder)
-        for metrics in trainer.epochs():
-            if on_epoch is not None:
-                on_epoch(metrics, f"fold {i + 1}/{data.spec.folds}")
+        ends.append(_trained(trainer, on_epoch, f"fold {i + 1}/{k}"))
         out[torch.from_numpy(folds == i)] = trainer.log_probs(trainer.x_val).cpu()
-    return out
+        for net in trainer.networks:
+            net.zero_grad(set_to_none=True)  # kept to predict, never to train again
+        members.append(trainer.networks)
+    return Ensemble(members, held_out=range(1, k + 1)), out, ends
+
+
+def _test_accuracy(model: Ensemble, data: NoisyDataset, device: str | torch.device | None) -> float | None:
+    """The accuracy of ``model`` on the test split, when its labels are known to be clean; else None."""
+    if not data.clean_labels_known or len(data.y_test) == 0:
+        return None
+    device = resolve_device(device)
+    x, y = torch.from_numpy(data.x_test).to(device), torch.from_numpy(data.y_test).to(device)
+    return model.accuracy(x, y, data.num_classes, autocast_for(device))
 
 
 def _write_label_issues(path: Path, data: NoisyDataset, scores: np.ndarray, predicted: np.ndarray) -> None:

@@ -3,8 +3,8 @@ code from the folder.
 
 | file | what | read with |
 |---|---|---|
-| ``model.pt`` | the weights (``state_dict``) | ``torch.load(..., weights_only=True)`` |
-| ``model.json`` | class names, the preprocessing (input shape, scale), networks, the weights' sha256, versions | JSON |
+| ``model.pt`` | the weights (one ``state_dict``, every member's) | ``torch.load(..., weights_only=True)`` |
+| ``model.json`` | class names, preprocessing (input shape, scale), members, networks, weights' sha256, versions | JSON |
 | ``pipeline.yaml`` | the pipeline that was trained | ``yaml.safe_load`` |
 | ``metrics.json``, ``label_issues.csv`` | what training measured | |
 
@@ -16,9 +16,19 @@ or numbers), the preprocessing (see :meth:`Preprocessing.from_dict`: finite stat
 0, as many as the input shape has features, an image size that is the input shape's), an input
 shape of at most ``MAX_SAMPLE_VALUES`` values (before any network is built), the weights (finite,
 and of the very shapes the networks built from the card and the pipeline have: the input shape and
-the class count show in them). Format 2 (this version) also records the weights' sha256 and the
+the class count show in them). Format 2 and later also record the weights' sha256 and the
 input shape they were trained for, so weights swapped for another model's, or an input size no
 tensor pins (a CNN's adaptive pooling takes any image size), are refused as well.
+
+Format 3 (this version) records the members (:mod:`automl_noisy.train.ensemble`): ``members.count``
+models whose class probabilities are averaged (``members.combine``: ``mean_probability``); with
+several, the K fold models of a cross-validated recipe, ``members.held_out_folds`` naming the fold
+(1-based, of ``members.of_folds``, the pipeline's ``data.folds``) each did not train on, and each
+member's tensors in ``model.pt`` under ``members.<i>.``. One member (a refit on the whole pool, or the
+model of a holdout split) keeps the layout a single model always had. ``networks`` is the count of
+networks per member. The members are checked against the weights like every other field: a card
+naming 3 members with weights for 2 is refused. A card of format 2 (or 1) has no members field: it is
+one model, and loads as one member.
 
 A card of format 1 (written before the input scale was recorded) is read: its source's scale is
 the one that source kind always applied (digits divided by 16; image folders and torchvision roots
@@ -40,20 +50,20 @@ from typing import Any
 import torch
 
 from automl_noisy.components import build
-from automl_noisy.components.base import Classifier
 from automl_noisy.data import NoisyDataset
 from automl_noisy.data.limits import MAX_CARD_BYTES
 from automl_noisy.data.preprocessing import Preprocessing, short_repr
 from automl_noisy.data.sources.base import first_line, regular_file
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline, read_pipeline_file
-from automl_noisy.train.trainer import build_networks, saved_module
+from automl_noisy.train.ensemble import COMBINE, MEMBERS_KEY, Ensemble, members_in
+from automl_noisy.train.trainer import build_networks
 from automl_noisy.versions import versions
 
 FORMAT = "automl-noisy model"
-FORMAT_VERSION = 2
-#: The format versions this version reads (see the module docstring for 1).
-READS = (1, 2)
+FORMAT_VERSION = 3
+#: The format versions this version reads (see the module docstring for 1 and 2).
+READS = (1, 2, 3)
 WEIGHTS, CARD, PIPELINE = "model.pt", "model.json", "pipeline.yaml"
 
 
@@ -84,8 +94,9 @@ def file_sha256(path: Path) -> str:
 @dataclass(frozen=True)
 class ModelCard:
     """What ``model.json`` holds besides the format: the classes (``class_names[k]`` is output
-    ``k``), the preprocessing, how many networks the weights hold, the data the model learned from,
-    the versions it was trained with, and the sha256 of ``model.pt`` (None in a format-1 card)."""
+    ``k``), the preprocessing, how many networks each member has, the data the model learned from,
+    the versions it was trained with, the sha256 of ``model.pt`` (None in a format-1 card), and the
+    members: how many, and for several (fold models) the fold each held out, of how many folds."""
 
     class_names: tuple[str, ...]
     preprocessing: Preprocessing
@@ -94,12 +105,20 @@ class ModelCard:
     data_fingerprint: str
     versions: dict[str, str]
     weights_sha256: str | None = None
+    members: int = 1
+    held_out_folds: tuple[int, ...] = ()
+    of_folds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        several = self.members > 1
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "pipeline": PIPELINE,
                 "weights": {"file": WEIGHTS, "sha256": self.weights_sha256,
                             "input_shape": list(self.preprocessing.input_shape)},
-                "class_names": list(self.class_names), "networks": self.networks,
+                "class_names": list(self.class_names),
+                "members": {"count": self.members, "combine": COMBINE,
+                            "held_out_folds": list(self.held_out_folds) if several else None,
+                            "of_folds": self.of_folds if several else None},
+                "networks": self.networks,
                 "preprocessing": self.preprocessing.to_dict(),
                 "data": {"source": self.data_source, "fingerprint": self.data_fingerprint},
                 "versions": dict(self.versions)}
@@ -146,16 +165,50 @@ class ModelCard:
                 raise UserError(f"field preprocessing.input_shape {list(preprocessing.input_shape)} differs from "
                                 f"weights.input_shape {short_repr(weights.get('input_shape'))}, the shape the weights "
                                 "were trained for")
+        members, held_out, of_folds = _members(d.get("members")) if version >= 3 else (1, (), None)
         return cls(names, preprocessing, networks, data.get("source", ""), data.get("fingerprint", ""),
-                   dict(found), digest)
+                   dict(found), digest, members, held_out, of_folds)
 
 
-def write_model_folder(out: Path, pipeline: Pipeline, data: NoisyDataset, networks: list[Classifier]) -> None:
-    """Write the weights of ``networks``, ``model.json`` (with the weights' sha256) and
-    ``pipeline.yaml`` into ``out``."""
-    torch.save(saved_module(networks).state_dict(), out / WEIGHTS)
-    card = ModelCard(data.class_names, data.preprocessing, len(networks), data.spec.source, data.fingerprint,
-                     versions(), file_sha256(out / WEIGHTS))
+def _whole(value: Any, low: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= low
+
+
+def _members(value: Any) -> tuple[int, tuple[int, ...], int | None]:
+    """The members field of a format-3 card: the count, the fold each member held out and of how
+    many folds (both empty for one model)."""
+    if not isinstance(value, dict):
+        raise UserError("field members must say how many models the weights hold and how they combine, got "
+                        f"{short_repr(value)}")
+    count, held, of = value.get("count"), value.get("held_out_folds"), value.get("of_folds")
+    if not _whole(count, 1):
+        raise UserError(f"field members.count must be a whole number of at least 1, got {short_repr(count)}")
+    if value.get("combine") != COMBINE:
+        raise UserError(f"field members.combine must be {COMBINE!r} (the members' class probabilities are averaged), "
+                        f"got {short_repr(value.get('combine'))}")
+    if count == 1:
+        if held is not None or of is not None:
+            raise UserError("fields members.held_out_folds and members.of_folds must be null for one model "
+                            f"(members.count 1), got {short_repr(held)} and {short_repr(of)}")
+        return 1, (), None
+    if not _whole(of, count):
+        raise UserError(f"field members.of_folds must be a whole number of at least members.count ({count}), the "
+                        f"folds the members were trained on, got {short_repr(of)}")
+    if (not isinstance(held, list) or len(held) != count or not all(_whole(f, 1) and f <= of for f in held)
+            or len(set(held)) != count):
+        raise UserError(f"field members.held_out_folds must list the fold (1 to {of}) each of the {count} members "
+                        f"held out, each once, got {short_repr(held)}")
+    return count, tuple(held), of
+
+
+def write_model_folder(out: Path, pipeline: Pipeline, data: NoisyDataset, model: Ensemble) -> None:
+    """Write the weights of ``model`` (all its members' in one ``state_dict``), ``model.json`` (with
+    the weights' sha256 and the members) and ``pipeline.yaml`` into ``out``."""
+    torch.save(model.module().state_dict(), out / WEIGHTS)
+    several = len(model.members) > 1
+    card = ModelCard(data.class_names, data.preprocessing, len(model.members[0]), data.spec.source, data.fingerprint,
+                     versions(), file_sha256(out / WEIGHTS), len(model.members), model.held_out,
+                     pipeline.data.folds if several else None)
     (out / CARD).write_text(json.dumps(card.to_dict(), indent=1), encoding="utf-8")
     (out / PIPELINE).write_text(pipeline.to_yaml(), encoding="utf-8")
 
@@ -211,10 +264,18 @@ def _check_shapes(pipeline: Pipeline, card: ModelCard, state: dict[str, torch.Te
         raise UserError(f"{root / CARD} field preprocessing.input_shape {list(shape)} is no input of the model "
                         f"{pipeline.model.name!r} in {root / PIPELINE}")
     with torch.device("meta"):
-        networks = build_networks(pipeline, shape, classes)
-    if len(networks) != card.networks:
-        raise UserError(f"{root / CARD} names {card.networks} network(s), {root / PIPELINE} builds {len(networks)}")
-    expected = {k: tuple(v.shape) for k, v in saved_module(networks).state_dict().items()}
+        model = _built(pipeline, card)
+    if len(model.members[0]) != card.networks:
+        raise UserError(f"{root / CARD} names {card.networks} network(s), {root / PIPELINE} builds "
+                        f"{len(model.members[0])}")
+    found = members_in(state)
+    if found != card.members:
+        raise UserError(f"{root / CARD} field members.count names {card.members} member(s), but {root / WEIGHTS} "
+                        f"holds the weights of {found}{' (tensors ' + MEMBERS_KEY + '.<i>.*)' if found > 1 else ''}")
+    if card.members > 1 and card.of_folds != pipeline.data.folds:
+        raise UserError(f"{root / CARD} field members.of_folds {card.of_folds} differs from data.folds "
+                        f"{pipeline.data.folds} in {root / PIPELINE}, the folds the members were trained on")
+    expected = {k: tuple(v.shape) for k, v in model.module().state_dict().items()}
     missing, extra = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
     if missing or extra:
         raise UserError(f"{root / WEIGHTS} does not hold the network(s) {root / PIPELINE} builds: "
@@ -232,10 +293,15 @@ def _check_shapes(pipeline: Pipeline, card: ModelCard, state: dict[str, torch.Te
                         f"tensor {name!r} has shape {list(got)}, a network for that input shape has {list(want)}")
 
 
-def read_model_folder(folder: str | Path,
-                      device: torch.device) -> tuple[ModelCard, Pipeline, list[Classifier]]:
-    """The card, the pipeline and the networks (weights loaded, in evaluation mode, on ``device``)
-    of a model folder; every problem with the folder is a UserError."""
+def _built(pipeline: Pipeline, card: ModelCard) -> Ensemble:
+    """Freshly initialized members as the card and the pipeline describe them."""
+    shape, classes = card.preprocessing.input_shape, len(card.class_names)
+    return Ensemble([build_networks(pipeline, shape, classes) for _ in range(card.members)], card.held_out_folds)
+
+
+def read_model_folder(folder: str | Path, device: torch.device) -> tuple[ModelCard, Pipeline, Ensemble]:
+    """The card, the pipeline and the model (its members' networks, weights loaded, in evaluation
+    mode, on ``device``) of a model folder; every problem with the folder is a UserError."""
     root = Path(folder)
     if not root.is_dir():
         raise UserError(f"model folder {root} {'is not a folder' if root.exists() else 'does not exist'}; "
@@ -253,11 +319,9 @@ def read_model_folder(folder: str | Path,
     if card.weights_sha256 is not None and file_sha256(root / WEIGHTS) != card.weights_sha256:
         raise UserError(f"{root / WEIGHTS} is not the weights file its {CARD} describes (its sha256 differs from the "
                         "field weights.sha256): the weights were replaced or damaged; train the model again")
-    networks = build_networks(pipeline, card.preprocessing.input_shape, len(card.class_names))
+    model = _built(pipeline, card)
     try:
-        saved_module(networks).load_state_dict(state)
+        model.module().load_state_dict(state)
     except RuntimeError as e:  # shapes and names were checked: what is left is torch's own
         raise UserError(f"cannot load the weights {root / WEIGHTS}: {first_line(e)[:300]}") from None
-    for net in networks:
-        net.to(device).eval()
-    return card, pipeline, networks
+    return card, pipeline, model.to(device)
