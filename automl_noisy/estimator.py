@@ -1,8 +1,8 @@
 """NoisyLabelSearch: the search, export and training of the command line as a scikit-learn estimator.
 
 ``fit(X, y)`` holds the data in memory (:mod:`automl_noisy.data.sources.memory`), runs
-:func:`automl_noisy.search.controller.search` on it, takes the best trial's pipeline as ``export``
-does, trains it with :func:`automl_noisy.train_pipeline` into a model folder and loads that folder
+:func:`automl_noisy.search.controller.search` on it, takes the pipeline of the trial ``export``'s
+rule picks, trains it with :func:`automl_noisy.train_pipeline` into a model folder and loads that folder
 (:func:`automl_noisy.load`): the same code as ``automl-noisy search``, ``export`` and ``train``.
 
 >>> from sklearn.datasets import make_classification
@@ -64,6 +64,8 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
       (the K fold models, their class probabilities averaged) or ``"refit"`` (one more model on all
       rows), as ``train --ensemble`` / ``--refit``; with a holdout split there is one model either way
       (the default: :data:`~automl_noisy.final_model.DEFAULT_FINAL_MODEL`);
+    - ``rule``: which trial is trained, as ``export --rule``: ``"one-se"`` (the simplest trial within
+      one paired standard error of the best, the default) or ``"best"`` (the highest value);
     - ``verbose``: 0 silent, 1 the search's progress bar and a summary line, 2 also training epochs.
 
     Bad input or a bad parameter raises :class:`~automl_noisy.errors.UserValueError`: a
@@ -82,7 +84,7 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
                  storage: str | None = None, study_name: str | None = None, executor: str = "ray",
                  workers: int | None = None, ray_address: str | None = None, random_state: int = 0,
                  device: str | None = None, threads: int = 1, model_dir: str | None = None,
-                 final_model: str = DEFAULT_FINAL_MODEL, verbose: int = 1) -> None:
+                 final_model: str = DEFAULT_FINAL_MODEL, rule: str = "one-se", verbose: int = 1) -> None:
         self.trials = trials
         self.space = space
         self.cv = cv
@@ -97,10 +99,11 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         self.threads = threads
         self.model_dir = model_dir
         self.final_model = final_model
+        self.rule = rule
         self.verbose = verbose
 
     def fit(self, X: Any, y: Any) -> NoisyLabelSearch:
-        """Search, export the best trial's pipeline and train it on ``(X, y)`` (as ``final_model`` says)."""
+        """Search, export the pipeline of the trial ``rule`` picks and train it on ``(X, y)`` (as ``final_model`` says)."""
         with _value_errors():
             self._fit(X, y)
         return self
@@ -145,7 +148,7 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
                                 ray_address=self.ray_address, seed=int(self.random_state), progress=self.verbose > 0,
                                 cv=whole(self.cv), encoders=encoders, portfolio="default" if self.portfolio else None)
         study = search(options)
-        pipeline, _ = best_pipeline(study, storage)
+        pipeline, _ = best_pipeline(study, storage, self.rule)
         out = Path(self.model_dir) if self.model_dir else tmp / "model"
 
         def report(m: Any, stage: str) -> None:
@@ -183,6 +186,8 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
                                      f"got {value!r}")
         if not isinstance(self.portfolio, (bool, np.bool_)):
             raise UserValueError(f"portfolio must be True or False, got {self.portfolio!r}")
+        if self.rule not in ("one-se", "best"):
+            raise UserValueError(f"rule must be 'one-se' or 'best', got {self.rule!r}")
         if not isinstance(self.final_model, str) or self.final_model not in FINAL_MODELS:
             raise UserValueError(f"final_model must be one of {', '.join(map(repr, FINAL_MODELS))}, "
                                  f"got {self.final_model!r}")
