@@ -319,7 +319,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         combo = ", ".join(f"{k}={v}" for k, v in best.user_attrs.get("combination", {}).items())
         print(f"best trial {best.number}: val_accuracy {value_text(best)} at epoch {best.user_attrs.get('best_epoch')}"
               + (f", clean test_accuracy {test:.4f}" if test is not None else "") + f" ({combo})")
-        print(f"model selection: {validation_name(study.user_attrs['data'].get('folds', 1))}")
+        from automl_noisy.final_model import estimate_note
+
+        folds = study.user_attrs["data"].get("folds", 1)
+        print(f"model selection: {validation_name(folds)}; val_accuracy is {estimate_note(folds)}")
         from automl_noisy.search.selection import choose, versus_baseline
 
         choice = choose(study)

@@ -26,3 +26,15 @@ FINAL_MODELS = (ENSEMBLE, REFIT)
 #: ``NoisyLabelSearch(final_model=...)``): to be set from the measurements of
 #: ``benchmarks/model_selection.py``.
 DEFAULT_FINAL_MODEL = ENSEMBLE
+
+
+def estimate_note(folds: int, final_model: str = DEFAULT_FINAL_MODEL, validation_rows: int | None = None) -> str:
+    """What a trial's ``val_accuracy`` estimates for the model ``train`` ships."""
+    if folds <= 1:
+        rows = f"the {validation_rows} rows of " if validation_rows is not None else ""
+        return f"on {rows}the validation split, which the model that ships did not train on"
+    if final_model == ENSEMBLE:
+        return (f"out of fold: each row scored by the one of the {folds} fold models that did not train on it; "
+                "the ensemble that ships is those models")
+    return (f"out of fold, from {folds} fold models each trained on {folds - 1} of the {folds} folds: an "
+            "estimate for the refit, which trained on every row and was not validated itself")

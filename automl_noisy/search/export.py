@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from automl_noisy.errors import UserError
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file, write_text
 from automl_noisy.pipeline import Pipeline
+from automl_noisy.final_model import estimate_note
 from automl_noisy.search.selection import DEFAULT_RULE, choose, versus_baseline
 from automl_noisy.search.storage import mask_url, open_storage, resolve_study
 from automl_noisy.versions import versions
@@ -44,6 +45,7 @@ def best_pipeline(study: optuna.Study, storage_url: str = "",
         "val_accuracy": best.value,
         "value_stderr": best.user_attrs.get("value_stderr"),
         "validation": validation_name(pipeline.data.folds),
+        "val_accuracy_estimates": estimate_note(pipeline.data.folds),
         "test_accuracy": best.user_attrs.get("test_accuracy"),
         "combination": best.user_attrs.get("combination"),
         "trials_in_study": len(study.trials),

@@ -69,7 +69,7 @@ class Ensemble:
 
     def accuracy(self, x: Tensor, y: Tensor, num_classes: int, autocast: object = None) -> float:
         """The share of rows of ``x`` whose most probable class is ``y``'s."""
-        return float((self.probabilities(x, num_classes, autocast).argmax(dim=1) == y).float().mean())
+        return float((self.probabilities(x, num_classes, autocast).argmax(dim=1) == y).double().mean())
 
     def module(self) -> nn.Module:
         """The module whose ``state_dict`` ``model.pt`` holds: for one member the layout a single model

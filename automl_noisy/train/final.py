@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError
-from automl_noisy.final_model import DEFAULT_FINAL_MODEL, ENSEMBLE, FINAL_MODELS
+from automl_noisy.final_model import DEFAULT_FINAL_MODEL, ENSEMBLE, FINAL_MODELS, REFIT, estimate_note
 from automl_noisy.outputs import data_files, refuse_inputs, write_text
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.ensemble import Ensemble
@@ -95,18 +95,16 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         y = torch.from_numpy(scored.y_train)
         scores = F.nll_loss(log_probs, y, reduction="none").numpy()  # -log p(given label), out of fold
         predicted = log_probs.argmax(dim=1).numpy()
-        val_accuracy = float((log_probs.argmax(dim=1) == y).float().mean())
+        val_accuracy = float((log_probs.argmax(dim=1) == y).double().mean())
         if final_model == ENSEMBLE:
             model, shipped = fold_models, f"ensemble of {folds} fold models"
             train_loss = sum(m.train_loss for m in ends) / folds  # the fold models' mean, as a trial's curve has it
-            note = (f"out of fold: each row scored by the one of the {folds} fold models that did not train on it; "
-                    "the ensemble that ships is those models")
+            note = estimate_note(folds, ENSEMBLE)
         else:
             refit = Trainer(pipeline, scored, device=device, threads=threads, encoder=encoder)
             train_loss = _trained(refit, on_epoch).train_loss
             model, shipped = Ensemble.single(refit.networks), f"refit on all {len(y)} rows"
-            note = (f"out of fold, from {folds} fold models each trained on {folds - 1} of the {folds} folds: an "
-                    "estimate for the refit, which trained on every row and was not validated itself")
+            note = estimate_note(folds, REFIT)
             extra["ensemble_test_accuracy"] = _test_accuracy(fold_models, dataset, device)
     else:
         scored = dataset
@@ -115,7 +113,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         scores, predicted, val_accuracy = trainer.suspicion_scores(), trainer.predictions(), last.val_accuracy
         model, train_loss = Ensemble.single(trainer.networks), last.train_loss
         shipped = f"one model trained on the {len(dataset.y_train)} rows of the training split"
-        note = f"on the {len(dataset.y_val)} rows of the validation split, which the model that ships did not train on"
+        note = estimate_note(1, validation_rows=len(dataset.y_val))
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_model_folder(out, pipeline, scored, model)
