@@ -547,3 +547,24 @@ def _a_reported_epoch(storage: str) -> bool:
             return db.execute("SELECT count(*) FROM trial_intermediate_values").fetchone()[0] > 0
     except sqlite3.OperationalError:  # no such table yet, or the database is locked for a moment
         return False
+
+
+def test_a_study_database_that_cannot_be_written_is_one_line_and_stays_readable(tmp_path, capsys, monkeypatch):
+    """Resuming a search on a database the file system will not let anyone write (immutable, so even
+    root cannot): one line and exit 2, the study unchanged; report still reads it."""
+    monkeypatch.chdir(tmp_path)
+    common = ["search", *TINY_FLAGS, "--executor", "local", "--no-progress", "--space", "quick", "--no-portfolio"]
+    assert run(capsys, *common, "--trials", "1")[0] == 0
+    before = Path("automl-noisy.db").read_bytes()
+    if subprocess.run(["chattr", "+i", "automl-noisy.db"], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here (needs root and a file system with the immutable flag)")
+    try:
+        code, _, err = run(capsys, *common, "--trials", "2")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("automl-noisy: error: cannot write sqlite:///automl-noisy.db: attempt to write a readonly "
+                              "database")
+        code, out, err = run(capsys, "report", "-o", "report.html")
+        assert code == 0 and "1 trials analysed" in out, err
+    finally:
+        subprocess.run(["chattr", "-i", "automl-noisy.db"], check=True)
+    assert Path("automl-noisy.db").read_bytes() == before

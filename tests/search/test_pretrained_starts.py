@@ -153,3 +153,32 @@ def test_a_failed_pretraining_fails_only_the_trials_that_start_from_it(tmp_path,
     assert all("pretraining its encoder failed: RuntimeError: out of memory" in t.user_attrs["fail_reason"]
                for t in by_start["frozen"])
     assert not list((tmp_path / "s-encoders").glob("*.pt"))  # nothing stored
+
+
+@pytest.mark.parametrize("poison", ["shapes", "nan", "names"])
+def test_a_poisoned_encoder_file_is_pretrained_again_and_replaced(tmp_path, tiny_spec, space_file, pretrainings, poison):
+    """An encoder file with the right key but tensors of other shapes, NaN weights or other tensor
+    names is never used: the resume pretrains it again, replaces the file, and its trials complete."""
+    import torch
+
+    study = search(_options(tmp_path, tiny_spec, space_file, trials=2, cv=1))
+    (key,) = {t.user_attrs["encoder"] for t in study.trials if "encoder" in t.user_attrs}
+    path = tmp_path / "s-encoders" / f"{key}.pt"
+    stored = torch.load(path, weights_only=True)
+    body = dict(stored["body"])
+    name = next(k for k, v in body.items() if v.ndim == 2)
+    if poison == "shapes":
+        body[name] = torch.zeros(3, 3)
+    elif poison == "nan":
+        body[name] = torch.full_like(body[name], float("nan"))
+    else:
+        body[f"{name}.extra"] = body.pop(name)
+    torch.save({"key": key, "body": body}, path)
+    assert len(pretrainings) == 1
+    study = search(_options(tmp_path, tiny_spec, space_file, trials=5, cv=1))
+    assert len(pretrainings) == 2  # pretrained again, once
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    repaired = torch.load(path, weights_only=True)["body"]
+    assert set(repaired) == set(stored["body"]) and all(torch.isfinite(v).all() for v in repaired.values()
+                                                       if v.is_floating_point())
+    assert all(repaired[k].shape == v.shape for k, v in stored["body"].items())
