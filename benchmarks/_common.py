@@ -70,6 +70,96 @@ def busy_cores(seconds: float = 2.0) -> float:
     return cores * (1 - (idle1 - idle0) / max(1, total1 - total0))
 
 
+def _tree_jiffies(root: int) -> int:
+    """CPU time (clock ticks) of process ``root`` and its descendants, with the children they reaped."""
+    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent, ticks)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone since the listing
+            continue
+        stats[int(entry.name)] = (int(fields[1]), sum(int(v) for v in fields[11:15]))  # utime stime cutime cstime
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (parent, _) in stats.items() if parent in tree} - tree
+        tree, grew = tree | more, bool(more)
+    return sum(stats[pid][1] for pid in tree if pid in stats)
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """All clock ticks of the machine's CPUs so far, and the idle ones (idle + iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(values), values[3] + values[4]
+
+
+class OtherLoad:
+    """While a benchmark runs, how many cores processes other than it (this process and its
+    descendants: worker processes, a local Ray) keep busy, sampled every ``every`` seconds in a thread;
+    ``sentence()`` says it for the section, so a run beside other work is written as such.
+
+    >>> with OtherLoad(every=0.05) as load:
+    ...     _ = sum(range(10 ** 6))
+    >>> load.sentence().startswith("Other load during the run:")
+    True
+    """
+
+    def __init__(self, every: float = 10.0, threshold: float = 0.2) -> None:
+        import threading
+
+        self.every, self.threshold = every, threshold
+        self.samples: list[tuple[float, float]] = []  # (minutes since the start, cores busy with other work)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        hz = os.sysconf("SC_CLK_TCK")
+        began = last_time = time.monotonic()
+        try:
+            last_machine, last_own = _machine_jiffies(), _tree_jiffies(os.getpid())
+        except (OSError, ValueError, IndexError):
+            return  # no /proc here: nothing to say
+        while not self._stop.wait(self.every):
+            now, machine_now, own = time.monotonic(), _machine_jiffies(), _tree_jiffies(os.getpid())
+            seconds = max(now - last_time, 1e-6)
+            busy = ((machine_now[0] - last_machine[0]) - (machine_now[1] - last_machine[1])) / hz / seconds
+            self.samples.append(((now - began) / 60, max(0.0, busy - (own - last_own) / hz / seconds)))
+            last_time, last_machine, last_own = now, machine_now, own
+
+    def __enter__(self) -> "OtherLoad":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def busy_minutes(self) -> list[float]:
+        """The minutes (since the start) of the samples with more than ``threshold`` cores of other work."""
+        return [minute for minute, cores in self.samples if cores > self.threshold]
+
+    @property
+    def skewed(self) -> bool:
+        """Whether other work took more than ``threshold`` cores at any sample."""
+        return bool(self.busy_minutes)
+
+    def sentence(self) -> str:
+        """One sentence on the other load during the run, from the samples."""
+        if not self.samples:
+            return "Other load during the run: not measured (the run was shorter than one sample)."
+        cores = [c for _, c in self.samples]
+        mean = sum(cores) / len(cores)
+        if not self.skewed:
+            return (f"Other load during the run: at most {max(cores):.2f} cores busy ({len(cores)} samples, one "
+                    f"every {self.every:g} s).")
+        busy = self.busy_minutes
+        return (f"Other load during the run: {mean:.2f} cores busy on average; more than {self.threshold:g} in "
+                f"{len(busy)} of {len(cores)} samples (one every {self.every:g} s), from minute {busy[0]:.0f} to "
+                f"minute {busy[-1]:.0f} of {self.samples[-1][0]:.0f}, up to {max(cores):.2f}.")
+
+
 def write_section(name: str, body: str, path: Path = REPORT) -> None:
     """Replace the ``name`` section of BENCHMARKS.md with ``body`` (append it if absent)."""
     start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"

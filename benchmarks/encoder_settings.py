@@ -36,7 +36,7 @@ from dataclasses import replace  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import busy_cores, machine, table, write_section  # noqa: E402
+from _common import OtherLoad, busy_cores, machine, table, write_section  # noqa: E402
 from pretraining import pipeline_for, stats  # noqa: E402
 
 NOISE = "symmetric:0.8"
@@ -90,7 +90,7 @@ def main() -> None:
              + [("cnn", m, "finetune 1.0", s, seed) for m in (DIVIDEMIX, PER_CLASS) for s in (PREVIOUS, CHOSEN)
                 for seed in CHECK_SEEDS])
     began = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with OtherLoad() as other, ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(run, *task) for task in choice + check]
         results = [f.result() for f in futures]
     wall = time.perf_counter() - began
@@ -124,10 +124,14 @@ def main() -> None:
     check_table = table(["pipeline", "cnn encoder", f"clean test, seeds {CHECK_SEEDS[0]}-{CHECK_SEEDS[-1]}",
                          "Δ vs best random-start"], check_rows)
     print(choice_table, "\n", check_table, sep="\n")
+    load = other.sentence()
+    if busy > 0.2 or other.skewed:
+        load += (" The machine was not idle, so the pretraining seconds of the runs at those times are skewed (the "
+                 "accuracies do not depend on it).")
     write_section("encoder-settings", f"""
 ## Choosing the cnn's encoder settings (`benchmarks/encoder_settings.py`)
 
-{info}. Other load when the run started: {busy:.2f} cores busy. {len(choice) + len(check)} runs took
+{info}. Other load when the run started: {busy:.2f} cores busy. {load} {len(choice) + len(check)} runs took
 {wall / 60:.1f} min with {args.jobs} worker processes (one torch thread each).
 
 The pretraining settings are fixed defaults, never searched (noisy labels cannot score an encoder), so

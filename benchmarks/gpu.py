@@ -95,10 +95,10 @@ NO_GPU = """## GPU (`benchmarks/gpu.py`)
 
 {machine}.
 
-**Not measured: no CUDA GPU on this machine**, and none was lent to the session that wrote this. The GPU
-code paths (`--gpus-per-trial` packing, the GPU ids a trial records, a GPU request the cluster cannot
-meet) are tested with stand-ins in `tests/search/test_cluster.py`: a Ray node declares two GPUs it does
-not have, so the test passes only if the resource requests are right. On a machine with a GPU, run
+**Not measured: no CUDA GPU on the machine this ran on.** The GPU code paths (`--gpus-per-trial`
+packing, the GPU ids a trial records, a GPU request the cluster cannot meet) are tested with
+stand-ins in `tests/search/test_cluster.py`: a Ray node declares two GPUs it does not have, so the
+test passes only if the resource requests are right. On a machine with a GPU, run
 `benchmarks/gpu.py --cpu-rate R`, with R the trials per hour that `benchmarks/gpu.py --cpu-only` prints on
 the CPU machine.
 """

@@ -34,7 +34,8 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import busy_cores, detection, fmt, machine, median, table, top_count_flags, write_section  # noqa: E402
+from _common import (OtherLoad, busy_cores, detection, fmt, machine, median, table, top_count_flags,  # noqa: E402
+                     write_section)
 
 from automl_noisy.components import FAMILIES  # noqa: E402
 from automl_noisy.data import DataSpec, load_data  # noqa: E402
@@ -230,7 +231,7 @@ def main() -> None:
     runs: dict = {(m, n, s): [] for m in models for n in configs for s in SETTINGS}
     runs.update({(None, CLEANLAB, s): [] for s in SETTINGS})
     start = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with OtherLoad() as other, ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(fn, *a) for fn, a in tasks]
         for k, future in enumerate(as_completed(futures), 1):
             r = future.result()
@@ -253,13 +254,14 @@ def main() -> None:
         return
     rates = [d.noise_rate for d in datasets.values()]
     d0 = datasets[SETTINGS[0], 0]
-    load = f"Other load when the run started: {busy:.2f} cores busy"
-    if busy > 0.2:
-        load += " (the machine was not idle: the times are skewed; accuracies do not depend on it)"
+    load = f"Other load when the run started: {busy:.2f} cores busy. {other.sentence()}"
+    if busy > 0.2 or other.skewed:
+        load += (" The machine was not idle, so the s/run column of the runs at those times is skewed (accuracies do "
+                 "not depend on it).")
     write_section("methods", f"""
 ## Each method alone on plain cross entropy (`benchmarks/methods.py`)
 
-{info}. {load}. {len(tasks)} runs took {wall / 60:.1f} min with {args.jobs} worker processes (one torch thread each).
+{info}. {load} {len(tasks)} runs took {wall / 60:.1f} min with {args.jobs} worker processes (one torch thread each).
 
 **Setup.** Data: scikit-learn digits (8x8 images), split {len(d0.y_train)} train / {len(d0.y_val)}
 val / {len(d0.y_test)} test (stratified), noise {', '.join(f'`{s}`' for s in SETTINGS)} (pair: class c -> c+1

@@ -35,7 +35,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import busy_cores, fmt, machine, table, write_section
+from _common import OtherLoad, busy_cores, fmt, machine, table, write_section
 
 NOISES = ("pair:0.4", "symmetric:0.4", "symmetric:0.8")
 MODES = ("holdout-last", "holdout-best", "kfold-best")
@@ -114,6 +114,41 @@ def spread(values: list[float]) -> str:
     return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})" if values else "—"
 
 
+def reading(results: dict, noises: list[str], modes: tuple[str, ...], seeds: int, test_rows: int) -> str:
+    """What the table says, in words, from the results alone: per noise and rule, how the exported
+    pipeline did against plain CE (in standard errors of plain CE's accuracy); k-fold against the
+    holdout rules where both ran; and how far two runs of one command were apart."""
+    parts = []
+    for noise in noises:
+        for mode in modes:
+            first = [results[(noise, s)][mode][0] for s in range(seeds)]
+            gaps = [r["exported"] - r["plain_ce"] for r in first]
+            ses = [math.sqrt(r["plain_ce"] * (1 - r["plain_ce"]) / test_rows) or 1.0 for r in first]
+            above = sum(g > 0 for g in gaps)
+            text = (f"{noise}, {mode}: the export beat plain CE on {above} of {seeds} seeds (exported − plain CE "
+                    f"{min(gaps):+.3f} to "
+                    f"{max(gaps):+.3f}, {min(g / se for g, se in zip(gaps, ses)):+.1f} to "
+                    f"{max(g / se for g, se in zip(gaps, ses)):+.1f} standard errors)")
+            below = [f"seed {s}: {r['exported']:.3f} against {r['plain_ce']:.3f}" for s, (r, g, se)
+                     in enumerate(zip(first, gaps, ses)) if g < -se]
+            parts.append(text + (f"; below it by more than one standard error on {', '.join(below)}" if below else "")
+                         + ".")
+        if "kfold-best" in modes and "holdout-last" in modes:
+            loss = {m: statistics.median(results[(noise, s)][m][0]["loss"] for s in range(seeds))
+                    for m in ("holdout-last", "kfold-best")}
+            rho = {m: statistics.median(results[(noise, s)][m][0]["spearman"] for s in range(seeds))
+                   for m in ("holdout-last", "kfold-best")}
+            parts.append(f"At {noise}, against holdout-last, kfold-best took the median selection loss from "
+                         f"{loss['holdout-last']:.3f} to {loss['kfold-best']:.3f} and the rank correlation of trial "
+                         f"values with clean accuracy from {rho['holdout-last']:.2f} to {rho['kfold-best']:.2f}.")
+    again = [abs(run["exported"] - results[(noise, 0)][mode][0]["exported"])
+             for noise in noises for mode in modes for run in results[(noise, 0)][mode][1:]]
+    if again:
+        parts.append("The same command run again gave the same export in every mode (gap 0.000)." if max(again) == 0
+                     else f"The same command run again gave exports up to {max(again):.3f} apart.")
+    return "**Reading.** " + " ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="symmetric:0.8, seed 0, 4 trials, once; prints only")
@@ -131,8 +166,9 @@ def main() -> None:
     busy = busy_cores()
     # the same command runs ``repeat`` times for the first seed (how much one command's result varies)
     modes = tuple(m for m in MODES if m in args.modes)
-    results = {(noise, seed): one_setting(noise, seed, trials, repeat if seed == 0 else 1, modes)
-               for noise in noises for seed in range(seeds)}
+    with OtherLoad() as other:
+        results = {(noise, seed): one_setting(noise, seed, trials, repeat if seed == 0 else 1, modes)
+                   for noise in noises for seed in range(seeds)}
     from automl_noisy.data import DataSpec, load_data
 
     test_rows = len(load_data(DataSpec("digits")).y_test)  # the clean test split every retrained model is scored on
@@ -150,13 +186,19 @@ def main() -> None:
                          " ".join(f"{math.sqrt(r['plain_ce'] * (1 - r['plain_ce']) / test_rows):.3f}" for r in first)])
     text = table(["noise", "selection", "exported", "plain CE (trial 0)", "oracle", "selection loss", "Spearman",
                   "trials", "same command: max gap", "exported − CE, by seed", "1 SE of CE's accuracy, by seed"], rows)
-    print(text)
+    words = reading(results, noises, modes, seeds, test_rows)
+    print(text, words, sep="\n\n")
     if args.quick:
         return
+    load = ""
+    if busy > 0.2 or other.skewed:
+        load = (" The k-fold searches ran their fixed number of trials in trial-number order, so their results do not "
+                "depend on the load" + ("; the wall time each holdout search was given does."
+                                       if any(m.startswith("holdout") for m in modes) else "."))
     title = "Model selection on small noisy data" + (f" ({', '.join(noises)})" if args.section != "model-selection" else "")
     body = f"""## {title} (`benchmarks/model_selection.py`)
 
-{machine()}. Other load when the run started: {busy:.2f} cores busy.
+{machine()}. Other load when the run started: {busy:.2f} cores busy. {other.sentence()}{load}
 
 **Method.** Digits, default space, Ray with every core; per noise and seed a {trials}-trial 3-fold search{
 ", then a holdout search given the same wall time" if len(modes) > 1 else " (the holdout searches not run)"}; each exported pipeline retrained and scored on the
@@ -166,6 +208,8 @@ selection rules. "1 SE": the binomial standard error of plain CE's clean test ac
 {test_rows} test rows.
 
 {text}
+
+{words}
 """
     write_section(args.section, body)
     print(f"\nwrote the {args.section} section of BENCHMARKS.md")

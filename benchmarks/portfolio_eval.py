@@ -12,8 +12,9 @@ best-so-far by the search's objective).
 
     .venv/bin/python benchmarks/portfolio_eval.py [--tasks 8] [--seeds 2] [--reuse | --report]
 
-Rewrites the ``portfolio`` section of BENCHMARKS.md, and keeps every run's result (clean test
-accuracy, best-so-far curve, exported entry) in ``portfolio-eval.json``, with the commit it ran at.
+Rewrites the ``portfolio`` section of BENCHMARKS.md, its reading included, and keeps every run's result
+(clean test accuracy, best-so-far curve, exported entry) in ``portfolio-eval.json``, with the commit it
+ran at, and each run's machine, load and duration (``runs``).
 TPE alone and random do not depend on the portfolio and repeat exactly for a task and seed, so
 ``--reuse`` takes their results from that file where it has them and runs only the portfolio arm
 (1.3 min against 2.9 for one task and seed): for trying another portfolio, not after a change to
@@ -40,7 +41,7 @@ from portfolio import PLAIN, STORAGE, greedy, performance, pool_entries, task_sp
 
 RUNS = {"portfolio + TPE, 20": ("portfolio", "tpe", 20), "TPE alone, 20": ("none", "tpe", 20),
         "TPE alone, 60": ("none", "tpe", 60), "random, 20": ("none", "random", 20)}
-RECORD = HERE / "portfolio-eval.json"  # arm -> "task/seed" -> result, and the commit of each
+RECORD = HERE / "portfolio-eval.json"  # arm -> "task/seed" -> result, and the commit of each; "runs": how each ran
 BASELINES = [name for name, (pf, _, _) in RUNS.items() if pf == "none"]  # what --reuse may take
 
 
@@ -125,6 +126,9 @@ def main() -> None:
     results: dict = {}
     done: list[str] = []
     record, reused, measured = load_record(), 0, commit()
+    run = {"commit": measured, "machine": info, "busy": round(busy, 2), "planned": len(pick), "seeds": args.seeds,
+           "tasks": 0, "minutes": 0.0, "reused": 0}
+    record.setdefault("runs", []).append(run)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rspace = random_space(folder)
@@ -157,9 +161,16 @@ def main() -> None:
                 print(task, seed, {n: (round(r["test"], 3), r["needed"], r["exported"]) for n, r in out.items()},
                       flush=True)
             done.append(task)
-            header = f"""{info}. Other load when the run started: {busy:.2f} cores busy. {len(done)} of {len(pick)} planned tasks x {args.seeds} seeds took
-{(time.perf_counter() - began) / 60:.1f} min{reused_text(reused)}."""
-            report(results, done, args, header)
+            run.update(tasks=len(done), reused=reused, minutes=round((time.perf_counter() - began) / 60, 1))
+            save_record(record)
+            report(results, done, args, run_header(run))
+
+
+def run_header(run: dict) -> str:
+    """How a run went: its machine line, the load when it started, the tasks done and its minutes."""
+    return (f"{run['machine']}. Other load when the run started: {run['busy']:.2f} cores busy. {run['tasks']} of "
+            f"{run['planned']} planned tasks x {run['seeds']} seeds took\n{run['minutes']:.1f} min"
+            f"{reused_text(run.get('reused', 0))}.")
 
 
 def add_results(results: dict, task: str, seed: int, out: dict) -> None:
@@ -200,20 +211,29 @@ def reference_points(results: dict) -> dict[str, dict]:
     return {"plain CE": plain, "best leader": best}
 
 
-def paired_difference(results: dict, a: str, b: str, pick: list[str]) -> str:
-    """``a`` minus ``b`` on the same task-seeds: mean, a 95 % bootstrap interval of the mean (task-seeds
-    resampled, seed 0), wins / ties / losses; and the size of one test sample on those tasks."""
+def paired(results: dict, a: str, b: str) -> dict | None:
+    """``a`` minus ``b`` on the same task-seeds: how many, the mean, a 95 % bootstrap interval of the mean
+    (task-seeds resampled, seed 0), wins / ties / losses; None when they share no task-seed."""
     pairs = {(r["task"], r["seed"]): r["test"] for r in results[a]}
     diffs = np.array([pairs[(r["task"], r["seed"])] - r["test"] for r in results[b] if (r["task"], r["seed"]) in pairs])
     if len(diffs) == 0:
-        return ""
+        return None
     means = np.random.default_rng(0).choice(diffs, size=(10000, len(diffs))).mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
+    ties, wins = int((np.abs(diffs) < 1e-9).sum()), int((diffs > 1e-9).sum())
+    return {"n": len(diffs), "mean": float(diffs.mean()), "low": float(low), "high": float(high), "wins": wins,
+            "ties": ties, "losses": len(diffs) - wins - ties}
+
+
+def paired_difference(results: dict, a: str, b: str, pick: list[str]) -> str:
+    """``a`` minus ``b`` on the same task-seeds (``paired``), in one line; and the size of one test
+    sample on those tasks."""
+    p = paired(results, a, b)
+    if p is None:
+        return ""
     sizes = [clean_test_rows(t) for t in tasks() if t["name"] in pick]
-    ties = int((np.abs(diffs) < 1e-9).sum())
-    wins = int((diffs > 1e-9).sum())
-    return (f"Paired on the same {len(diffs)} task-seeds, {a} minus {b}: mean {diffs.mean():+.3f}, 95 % bootstrap "
-            f"interval {low:+.3f} to {high:+.3f}; {wins} wins, {ties} ties, {len(diffs) - wins - ties} losses. "
+    return (f"Paired on the same {p['n']} task-seeds, {a} minus {b}: mean {p['mean']:+.3f}, 95 % bootstrap "
+            f"interval {p['low']:+.3f} to {p['high']:+.3f}; {p['wins']} wins, {p['ties']} ties, {p['losses']} losses. "
             f"One test sample is worth {1 / max(sizes):.4f} to {1 / min(sizes):.4f} of accuracy on these tasks "
             f"(test splits of {min(sizes)} to {max(sizes)} rows).")
 
@@ -235,8 +255,53 @@ def report_from_record(pick: list[str], args) -> None:
     if not done:
         sys.exit(f"error: {RECORD.name} has no task with all {args.seeds} seeds of every arm")
     commits = sorted({r["commit"] for rs in results.values() for r in rs})
-    report(results, done, args, f"Written from `{RECORD.name}` (`--report`): the runs of {', '.join(commits)}; "
-                                f"{len(done)} of {len(pick)} planned tasks x {args.seeds} seeds.")
+    runs = [run for run in record.get("runs", []) if run["commit"] in commits]
+    told = {run["commit"] for run in runs}
+    lines = [run_header(run) for run in runs] + [f"{c}: no record of how it ran." for c in commits if c not in told]
+    report(results, done, args, "\n".join(lines) + f" Written from the record of {'that run' if len(lines) == 1 else 'those runs'}, "
+                                f"`{RECORD.name}` (`--report`), for {len(done)} of {len(pick)} planned tasks x {args.seeds} seeds.")
+
+
+def reading(results: dict, median_task: dict[str, float], seeds: int, verdict: str) -> str:
+    """What the numbers of the section say, in words: the target on the median task, the paired
+    difference behind it, how far one seed alone moves the median task, the trials each arm needed to
+    come within a point, and sixty trials of TPE against twenty."""
+    ours, tpe60, tpe20 = "portfolio + TPE, 20", "TPE alone, 60", "TPE alone, 20"
+    p = paired(results, ours, tpe60)
+    if p is None:
+        return ""
+    if p["low"] > 0 or p["high"] < 0:
+        who = "portfolio + TPE" if p["low"] > 0 else "TPE alone at 60"
+        tie = f"the difference favours {who}"
+    else:
+        tie = "the two are a tie"
+    by_seed = {name: [float(np.median([r["test"] for r in results[name] if r["seed"] == seed])) for seed in range(seeds)]
+               for name in (ours, tpe60)}
+
+    def needed(name: str) -> float | None:
+        reached = [r["needed"] for r in results[name] if r["needed"] is not None]
+        return float(np.median(reached)) if reached else None
+
+    fast, slow = needed(ours), needed(tpe60)
+    if fast is None or slow is None:
+        speed = ""
+    elif fast < slow:
+        speed = (f" What the portfolio measurably gives is speed: its best-so-far trial comes within a point of the "
+                 f"best any search found after {fast:.0f} trials (median, where it got there) where TPE alone "
+                 f"at 60 needs {slow:.0f}.")
+    else:
+        speed = (f" The portfolio does not make the search faster: its best-so-far trial comes within a point of the "
+                 f"best any search found after {fast:.0f} trials (median, where it got there), TPE alone at 60 "
+                 f"after {slow:.0f}.")
+    more = "better" if median_task[tpe60] > median_task[tpe20] else "not better"
+    return (f"**Reading.** On the median task portfolio + TPE at 20 trials gives {median_task[ours]:.3f} against TPE "
+            f"alone at 60 {median_task[tpe60]:.3f}: {verdict}; but read it with the paired line at the end: over the "
+            f"{p['n']} task-seeds {tie} (mean difference {p['mean']:+.3f}, 95 % interval {p['low']:+.3f} to "
+            f"{p['high']:+.3f}, {p['wins']} wins and {p['losses']} losses), and the median task of one seed alone "
+            f"ranges from {min(by_seed[tpe60]):.3f} to {max(by_seed[tpe60]):.3f} for TPE alone at 60 (from "
+            f"{min(by_seed[ours]):.3f} to {max(by_seed[ours]):.3f} for portfolio + TPE).{speed} Sixty trials of TPE "
+            f"alone are {more} than twenty here ({median_task[tpe60]:.3f} against {median_task[tpe20]:.3f} on the "
+            "median task).")
 
 
 def report(results: dict, pick: list[str], args, header: str) -> None:
@@ -266,14 +331,16 @@ def report(results: dict, pick: list[str], args, header: str) -> None:
     per_seed = [", ".join(f"{name} {np.median([r['test'] for r in results[name] if r['seed'] == seed]):.3f}"
                           for name in ("portfolio + TPE, 20", "TPE alone, 60"))
                 for seed in range(args.seeds)]
-    paired = paired_difference(results, "portfolio + TPE, 20", "TPE alone, 60", pick)
+    paired_line = paired_difference(results, "portfolio + TPE, 20", "TPE alone, 60", pick)
     verdict = ("met" if median_task["portfolio + TPE, 20"] >= median_task["TPE alone, 60"] else "not met")
     text = f"""
 ## Warm start from the portfolio, leave one task out (`benchmarks/portfolio_eval.py`)
 
 {header}
 
-**Setup.** Tasks of the suite (`benchmarks/portfolio.py`, Table S below), each left out in turn:
+{reading(results, median_task, args.seeds, verdict)}
+
+**Setup.** Tasks of the suite (`benchmarks/portfolio.py`, whose section lists them), each left out in turn:
 the portfolio ({args.size} entries) is built again from the other tasks of its kind only, so the
 evaluated task never chose an entry. On each task and seed (the seed of the search and of the
 training; the task's split and noise stay its own), four searches with the default space (20
@@ -297,7 +364,7 @@ Median over tasks: {', '.join(f'{n} {v:.3f}' for n, v in median_task.items())}. 
 20 trials at least matches TPE alone at 60 on the median task): **{verdict}**.
 
 Each seed alone, median over tasks: {'; '.join(f'seed {seed}: {text}' for seed, text in enumerate(per_seed))}.
-{paired}
+{paired_line}
 """
     print(text)
     write_section("portfolio", text)

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import busy_cores, machine, table, write_section
+from _common import OtherLoad, busy_cores, machine, table, write_section
 
 EXE = str(Path(sys.executable).with_name("automl-noisy"))
 TINY = ["--data", "synthetic", "--samples", "600", "--dims", "8", "--classes", "3", "--space", "quick",
@@ -236,6 +236,72 @@ SCENARIOS = {
 }
 
 
+def _span(values: list) -> str:
+    """``a`` when every value is ``a``, else ``a-b`` (smallest to largest)."""
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}-{high}"
+
+
+def _reached(row: dict) -> bool:
+    done, _, total = str(row.get("total reached", "")).partition("/")
+    return bool(total) and done == total
+
+
+def reading(results: dict[str, list[dict]]) -> str:
+    """What the tables say, in words, from the scenarios' rows alone."""
+    rows = [r for rs in results.values() for r in rs]
+    broke = [f"{name} run {i + 1} ({r['error']})" for name, rs in results.items() for i, r in enumerate(rs) if "error" in r]
+    lost = sum(int(r.get("lost", 0)) for r in rows if "error" not in r)
+    short = [name for name, rs in results.items() if any("error" not in r and not _reached(r) for r in rs)]
+    stuck = [name for name, rs in results.items() if any(int(r.get("left RUNNING", 0)) for r in rs)]
+    if not (lost or short or stuck or broke):
+        parts = ["No scenario lost a completed trial or left a study stuck."]
+    else:
+        parts = [f"Completed trials lost: {lost}." if lost else "No completed trial was lost."]
+        if short:
+            parts.append(f"Short of the total in some run: {', '.join(short)}.")
+        if stuck:
+            parts.append(f"Trials left RUNNING in some run: {', '.join(stuck)}.")
+        if broke:
+            parts.append(f"Runs that broke: {'; '.join(broke)}.")
+    ok = {name: [r for r in rs if "error" not in r] for name, rs in results.items()}
+
+    def reached(name: str) -> str:
+        return f"{sum(_reached(r) for r in ok[name])} of {len(results[name])} runs reached the total"
+
+    if ok.get("driver kill -9"):
+        rs = ok["driver kill -9"]
+        marks = sorted({m for r in rs if isinstance(r["marked by the rerun"], dict) for m in r["marked by the rerun"]})
+        gone = [r["all gone after (s)"] for r in rs]
+        parts.append(f"A driver killed with kill -9 left {_span([r['RUNNING after the kill'] for r in rs])} trials "
+                     f"RUNNING; the rerun marked them {' or '.join(marks) or 'nothing'}, which a resume does not count, and "
+                     f"{reached('driver kill -9')}. The local Ray it had started "
+                     f"({_span([r['Ray processes left'] for r in rs])} processes) "
+                     + ("exited on its own after " + _span([int(g) for g in gone]) + " s."
+                        if all(str(g).isdigit() for g in gone) else f"was still there after 180 s in some run ({gone})."))
+    if ok.get("second Ray node lost"):
+        rs = ok["second Ray node lost"]
+        reasons = sorted({r["reasons"] for r in rs})
+        parts.append(f"A Ray node lost mid-trial failed {_span([r['failed trials'] for r in rs])} trial(s) "
+                     f"({'; '.join(reasons)}); the search exited {_span([r['exit'] for r in rs])} and "
+                     f"{reached('second Ray node lost')}.")
+    for kind in ("trial raises", "trial diverges"):
+        if ok.get(kind):
+            rs = ok[kind]
+            states = sorted({r["trial 1"] for r in rs})
+            reasons = sorted({r["reason"] for r in rs})
+            parts.append(f"A trial that {kind.split()[1].removesuffix('s')}s ended {' or '.join(states)} "
+                         f"(\"{'; '.join(reasons)}\"); {reached(kind)}.")
+    if ok.get("PostgreSQL restarted"):
+        rs = ok["PostgreSQL restarted"]
+        rode = sum(r["driver exit"] == 0 and _reached({"total reached": r["driver's total"]}) for r in rs)
+        parts.append(f"PostgreSQL restarted mid-search ({_span([r['restart took (s)'] for r in rs])} s): the driver "
+                     f"rode the restart out and finished on its own in {rode} of {len(rs)} runs"
+                     + ("" if rode == len(rs) else f" (exits {_span([r['driver exit'] for r in rs])})")
+                     + f"; after a rerun {reached('PostgreSQL restarted')}.")
+    return "**Reading.** " + " ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -243,29 +309,30 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     busy = busy_cores()
-    sections = []
-    for name, scenario in SCENARIOS.items():
-        if args.only and name not in args.only:
-            continue
-        rows = []
-        for run in range(args.runs):
-            with tempfile.TemporaryDirectory() as tmp:
-                try:
-                    result = scenario(Path(tmp))
-                except Exception as e:  # noqa: BLE001 - a scenario that breaks is a finding too
-                    result = {"error": f"{type(e).__name__}: {e}"[:200]}
-            print(f"{name} run {run + 1}: {result}", flush=True)
-            rows.append(result)
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        sections.append(f"**{name}**\n\n" + table(["run", *keys], [[str(i + 1), *(str(r.get(k, "")) for k in keys)]
-                                                                   for i, r in enumerate(rows)]))
-    text = "\n\n".join(sections)
+    sections, results = [], {}
+    with OtherLoad() as other:
+        for name, scenario in SCENARIOS.items():
+            if args.only and name not in args.only:
+                continue
+            rows = results[name] = []
+            for run in range(args.runs):
+                with tempfile.TemporaryDirectory() as tmp:
+                    try:
+                        result = scenario(Path(tmp))
+                    except Exception as e:  # noqa: BLE001 - a scenario that breaks is a finding too
+                        result = {"error": f"{type(e).__name__}: {e}"[:200]}
+                print(f"{name} run {run + 1}: {result}", flush=True)
+                rows.append(result)
+            keys = list(dict.fromkeys(k for r in rows for k in r))
+            sections.append(f"**{name}**\n\n" + table(["run", *keys], [[str(i + 1), *(str(r.get(k, "")) for k in keys)]
+                                                                       for i, r in enumerate(rows)]))
+    text = "\n\n".join(sections) + "\n\n" + reading(results)
     if args.no_write:
         print(text)
         return
     body = f"""## Reliability (`benchmarks/reliability.py`)
 
-{machine()}. Other load when the run started: {busy:.2f} cores busy.
+{machine()}. Other load when the run started: {busy:.2f} cores busy. {other.sentence()}
 
 Each scenario {args.runs} times, on synthetic data (600 rows, the quick space, 3-fold trials), SQLite unless
 said otherwise. "total reached" counts the trials a resume counts (complete, pruned, failed by their

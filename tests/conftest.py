@@ -15,6 +15,10 @@ from hypothesis import HealthCheck, settings
 
 from automl_noisy.data import DataSpec, load_data
 
+ROOT = Path(__file__).resolve().parents[1]
+# Tests run in a temporary folder (see _working_directory), so the subprocesses and Ray workers they start
+# find this checkout's code by PYTHONPATH, as the checkout as working directory gave them before.
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # Ray starts its workers at nice 15, so on a busy machine the trials of a test barely run at all;
 # the tests' local Rays (this process's and the CLI's in subprocesses) give them a fair share.
@@ -25,6 +29,14 @@ os.environ.setdefault("RAY_worker_niceness", "0")
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", parent=settings.get_profile("dev"), derandomize=True, database=None)
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+@pytest.fixture(autouse=True)
+def _working_directory(tmp_path_factory, monkeypatch):
+    """Every test runs in a fresh empty folder of its own, so nothing it or the code under test writes
+    by a relative path (a default study file, ``./automl-noisy-encoders``, an output folder) lands in
+    the repository, and a test that reads a repository file must build its path from its own file."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
 
 TINY = DataSpec(source="synthetic", noise="symmetric:0.3", options={"samples": 300, "features": 8, "classes": 3})
 

@@ -1,0 +1,74 @@
+"""The prose of the benchmark sections is written by their scripts from the results: the readings of
+``benchmarks/reliability.py`` and ``benchmarks/model_selection.py``, and the sentence on other load
+during a run (``benchmarks/_common.py``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import model_selection  # noqa: E402
+import reliability  # noqa: E402
+from _common import OtherLoad  # noqa: E402
+
+KILLED = {"completed before the kill": 4, "lost": 0, "RUNNING after the kill": 2,
+          "marked by the rerun": {"FAIL (interrupted)": 2}, "rerun exit": 0, "total reached": "12/12",
+          "Ray processes left": 9, "all gone after (s)": "63"}
+RESTARTED = {"restart took (s)": "0.3", "driver exit": 0, "driver's last line": "", "driver's total": "10/10",
+             "lost": 0, "rerun exit": 0, "total reached": "10/10", "left RUNNING": 0}
+
+
+def test_the_reliability_reading_says_what_the_rows_say():
+    results = {"driver kill -9": [KILLED, {**KILLED, "all gone after (s)": "62"}],
+               "trial raises": [{"trial 1": "FAIL", "reason": "fold 0: UserError: unknown model",
+                                 "other trials": {"COMPLETE": 3}, "total reached": "4/4"}],
+               "PostgreSQL restarted": [RESTARTED, {**RESTARTED, "restart took (s)": "0.5"}]}
+    text = reliability.reading(results)
+    assert text.startswith("**Reading.** No scenario lost a completed trial or left a study stuck.")
+    assert "left 2 trials RUNNING; the rerun marked them FAIL (interrupted)" in text
+    assert "2 of 2 runs reached the total. The local Ray it had started (9 processes) exited on its own after 62-63 s" in text
+    assert 'A trial that raises ended FAIL ("fold 0: UserError: unknown model"); 1 of 1 runs' in text
+    assert "(0.3-0.5 s): the driver rode the restart out and finished on its own in 2 of 2 runs" in text
+    assert "diverges" not in text and "node" not in text  # scenarios not run are not read
+
+
+def test_the_reliability_reading_names_what_went_wrong():
+    results = {"driver kill -9": [{**KILLED, "lost": 1, "total reached": "11/12", "all gone after (s)": "> 180"}],
+               "PostgreSQL restarted": [{**RESTARTED, "driver exit": 1, "driver's total": "4/10", "left RUNNING": 2},
+                                        {"error": "RuntimeError: 2 complete trials: not after 600 s"}]}
+    text = reliability.reading(results)
+    assert "No scenario" not in text and "Completed trials lost: 1." in text
+    assert "Short of the total in some run: driver kill -9." in text
+    assert "Trials left RUNNING in some run: PostgreSQL restarted." in text
+    assert "Runs that broke: PostgreSQL restarted run 2 (RuntimeError: 2 complete trials: not after 600 s)." in text
+    assert "was still there after 180 s" in text
+    assert "finished on its own in 0 of 1 runs (exits 1)" in text
+
+
+def _run(exported: float, plain_ce: float, loss: float = 0.0, spearman: float = 0.9) -> dict:
+    return {"exported": exported, "plain_ce": plain_ce, "loss": loss, "spearman": spearman}
+
+
+def test_the_model_selection_reading_counts_seeds_and_standard_errors():
+    results = {("symmetric:0.8", 0): {"kfold-best": [_run(0.75, 0.61), _run(0.75, 0.61)],
+                                      "holdout-last": [_run(0.65, 0.57, 0.09, 0.4), _run(0.66, 0.57, 0.09, 0.4)]},
+               ("symmetric:0.8", 1): {"kfold-best": [_run(0.444, 0.614)], "holdout-last": [_run(0.6, 0.5, 0.2, 0.2)]}}
+    text = model_selection.reading(results, ["symmetric:0.8"], ("holdout-last", "kfold-best"), 2, 360)
+    assert "symmetric:0.8, kfold-best: the export beat plain CE on 1 of 2 seeds (exported − plain CE -0.170 to +0.140" in text
+    assert "below it by more than one standard error on seed 1: 0.444 against 0.614." in text
+    assert "holdout-last: the export beat plain CE on 2 of 2 seeds" in text
+    assert "selection loss from 0.145 to 0.000 and the rank correlation of trial values with clean accuracy from 0.30 to 0.90" in text
+    assert text.endswith("The same command run again gave exports up to 0.010 apart.")
+
+
+def test_the_other_load_sentence_is_written_from_its_samples():
+    load = OtherLoad(every=10)
+    assert "not measured" in load.sentence()
+    load.samples = [(0.2, 0.01), (0.3, 0.05)]
+    assert not load.skewed
+    assert load.sentence() == "Other load during the run: at most 0.05 cores busy (2 samples, one every 10 s)."
+    load.samples = [(1.0, 0.0), (3.2, 1.0), (16.1, 0.9), (25.4, 0.1)]
+    assert load.skewed and load.busy_minutes == [3.2, 16.1]
+    assert load.sentence() == ("Other load during the run: 0.50 cores busy on average; more than 0.2 in 2 of 4 samples "
+                               "(one every 10 s), from minute 3 to minute 16 of 25, up to 1.00.")
