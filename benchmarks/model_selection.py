@@ -23,6 +23,7 @@ never choose.
 
     .venv/bin/python benchmarks/model_selection.py            # 3 noises x 3 seeds x 30 trials: hours on 2 cores
     .venv/bin/python benchmarks/model_selection.py --quick    # 1 noise, 1 seed, 4 trials: prints only
+    .venv/bin/python benchmarks/model_selection.py --ship     # export rule and final model: benchmarks/ship.py
 """
 
 from __future__ import annotations
@@ -152,6 +153,10 @@ def reading(results: dict, noises: list[str], modes: tuple[str, ...], seeds: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="symmetric:0.8, seed 0, 4 trials, once; prints only")
+    parser.add_argument("--ship", action="store_true",
+                        help="the export rule and the model that ships (benchmarks/ship.py: its tasks, seeds and "
+                             "targets are fixed there); with --quick its first task and seed, 4 trials, printed only")
+    parser.add_argument("--report", action="store_true", help="with --ship: the section from the stored runs")
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=2, help="runs of the first seed's searches with that seed")
@@ -161,6 +166,11 @@ def main() -> None:
     parser.add_argument("--section", default="model-selection",
                         help="the BENCHMARKS.md section to write (another name keeps an earlier run's table)")
     args = parser.parse_args()
+    if args.ship:
+        import ship
+
+        ship.report() if args.report else ship.run(quick=args.quick)
+        return
     noises = ["symmetric:0.8"] if args.quick else (args.noise or list(NOISES))
     seeds, trials, repeat = (1, 4, 1) if args.quick else (args.seeds, args.trials, args.repeat)
     busy = busy_cores()
