@@ -68,6 +68,21 @@ def _int_in(low: int, high: int | None, rule: str) -> Callable[[str], int]:
 _positive_int = _int_in(1, None, "must be at least 1")
 
 
+def _duration(text: str) -> float:
+    """An argparse type: a positive duration, ``90``, ``90s``, ``5m``, ``1.5h`` (seconds when no unit)."""
+    import math
+
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        seconds = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r}; use e.g. 90s, 5m or 1.5h") from None
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise argparse.ArgumentTypeError(f"a duration must be more than 0, got {text!r}")
+    return seconds
+
+
 def _threads(text: str) -> int:
     """An argparse type: 1 to this machine's CPU count."""
     import os
@@ -125,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "times vary a lot, but two runs of one command may then differ (default: trials are seen "
                         "in number order, so one command with one seed and one number of workers gives the same "
                         "search every time)")
+    s.add_argument("--time-budget", "--timeout", type=_duration, metavar="DURATION",
+                   help="stop launching trials once this much wall time has passed (90s, 5m, 1.5h; a number is "
+                        "seconds); the running trials finish, queued ones wait for the next run, and running the "
+                        "command again goes on with a new budget")
     s.add_argument("--no-progress", action="store_true",
                    help="show nothing while the search runs (by default: a live bar on a terminal, else one line "
                         "per finished trial on stderr: its value, standard error, state and methods)")
@@ -294,7 +313,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                             progress=not args.no_progress, cv=args.cv,
                             reproducible=not args.unordered, encoders=args.encoders,
                             portfolio=None if args.no_portfolio else (args.portfolio or "default"),
-                            warm_start=args.warm_start, warm_start_k=args.warm_start_k)
+                            warm_start=args.warm_start, warm_start_k=args.warm_start_k, time_budget=args.time_budget)
     study = search(options)
     from optuna.trial import TrialState
 
@@ -305,6 +324,10 @@ def cmd_search(args: argparse.Namespace) -> int:
           f"({states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "
           f"{states.count(TrialState.FAIL)} failed" + (f", of which {stopped} interrupted by a stopped search"
                                                        if stopped else "") + ")")
+    counted = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) + states.count(TrialState.FAIL) - stopped
+    if args.time_budget is not None and counted < args.trials:
+        print(f"the time budget ended the search after {counted} of its {args.trials} trials; run the same command "
+              "again to go on")
     profile = study.user_attrs.get("noise_profile")
     if profile:
         from automl_noisy.data.noise_profile import describe_profile

@@ -389,6 +389,8 @@ CASES = {
     "empty storage file": (lambda f: ["export", "--storage-file", f["empty_db"]], "is empty"),
     "seed beyond 32 bits": (lambda f: SEARCH + ["--data", "synthetic", "--seed", "99999999999"],
                             "data.seed (--seed) must be an integer from 0 to 4294967295"),
+    "time budget not a duration": (lambda f: SEARCH + ["--time-budget", "soon"], "invalid duration 'soon'"),
+    "time budget of zero": (lambda f: SEARCH + ["--timeout", "0m"], "a duration must be more than 0"),
     "study name too long": (lambda f: SEARCH + ["--data", "synthetic", "--study", "s" * 600],
                             "--study names of at most 512 characters"),
     "cnn on vectors with a pretrained start": (lambda f: ["train", f["cnn_finetune"], "--data", "synthetic", "-o", "o"],
@@ -398,7 +400,7 @@ CASES = {
 #: cases argparse refuses itself (SystemExit 2)
 PARSE_ERRORS = ("bad flag value", "dashboard port out of range", "negative workers", "zero threads",
                 "train for zero epochs", "storage and storage file", "unknown impute strategy", "more threads than CPUs",
-                "ensemble and refit at once")
+                "ensemble and refit at once", "time budget not a duration", "time budget of zero")
 
 
 @pytest.fixture(scope="module")
@@ -568,3 +570,17 @@ def test_a_study_database_that_cannot_be_written_is_one_line_and_stays_readable(
     finally:
         subprocess.run(["chattr", "-i", "automl-noisy.db"], check=True)
     assert Path("automl-noisy.db").read_bytes() == before
+
+
+def test_a_time_budget_stops_launching_and_a_resume_goes_on(tmp_path, capsys, monkeypatch):
+    """A budget spent before the first trial could start (a millisecond): nothing runs, plain CE waits
+    for the next run, which goes on to the total."""
+    monkeypatch.chdir(tmp_path)
+    common = ["search", *TINY_FLAGS, "--executor", "local", "--space", "quick", "--no-portfolio", "--trials", "2"]
+    code, out, err = run(capsys, *common, "--time-budget", "0.001s")
+    assert code == 0 and "the time budget ended the search after 0 of its 2 trials" in out, err
+    assert "time budget of 0.001 s spent" in err  # said on stderr, a line as the search runs
+    code, out, _ = run(capsys, *common, "--no-progress")
+    trials = optuna.load_study(study_name=None, storage="sqlite:///automl-noisy.db").trials
+    counted = [t for t in trials if not t.user_attrs.get("interrupted")]
+    assert code == 0 and len(counted) == 2 and counted[0].user_attrs.get("baseline")

@@ -62,6 +62,7 @@ class SearchOptions:
     warm_start: str | None = None  # an earlier study (NAME, or STORAGE_URL#NAME) whose best pipelines run first
     warm_start_k: int = 3  # how many of them
     reproducible: bool = True  # trials seen in number order (search/order.py); False: as they finish
+    time_budget: float | None = None  # seconds of wall time after which no trial is launched (None: no limit)
 
 
 def search(options: SearchOptions) -> optuna.Study:
@@ -73,8 +74,13 @@ def search(options: SearchOptions) -> optuna.Study:
     >>> len(study.trials)
     2
     """
+    started = time.monotonic()
     if options.trials < 1:
         raise UserError(f"--trials must be at least 1, got {options.trials}")
+    budget = options.time_budget
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float))
+                               or not math.isfinite(budget) or budget <= 0):
+        raise UserError(f"--time-budget must be a positive duration such as 90s, 5m or 1h, got {budget!r}")
     if options.executor not in ("ray", "local"):
         raise UserError(f"unknown executor {options.executor!r}; choose one of: local, ray")
     if options.workers is not None and options.workers < 1:
@@ -122,7 +128,8 @@ def search(options: SearchOptions) -> optuna.Study:
             study.set_user_attr("encoder_folder", str(Path(folder).resolve()))
         with stop_on_signals() as stop:
             encoders = SearchEncoders(folder, data, executor, interrupt=stop.check)
-            _drive(study, space, data, executor, encoders, options, remaining, stop)
+            _drive(study, space, data, executor, encoders, options, remaining, stop,
+                   None if budget is None else started + budget)
     finally:
         executor.close()
     return study
@@ -379,7 +386,11 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
 
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
-           encoders: SearchEncoders, options: SearchOptions, remaining: int, stop_request: StopRequest) -> None:
+           encoders: SearchEncoders, options: SearchOptions, remaining: int, stop_request: StopRequest,
+           deadline: float | None = None) -> None:
+    """Ask, run and tell trials until ``remaining`` more have been launched and have finished; past
+    ``deadline`` (a ``time.monotonic()`` value: the time budget) no more are launched, and the
+    running ones finish."""
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
     sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
@@ -426,6 +437,11 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
             encoders.prepare(space.encoder_pipelines(data.spec, options.seed), progress.say)
             while launched < remaining or running:
                 stop_request.check()
+                if deadline is not None and launched < remaining and time.monotonic() >= deadline:
+                    progress.say(f"time budget of {options.time_budget:g} s spent: no more trials are launched; "
+                                 f"the {len(running)} running finish")
+                    launched = remaining
+                    release(math.inf)
                 while launched < remaining and may_ask():
                     stop_request.check()
                     if order is not None:
