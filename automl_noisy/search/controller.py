@@ -24,6 +24,7 @@ from automl_noisy.credentials import secrets_of
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import default_folds, pool_folds, train_rows
 from automl_noisy.errors import UserError
+from automl_noisy.pipeline import Pipeline
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file
 from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.encoders import SearchEncoders, encoder_folder
@@ -32,6 +33,8 @@ from automl_noisy.search.executors.base import describe_error
 from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
 from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
+from automl_noisy.search.racing import behind
+from automl_noisy.search.selection import correct_rows
 from automl_noisy.search.shared import STUDY_FULL, queued_as, surplus
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, mask_url, open_storage, study_names
@@ -407,12 +410,36 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     launched, beat = 0, time.monotonic()
     driver = _driver()
     queued: set[int] = set()  # trials the search queued itself: they run every epoch (see QUEUED_ATTRS)
+    racing = space.racing if folds > 1 and space.racing is not None and space.racing.folds < folds else None
+    first_jobs = jobs_of_trial[:racing.folds] if racing is not None else jobs_of_trial
+    later: dict[int, tuple[Pipeline, str | None]] = {}  # raced trials whose other folds wait for the verdict
+
+    def race(number: int) -> tuple[int, float, str] | None:
+        """Whether trial ``number`` is clearly behind on its first folds (search/racing.py): its best
+        epoch there, that epoch's accuracy and the reason; None when it goes on."""
+        first = curves[number].best_of_folds(first_jobs)  # type: ignore[arg-type]
+        if first is None:
+            return None
+        epoch, accuracy, correct = first
+        below = number - order.lag if order is not None else math.inf  # what the ordered search lets it see
+        rivals = [(t, c) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                  if t.number < below and (c := correct_rows(t)) is not None and len(c) == sum(sizes)]
+        if not rivals:
+            return None
+        incumbent, record = max(rivals, key=lambda tc: (tc[0].value, -tc[0].number))
+        on_first = record[np.concatenate([rows[f] for f in first_jobs])]  # type: ignore[index]
+        stopped, mean, stderr = behind(correct, on_first, racing.z)  # type: ignore[union-attr]
+        if not stopped:
+            return None
+        return epoch, accuracy, (f"raced out after {len(first_jobs)} of {folds} folds: {mean:+.4f} ± {stderr:.4f} "
+                                 f"against trial {incumbent.number} on the same {len(correct)} rows "
+                                 f"(more than z = {racing.z:g} standard errors behind)")  # type: ignore[union-attr]
 
     def release(below: float) -> None:
         for number in sorted(k for k in held if k < below):
             _finish(study, *held.pop(number))
 
-    def stop(number: int, state: TrialState, reason: str | None = None) -> None:
+    def stop(number: int, state: TrialState, reason: str | None = None, note: str | None = None) -> None:
         for fold in open_jobs.pop(number):
             executor.cancel((number, fold))
         trial = running.pop(number)
@@ -425,7 +452,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
             release(math.inf)
         best = curve.best
         progress.finished(number, state, best.val_accuracy if best is not None else None,
-                          curve.stderr() if best is not None else None, trial.user_attrs.get("combination"), reason)
+                          curve.stderr() if best is not None else None, trial.user_attrs.get("combination"),
+                          reason or note)
 
     def may_ask() -> bool:
         if order is None:
@@ -475,9 +503,12 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                         continue
                     if encoder is not None:
                         trial.set_user_attr("encoder", encoder)
-                    for fold in jobs_of_trial:
+                    start = jobs_of_trial if trial.number in queued else first_jobs  # queued: never raced
+                    for fold in start:
                         executor.submit((trial.number, fold), pipeline, fold, encoder)
-                    open_jobs[trial.number] = set(jobs_of_trial)
+                    open_jobs[trial.number] = set(start)
+                    if len(start) < len(jobs_of_trial):
+                        later[trial.number] = (pipeline, encoder)
                 if launched >= remaining:
                     release(math.inf)
                 event = executor.next_event(timeout=1.0)
@@ -500,7 +531,20 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                             stop(number, TrialState.PRUNED)
                 elif event.done:
                     open_jobs[number].discard(fold)
-                    if not open_jobs[number]:
+                    if not open_jobs[number] and number in later:  # its first folds are done: race it
+                        pipeline, encoder = later.pop(number)
+                        verdict = race(number)
+                        if verdict is None:
+                            rest = [f for f in jobs_of_trial if f not in first_jobs]
+                            for f in rest:
+                                executor.submit((number, f), pipeline, f, encoder)
+                            open_jobs[number] = set(rest)
+                        else:
+                            epoch_run, accuracy, why = verdict
+                            running[number].report(accuracy, epoch_run)
+                            running[number].set_user_attr("raced_out", why)
+                            stop(number, TrialState.PRUNED, note=why)
+                    elif not open_jobs[number]:
                         if curves[number].best is not None:
                             stop(number, TrialState.COMPLETE)
                         else:

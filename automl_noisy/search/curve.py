@@ -76,9 +76,11 @@ class TrialCurve:
         self.best: EpochMetrics | None = None  # the epoch with the highest validation accuracy (earliest of ties)
         self.last: EpochMetrics | None = None
         self._waiting: dict[int, dict[int, EpochMetrics]] = {}  # epoch -> fold -> metrics
+        self.by_fold: dict[int, dict[int, EpochMetrics]] = {}  # fold -> epoch -> metrics, every epoch
 
     def add(self, fold: int, metrics: EpochMetrics) -> EpochMetrics | None:
         """Record one fold's epoch; once every fold has reached that epoch, return the combined epoch."""
+        self.by_fold.setdefault(fold, {})[metrics.epoch] = metrics
         got = self._waiting.setdefault(metrics.epoch, {})
         got[fold] = metrics
         if len(got) < len(self.sizes):
@@ -89,6 +91,21 @@ class TrialCurve:
         if self.best is None or combined.val_accuracy > self.best.val_accuracy:
             self.best = combined
         return combined
+
+    def best_of_folds(self, folds: Sequence[int]) -> tuple[int, float, np.ndarray] | None:
+        """The best epoch of the given folds taken together (every one of them at that epoch): the
+        epoch, its accuracy over their rows, and their rows' correctness, fold after fold (None when
+        an epoch lacks a fold's record)."""
+        epochs = set.intersection(*(set(self.by_fold.get(f, {})) for f in folds)) if folds else set()
+        best = None
+        for epoch in sorted(epochs):
+            records = [self.by_fold[f][epoch].val_correct for f in folds]
+            if any(r is None for r in records):
+                return None
+            correct = np.concatenate([unpack_rows(r) for r in records])  # type: ignore[arg-type]
+            if best is None or correct.mean() > best[1]:
+                best = (epoch, float(correct.mean()), correct)
+        return best
 
     def stderr(self) -> float:
         """The standard error of the best epoch's validation accuracy (over all folds' rows)."""

@@ -19,6 +19,7 @@ range overrides, plus the training budget, the sampler and the pruner::
       start: [random, frozen, finetune]
       body_lr: [0.01, 1.0]               # a fine-tuned body's learning-rate multiplier (log scale)
       method: {images: simclr, vectors: {name: simclr, steps: 2000}}   # fixed settings, never searched
+    racing: {folds: 1, z: 2.0}           # cross-validated trials: the other folds only if not behind
 
 Parameter names: ``loss`` picks a choice, ``loss.gce.q`` is that choice's parameter;
 ``penalty.l1`` toggles a penalty; ``optimizer.sgd.lr``; ``batch_size``; ``schedule``. Conditionals
@@ -55,10 +56,11 @@ from automl_noisy.hparams import Choice, Float, HParam, Int, fixed_value
 from automl_noisy.pipeline import (OPTIMIZERS, SCHEDULES, START_MODES, ComponentSpec, OptimizerSpec, Pipeline,
                                    StartSpec, read_yaml_file)
 from automl_noisy.presets import PRESETS, apply_preset
+from automl_noisy.search.racing import Racing, parse_racing
 
 SPACES_DIR = Path(__file__).resolve().parents[1] / "search_spaces"  # package data; ./search_spaces links here
 TOP_KEYS = {"epochs", "batch_size", "optimizer", "schedule", "sampler", "pruner", "families", "presets",
-            "pretraining"}
+            "pretraining", "racing"}
 PRETRAINING_KEYS = {"start", "body_lr", "method"}
 #: The pretraining method of each data kind when a space names none: SimCLR at its defaults, except
 #: 3000 steps of batch 128 for images (about 270 epochs of digits' pool; 1000 steps of 256 left the cnn's
@@ -107,6 +109,8 @@ class SearchSpace:
     pretraining: Mapping[str, ComponentSpec] = field(default_factory=lambda: dict(DEFAULT_PRETRAINING))
     #: rows one model of a trial trains on, when the data is known (presets scale SGD steps by it)
     train_rows: int | None = None
+    #: racing the folds of a cross-validated trial (None: all folds at once; see search/racing.py)
+    racing: Racing | None = None
 
     # -- define-by-run ------------------------------------------------------------------------
     def suggest(self, trial: optuna.Trial, data: DataSpec, seed: int = 0) -> Pipeline:
@@ -243,6 +247,7 @@ class SearchSpace:
             **({"pretraining": {"start": decl(self.start), "body_lr": decl(self.body_lr),
                                 "method": {k: m.to_dict() for k, m in self.pretraining.items()}}}
                if self.start is not None else {}),
+            **({"racing": self.racing.to_dict()} if self.racing is not None else {}),
         }
 
     def fingerprint(self) -> str:
@@ -349,7 +354,8 @@ def parse_space(doc: Any, name: str = "space", where: str = "space") -> SearchSp
             raise choose_from("preset", preset, sorted(PRESETS))
     start, body_lr, methods = _pretraining(doc.get("pretraining"), where)
     space = SearchSpace(name, families, optimizers, Choice(schedules[0], schedules), batch_decl, epochs,
-                        sampler, pruner, tuple(presets), start, body_lr, methods)
+                        sampler, pruner, tuple(presets), start, body_lr, methods,
+                        racing=parse_racing(doc.get("racing"), where))
     space.make_pruner(), space.make_sampler(0)  # fail now, not in the middle of a search
     return space
 
