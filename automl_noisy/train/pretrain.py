@@ -31,7 +31,8 @@ from automl_noisy.data import NoisyDataset
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import ComponentSpec, Pipeline
 
-#: the threads pretraining uses: fixed, so an encoder computed again is bit-identical on CPU
+#: the threads pretraining uses unless told: an encoder computed again with as many threads is
+#: bit-identical on CPU (a search gives an encoder the cores that are free when it is pretrained)
 PRETRAIN_THREADS = 1
 
 Encoder = Mapping[str, Tensor]  # the body's state_dict
@@ -104,18 +105,19 @@ def _method(spec: ComponentSpec) -> Pretraining:
 
 def pretrain_body(model: ComponentSpec, method_spec: ComponentSpec, x: np.ndarray, seed: int,
                   on_progress: Callable[[int, int, float], None] | None = None,
-                  device: str | torch.device = "cpu") -> dict[str, Tensor]:
+                  device: str | torch.device = "cpu", threads: int = PRETRAIN_THREADS) -> dict[str, Tensor]:
     """Pretrain the body of ``model`` on the inputs ``x`` with ``method_spec`` and return its
-    ``state_dict`` (on the CPU). On a CPU it is deterministic for a seed (one thread, seeded views
-    and order), so an encoder pretrained again is bit-identical; on a GPU it is faster but not
-    bit-identical. ``on_progress(step, steps, loss)`` hears every epoch."""
+    ``state_dict`` (on the CPU), with ``threads`` CPU threads. On a CPU it is deterministic for a
+    seed and a thread count (seeded views and order), so an encoder pretrained again with as many
+    threads is bit-identical; on a GPU it is faster but not bit-identical. ``on_progress(step,
+    steps, loss)`` hears every epoch."""
     factory: ModelFactory = build("model", model)  # type: ignore[assignment]
     method = _method(method_spec)
     shape = tuple(x.shape[1:])
     if not factory.accepts(shape):
         raise UserError(f"model {model.name!r} does not fit data of shape {shape}")
     previous = torch.get_num_threads()
-    torch.set_num_threads(PRETRAIN_THREADS)
+    torch.set_num_threads(max(1, threads))
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -157,12 +159,13 @@ def pretrain_body(model: ComponentSpec, method_spec: ComponentSpec, x: np.ndarra
 
 def make_encoder(request: EncoderRequest, data: NoisyDataset,
                  on_progress: Callable[[int, int, float], None] | None = None,
-                 device: str | torch.device = "cpu") -> dict[str, Tensor]:
-    """Pretrain the encoder ``request`` names on ``data``'s pool (which must be the one it hashed)."""
+                 device: str | torch.device = "cpu", threads: int = PRETRAIN_THREADS) -> dict[str, Tensor]:
+    """Pretrain the encoder ``request`` names on ``data``'s pool (which must be the one it hashed),
+    with ``threads`` CPU threads."""
     x = pool_inputs(data)
     if hashlib.sha256(x.tobytes()).hexdigest() != request.inputs:
         raise ValueError("the data's pool is not the one the encoder request was made for")
-    return pretrain_body(request.model, request.pretraining, x, request.seed, on_progress, device)
+    return pretrain_body(request.model, request.pretraining, x, request.seed, on_progress, device, threads)
 
 
 class EncoderCache:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Hashable, Iterator
 
@@ -48,15 +49,16 @@ class LocalExecutor(Executor):
         self._encoders[key] = body
 
     def pretrain(self, requests: list[EncoderRequest], interrupt: Callable[[], None] | None = None) -> None:
-        """Pretrain each encoder now, in this process (a failure is kept, as Ray keeps a task's);
-        ``interrupt`` is called after every pretraining epoch."""
+        """Pretrain each encoder now, in this process, on every core (a failure is kept, as Ray keeps a
+        task's); ``interrupt`` is called after every pretraining epoch."""
         def progress(step: int, steps: int, loss: float) -> None:
             if interrupt is not None:
                 interrupt()
 
+        threads = os.cpu_count() or 1  # the driver's process runs nothing else meanwhile
         for request in requests:
             try:
-                self._encoders[request.key] = make_encoder(request, self.data, progress)
+                self._encoders[request.key] = make_encoder(request, self.data, progress, threads=threads)
             except Exception as e:  # noqa: BLE001 - the trials that start from it fail with the reason
                 self._encoders[request.key] = e
             self._done.append(request.key)

@@ -36,10 +36,11 @@ def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int, fold: int 
     yield from run_trial(pipeline, data, threads=threads, fold=fold, encoder=encoder)
 
 
-def _encoder_task(request: EncoderRequest, data: NoisyDataset) -> Encoder:
+def _encoder_task(request: EncoderRequest, data: NoisyDataset, threads: int) -> Encoder:
     """Pretrain an encoder on the device this task sees, as a trial does: the GPU Ray gave it, when
-    there is one to use, else the CPU (a node may declare GPUs that torch cannot reach)."""
-    return make_encoder(request, data, None, default_device())
+    there is one to use, else the CPU (a node may declare GPUs that torch cannot reach), with
+    ``threads`` CPU threads."""
+    return make_encoder(request, data, None, default_device(), threads)
 
 
 @contextmanager
@@ -101,6 +102,16 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
                         "for a local Ray") from None
 
 
+def encoder_threads(free_cpus: float, encoders: int) -> int:
+    """The CPU threads (and CPUs asked of Ray) each of ``encoders`` pretraining tasks gets: the free
+    CPUs shared evenly, at least one (the largest node may hold fewer; Ray then waits for room).
+
+    >>> encoder_threads(16, 2), encoder_threads(2, 2), encoder_threads(2, 3)
+    (8, 1, 1)
+    """
+    return max(1, int(free_cpus // max(1, encoders)))
+
+
 class RayExecutor(Executor):
     """Runs trials as Ray tasks; ``workers`` caps how many run at once (default: all CPUs)."""
 
@@ -134,13 +145,15 @@ class RayExecutor(Executor):
             self._encoder_refs[key] = ray.put(dict(body))  # once; every job that starts from it shares it
 
     def pretrain(self, requests: list[EncoderRequest], interrupt: Callable[[], None] | None = None) -> None:
-        """One Ray task per encoder, all at once (one CPU each, or one GPU each when trials run on
-        GPUs). A job that starts from one gets the task's result as its argument, so Ray runs it
-        once the encoder is there, while trials that need none run already."""
+        """One Ray task per encoder, all at once, sharing the CPUs that are free now (before the first
+        trial: all of them; see :func:`encoder_threads`), or one GPU each when trials run on GPUs. A
+        job that starts from one gets the task's result as its argument, so Ray runs it once the
+        encoder is there, while trials that need none run when CPUs free up."""
         gpus = 1 if self._gpus else 0
-        task = ray.remote(_encoder_task).options(num_cpus=1, num_gpus=gpus, max_retries=0)
+        threads = 1 if self._gpus else encoder_threads(ray.available_resources().get("CPU", 1), len(requests))
+        task = ray.remote(_encoder_task).options(num_cpus=threads, num_gpus=gpus, max_retries=0)
         for r in requests:
-            self._encoder_refs[r.key] = self._pending[r.key] = task.remote(r, self._data_ref)
+            self._encoder_refs[r.key] = self._pending[r.key] = task.remote(r, self._data_ref, threads)
 
     def pretrained(self, timeout: float = 0.0) -> list[tuple[str, Encoder | BaseException]]:
         if not self._pending:
