@@ -579,6 +579,7 @@ def _unqueue(study: optuna.Study, driver: str, reason: str) -> None:
 def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, curve: TrialCurve) -> None:
     """Record what the trial reached and tell the study: its value is the best epoch of its curve."""
     best, last = curve.best, curve.last
+    trial.set_user_attr("fold_epochs", sum(len(epochs) for epochs in curve.by_fold.values()))  # what it cost
     if best is not None and last is not None:
         trial.set_user_attr("best_epoch", best.epoch)
         trial.set_user_attr("value_stderr", curve.stderr())
