@@ -72,8 +72,6 @@ def ship_spec(task: str, noise: str, seed: int, folder: Path):
 def shipped(pipeline, final_model: str, data) -> tuple[float, np.ndarray]:
     """Train ``pipeline`` as ``train`` does, shipping ``final_model``: its clean test accuracy and which
     test rows it gets right."""
-    import numpy as np
-
     from automl_noisy import load
     from automl_noisy.train import train_pipeline
 
@@ -180,7 +178,7 @@ def render(runs: dict) -> str:
         f"- **Which model to ship**: the one-se pick shipped as the fold ensemble scores a median "
         f"{statistics.median(ens):.3f} against {statistics.median(ref):.3f} as a refit; the ensemble is higher on "
         f"{wins[0]}, the refit on {wins[1]} of {searches} searches. The table supports **{supported}**; "
-        + (f"that is the shipped default (`DEFAULT_FINAL_MODEL`)." if supported == default else
+        + ("that is the shipped default (`DEFAULT_FINAL_MODEL`)." if supported == default else
            f"the code ran with `{default}`, so the default should change."),
     ]
     return f"""## Ship what was validated: export rule and final model (`benchmarks/model_selection.py --ship`)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
 
 from automl_noisy.errors import UserError
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file, write_text

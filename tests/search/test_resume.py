@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_noisy.cli import main
-from automl_noisy.search import controller
+from automl_noisy.search import study as study_module
 
 TINY = ["--data", "synthetic", "--samples", "300", "--dims", "8", "--classes", "3"]
 
@@ -41,7 +41,7 @@ def test_a_trial_no_driver_ever_named_is_failed_on_resume(tmp_path, capsys, monk
     storage = f"sqlite:///{tmp_path}/s.db"
     assert _search(capsys, storage, "--space", "quick", "--trials", "1")[0] == 0
     orphan = optuna.load_study(study_name=None, storage=storage).ask()  # ... and the driver dies here
-    monkeypatch.setattr(controller, "ORPHAN_SECONDS", 0.0)  # the orphan is old enough at once
+    monkeypatch.setattr(study_module, "ORPHAN_SECONDS", 0.0)  # the orphan is old enough at once
     code, out, _ = _search(capsys, storage, "--space", "quick", "--trials", "2")
     assert code == 0 and "of which 1 interrupted by a stopped search" in out
     trials = optuna.load_study(study_name=None, storage=storage).trials

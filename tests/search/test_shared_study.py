@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from automl_noisy.cli import main
-from automl_noisy.search import controller
+from automl_noisy.search import study as study_module
 from automl_noisy.search.shared import counts
 
 TINY = ["--data", "synthetic", "--samples", "300", "--dims", "8", "--classes", "3"]
@@ -53,7 +53,7 @@ def test_a_study_not_made_by_automl_noisy_is_refused_even_when_empty(tmp_path, c
     """A plain Optuna study of the same name, without a trial: refused once no search has labelled it
     within the wait (an automl-noisy search creating it at that moment would have); nothing written."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(controller, "LABEL_WAIT_SECONDS", 0.5)
+    monkeypatch.setattr(study_module, "LABEL_WAIT_SECONDS", 0.5)
     storage = f"sqlite:///{tmp_path}/plain.db"
     optuna.create_study(storage=storage, study_name="mine")
     code = main(["search", *TINY, "--space", "quick", "--trials", "1", "--storage", storage, "--study", "mine",
