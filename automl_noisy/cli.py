@@ -317,14 +317,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     study = search(options)
     from optuna.trial import TrialState
 
+    from automl_noisy.search.shared import counts, stopped as left_by_a_stopped_search
+
     states = [t.state for t in study.trials]
-    stopped = sum(1 for t in study.trials if t.state == TrialState.FAIL
-                  and (t.user_attrs.get("interrupted") or "fail_reason" not in t.user_attrs))
+    stopped = sum(left_by_a_stopped_search(t) for t in study.trials)
     print(f"study {study.study_name!r} in {mask_url(args.storage)}: {len(states)} trials "
           f"({states.count(TrialState.COMPLETE)} complete, {states.count(TrialState.PRUNED)} pruned, "
           f"{states.count(TrialState.FAIL)} failed" + (f", of which {stopped} interrupted by a stopped search"
                                                        if stopped else "") + ")")
-    counted = sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) + states.count(TrialState.FAIL) - stopped
+    counted = sum(counts(t) for t in study.trials)
     if args.time_budget is not None and counted < args.trials:
         print(f"the time budget ended the search after {counted} of its {args.trials} trials; run the same command "
               "again to go on")
@@ -372,7 +373,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any, str]:
+def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any, str, int]:
     """The pipeline to train (a file, or a preset on the data the flags name), its data, and the
     folder of pretrained encoders."""
     import os
@@ -390,16 +391,18 @@ def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any, str]:
         data = load_data(spec)
         base = Pipeline(model=ComponentSpec(default_model(data.input_shape)), data=spec)
         pipeline = apply_preset(args.pipeline, replace(base, epochs=args.epochs or base.epochs), train_rows(data))
-        return pipeline, data, args.encoders or DEFAULT_ENCODERS
+        return pipeline, data, args.encoders or DEFAULT_ENCODERS, 1
     pipeline, provenance = read_pipeline_file(args.pipeline)
     if args.epochs is not None:
         pipeline = replace(pipeline, epochs=args.epochs, best_epoch=None)
     encoders = args.encoders or provenance.get("encoders") or DEFAULT_ENCODERS
-    return pipeline, _data_spec(args, base=pipeline.data), str(encoders)
+    threads = provenance.get("encoder_threads", 1)  # a missing encoder is pretrained again as the search did
+    threads = threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else 1
+    return pipeline, _data_spec(args, base=pipeline.data), str(encoders), threads
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    pipeline, data, encoders = _train_pipeline(args)
+    pipeline, data, encoders, encoder_threads = _train_pipeline(args)
     from automl_noisy.train.final import train_pipeline
     from automl_noisy.train.step import Methods, build_scheme
 
@@ -422,7 +425,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     pipeline_file = {"the pipeline file": args.pipeline} if os.path.exists(args.pipeline) else {}
     metrics = train_pipeline(pipeline, args.output, data=data, threads=args.threads, device=args.device,
                              on_epoch=report, encoders=encoders, on_event=lambda line: print(line, file=sys.stderr),
-                             inputs=pipeline_file, final_model=args.final_model)
+                             inputs=pipeline_file, final_model=args.final_model, encoder_threads=encoder_threads)
     test = metrics.get("test_accuracy")
     print(f"{metrics['model']}: val_accuracy {metrics['val_accuracy']:.4f} ({metrics['validation']})"
           + (f", test_accuracy {test:.4f}" if test is not None else "")

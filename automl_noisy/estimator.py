@@ -148,7 +148,7 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
                                 ray_address=self.ray_address, seed=int(self.random_state), progress=self.verbose > 0,
                                 cv=whole(self.cv), encoders=encoders, portfolio="default" if self.portfolio else None)
         study = search(options)
-        pipeline, _ = best_pipeline(study, storage, self.rule)
+        pipeline, provenance = best_pipeline(study, storage, self.rule)
         out = Path(self.model_dir) if self.model_dir else tmp / "model"
 
         def report(m: Any, stage: str) -> None:
@@ -167,11 +167,9 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         self.effects_ = pd.DataFrame([asdict(row) for row in analysis.effects.rows])
         self.best_pipeline_, self.study_ = pipeline, study
         if self.verbose > 0:
-            best = study.best_trial
-            print(f"NoisyLabelSearch: best of {len(study.trials)} trials is trial {best.number} "
-                  f"(val_accuracy {best.value:.4f}); trained it: {self.metrics_['model']}, val_accuracy "
-                  f"{self.metrics_['val_accuracy']:.4f} ({self.metrics_['validation']})",
-                  file=sys.stderr)
+            print(f"NoisyLabelSearch: of {len(study.trials)} trials, {provenance['selection']}; trained it: "
+                  f"{self.metrics_['model']}, val_accuracy {self.metrics_['val_accuracy']:.4f} "
+                  f"({self.metrics_['validation']})", file=sys.stderr)
 
     def _check_params(self) -> None:
         """The numeric parameters, each an integer (a Python or NumPy one) in its range; the search

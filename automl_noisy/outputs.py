@@ -59,8 +59,13 @@ def sqlite_file(url: str) -> str | None:
 def data_files(spec: Any) -> dict[str, str]:
     """The files a data spec reads, by what they are: the data file (csv, parquet, npz; a folder of
     images counts too) and a label file (``--labels``)."""
+    from automl_noisy.data.sources import resolve_source
+
     out = {}
-    kind, _, path = str(spec.source).partition(":")
+    try:
+        kind, path = resolve_source(str(spec.source))  # csv:x.csv, CSV: x.csv and a bare x.csv alike
+    except UserError:  # not a source: the command refuses it itself, with its own message
+        kind, path = "", ""
     if path and kind in ("csv", "parquet", "npz", "folder"):
         out["the data file" if kind != "folder" else "the image folder"] = path
     labels = (spec.options or {}).get("labels")

@@ -83,7 +83,9 @@ def at(study, seconds: float, started: float):
     view = optuna.create_study(direction="maximize")
     for t in study.get_trials(deepcopy=False):
         if t.datetime_complete is not None and t.datetime_complete.timestamp() - started <= seconds:
-            view.add_trial(t)
+            view.add_trial(optuna.trial.create_trial(
+                state=t.state, value=t.value, params=t.params, distributions=t.distributions,
+                user_attrs={**t.user_attrs, "number": t.number}, intermediate_values=t.intermediate_values))
     return view
 
 
@@ -110,14 +112,15 @@ def one(task: str, seed: int, arm: str, budget: float, marks: tuple[float, ...])
         for mark in marks:
             view = at(study, mark, started)
             trials = view.get_trials(deepcopy=False)
-            row = {"trials": len(trials), "fold_epochs": fold_epochs(trials),
-                   "full_epochs": len(trials) * folds * epochs, "test": None}
+            trained = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]  # a failed trial saved nothing
+            row = {"trials": len(trials), "fold_epochs": fold_epochs(trained),
+                   "full_epochs": len(trained) * folds * epochs, "test": None}
             if any(t.state.name == "COMPLETE" for t in trials):
                 chosen = choose(view).trial
                 pipeline = replace(Pipeline.from_dict(chosen.user_attrs["pipeline"]), best_epoch=chosen.user_attrs["best_epoch"])
                 with tempfile.TemporaryDirectory() as model:
                     row["test"] = train_pipeline(pipeline, model, data=data)["test_accuracy"]
-                row["trial"] = chosen.number
+                row["trial"] = chosen.user_attrs.get("number", chosen.number)
             out["marks"][str(int(mark))] = row
         print(json.dumps(out), flush=True)
         return out

@@ -31,7 +31,6 @@ one-se pick shipped both ways (the ensemble on a tie).
 from __future__ import annotations
 
 import json
-import math
 import statistics
 import tempfile
 import time
@@ -85,8 +84,9 @@ def shipped(pipeline, final_model: str, data) -> tuple[float, np.ndarray]:
 
 def paired_test(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     """``a`` minus ``b`` in accuracy on the same test rows, with its paired standard error."""
-    d = a.astype(float) - b.astype(float)
-    return float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d)))
+    from automl_noisy.search.selection import paired_difference
+
+    return paired_difference(a, b)
 
 
 def ship_one(task: str, noise: str, seed: int) -> dict:

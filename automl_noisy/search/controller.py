@@ -32,10 +32,10 @@ from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
 from automl_noisy.search.racing import behind
 from automl_noisy.search.selection import correct_rows
-from automl_noisy.search.shared import STUDY_FULL, queued_as, surplus
+from automl_noisy.search.shared import STUDY_FULL, WARM_START_ATTRS, queued_as, surplus
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, open_storage
-from automl_noisy.search.study import (WARM_START_ATTRS, counts, default_study_name, driver_name, fail_interrupted,
+from automl_noisy.search.study import (tally, default_study_name, driver_name, fail_interrupted,
                                        has_baseline, open_study, stored_folds, unqueue)
 
 
@@ -111,7 +111,7 @@ def search(options: SearchOptions) -> optuna.Study:
     planned = _warm_starts(space, data, options)  # mistakes in them: one line before the study is touched
     study = open_study(storage, options.storage, name, options.data, options.seed, space, data)
     fail_interrupted(study)
-    remaining = options.trials - sum(counts(study).values())
+    remaining = options.trials - sum(tally(study).values())
     if remaining <= 0:
         return study
     ran = {(attr, t.user_attrs.get(attr)) for t in study.get_trials(deepcopy=False) for attr in WARM_START_ATTRS
@@ -207,6 +207,12 @@ def _earlier_study(spec: str, storage_url: str) -> optuna.Study:
     return resolve_study(storage, name, url)
 
 
+def _secrets(options: SearchOptions) -> tuple[str, ...]:
+    """The passwords of the storage URLs the driver holds (its storage, an earlier study's)."""
+    earlier = (options.warm_start or "").rpartition("#")[0]
+    return (*secrets_of(options.storage), *(secrets_of(earlier) if earlier else ()))
+
+
 def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
     if options.executor == "local":
         from automl_noisy.search.executors.local import LocalExecutor
@@ -215,7 +221,7 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
     from automl_noisy.search.executors.ray_executor import RayExecutor
 
     return RayExecutor(data, workers=options.workers, address=options.ray_address,
-                       gpus_per_trial=options.gpus_per_trial, secrets=secrets_of(options.storage))
+                       gpus_per_trial=options.gpus_per_trial, secrets=_secrets(options))
 
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
@@ -292,7 +298,12 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
 
     with SearchProgress(study, options.trials, enabled=options.progress) as progress:
         try:
+            if space.racing is not None and racing is None:
+                progress.say(f"racing is off: it needs more folds than its first {space.racing.folds}, and this search "
+                             + (f"has {folds}" if folds > 1 else "scores one holdout split"))
             encoders.prepare(space.encoder_pipelines(data.spec, options.seed), progress.say)
+            if encoders.threads is not None and "encoder_threads" not in study.user_attrs:
+                study.set_user_attr("encoder_threads", encoders.threads)  # train pretrains alike (export names it)
             while launched < remaining or running:
                 stop_request.check()
                 if deadline is not None and launched < remaining and time.monotonic() >= deadline:
@@ -390,7 +401,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
         except KeyboardInterrupt:
             release(math.inf)  # finished trials keep their results
             for number, trial in running.items():
-                for fold in open_jobs[number]:
+                for fold in open_jobs.get(number, ()):  # none yet when it stopped while preparing
                     executor.cancel((number, fold))
                 trial.set_user_attr("interrupted", True)
                 trial.set_user_attr("fail_reason", "interrupted: the search was stopped")

@@ -10,10 +10,7 @@ its inspirations in learning with noisy labels", AAAI 2021), with the binomial s
 rows were predicted right (the folds' rows put back in pool order), so that two trials can be
 compared row by row on the same rows (:mod:`automl_noisy.search.selection`).
 
->>> import numpy as np
-
-from automl_noisy.train import EpochMetrics
-from automl_noisy.train.trainer import pack_rows, unpack_rows
+>>> from automl_noisy.train import EpochMetrics
 >>> curve = TrialCurve([100, 50])
 >>> curve.add(0, EpochMetrics(1, 1.0, 0.60, None, 1.0)) is None  # fold 1 has not reached epoch 1
 True

@@ -2,9 +2,9 @@
 
 Before its first trial a search asks its space which encoders its trials may start from (one per
 model choice, ``SearchSpace.encoder_pipelines``), loads those already in the cache folder and
-starts pretraining the others through the executor (with Ray, as tasks running at once while the
-trials that need no encoder run; a trial that needs one waits for it), and hands every one to the
-executor once. Each is stored as soon as it is there; a killed search resumes without pretraining
+starts pretraining the others through the executor (with Ray, as tasks running at once on the CPUs
+that are free, after which the trials run; a trial that needs an encoder waits for it), and hands
+every one to the executor once. Each is stored as soon as it is there; a killed search resumes without pretraining
 again what it stored; a search that never starts from a pretrained body computes nothing.
 """
 
@@ -47,6 +47,7 @@ class SearchEncoders:
                  interrupt: Callable[[], None] | None = None) -> None:
         self.cache = EncoderCache(folder) if folder is not None else None
         self.data, self.executor, self._interrupt = data, executor, interrupt
+        self.threads: int | None = None  # the threads the encoders this search pretrained got (None: none)
         self._keys: dict[tuple, str] = {}  # (model, pretraining, seed) -> key
         self._pending: dict[str, tuple[EncoderRequest, float]] = {}  # pretraining, not yet stored
 
@@ -75,6 +76,7 @@ class SearchEncoders:
         for request in missing:
             self._pending[request.key] = (request, time.monotonic())
         self.executor.pretrain(missing, self._interrupt)
+        self.threads = self.executor.pretrain_threads
         self.collect(say)
 
     @property

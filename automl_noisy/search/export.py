@@ -50,7 +50,8 @@ def best_pipeline(study: optuna.Study, storage_url: str = "",
         "trials_in_study": len(study.trials),
         "data_fingerprint": study.user_attrs.get("data_fingerprint"),
         "noise_rate": study.user_attrs.get("noise_rate"),
-        **({"encoder": best.user_attrs["encoder"], "encoders": study.user_attrs.get("encoder_folder")}
+        **({"encoder": best.user_attrs["encoder"], "encoders": study.user_attrs.get("encoder_folder"),
+            "encoder_threads": study.user_attrs.get("encoder_threads", 1)}
            if "encoder" in best.user_attrs else {}),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),

@@ -18,11 +18,10 @@ import optuna
 from optuna.trial import TrialState
 
 from automl_noisy.errors import shorten
+from automl_noisy.search.selection import NO_METHOD
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-#: choices that mean "no method": left out of a trial's short combination
-NOTHING = ("none", "single", "random")
 
 
 def short_combination(combination: Mapping[str, object]) -> str:
@@ -30,7 +29,7 @@ def short_combination(combination: Mapping[str, object]) -> str:
     model = combination.get("model")
     parts = [str(model)] if model else []
     parts += [f"{family} {choice}" for family, choice in combination.items()
-              if family != "model" and str(choice) not in NOTHING and not (family == "loss" and choice == "ce")]
+              if family not in ("model", "preset") and str(choice) not in NO_METHOD]
     return ", ".join(parts) or "plain"
 
 
@@ -49,7 +48,10 @@ class SearchProgress:
     ``enabled``."""
 
     def __init__(self, study: optuna.Study, total: int, enabled: bool = True, stream: TextIO | None = None) -> None:
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
+        from automl_noisy.search.shared import counts
+
+        trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                      TrialState.FAIL)) if counts(t)]
         self.counts = {state: sum(t.state == state for t in trials)
                        for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
         self.best = max((t.value for t in trials if t.state == TrialState.COMPLETE), default=None)

@@ -57,7 +57,7 @@ def methods(combination: Mapping[str, object] | None) -> int:
     is not a method)."""
     count = 0
     for family, choice in (combination or {}).items():
-        if family == "model" or str(choice) in NO_METHOD:
+        if family in ("model", "preset") or str(choice) in NO_METHOD:  # a preset's methods are its families'
             continue
         count += len(str(choice).split("+"))
     return count
@@ -86,14 +86,20 @@ class Paired:
         return f"{self.difference:+.4f} ± {self.stderr:.4f}"
 
 
+def paired_difference(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """``a`` minus ``b`` in accuracy (per-row correctness on the same rows) and its paired standard
+    error ``sd(d) / sqrt(n)`` (NaN for one row)."""
+    d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    stderr = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return float(d.mean()), stderr
+
+
 def paired(first: FrozenTrial, second: FrozenTrial) -> Paired | None:
     """The paired difference of two trials (None when either recorded no rows, or other rows)."""
     a, b = correct_rows(first), correct_rows(second)
     if a is None or b is None or len(a) != len(b):
         return None
-    d = a.astype(np.float64) - b.astype(np.float64)
-    stderr = float(d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else float("nan")
-    return Paired(float(d.mean()), stderr, len(d))
+    return Paired(*paired_difference(a, b), len(a))
 
 
 @dataclass(frozen=True)
@@ -125,14 +131,14 @@ def choose(study: optuna.Study, rule: str = DEFAULT_RULE) -> Choice:
     if correct_rows(best) is None:
         return Choice(best, best, rule, f"rule one-se: trial {best.number}, the best, kept as it is: it recorded no "
                                         "per-row results to compare (a study of an older version)")
-    near = []
+    near = [(methods(best.user_attrs.get("combination")), -(best.value or 0.0), best.number, best, None)]
     for t in complete:
         p = paired(best, t)
-        if p is not None and p.difference <= p.stderr:
+        if t.number != best.number and p is not None and p.difference <= p.stderr:
             near.append((methods(t.user_attrs.get("combination")), -(t.value or 0.0), t.number, t, p))
     fewest, _, _, chosen, p = min(near, key=lambda item: item[:3])
     best_methods = methods(best.user_attrs.get("combination"))
-    if chosen.number == best.number:
+    if chosen.number == best.number or p is None:
         return Choice(best, best, rule, f"rule one-se: trial {best.number}, the best ({best.value:.4f}), has no "
                                         "simpler trial within one paired standard error")
     what = "no method" if fewest == 0 else f"{fewest} method{'s' if fewest > 1 else ''}"
@@ -151,7 +157,8 @@ def versus_baseline(study: optuna.Study, trial: FrozenTrial) -> str | None:
     p = paired(trial, baseline)
     if p is None:
         return None
-    verdict = ("better" if p.difference > p.stderr else "worse" if p.difference < -p.stderr
-               else "not told apart")
+    verdict = ("ahead by more than one standard error" if p.difference > p.stderr
+               else "behind by more than one standard error" if p.difference < -p.stderr
+               else "within one standard error")
     return (f"trial {trial.number} against plain CE (trial {baseline.number}): {p.text()} "
             f"(paired over the same {p.rows} rows; {verdict})")

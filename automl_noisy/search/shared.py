@@ -20,20 +20,34 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-#: user attributes that name a pipeline a search queues itself (their value says which): plain CE,
-#: a portfolio entry, an earlier study's best
-QUEUED_ATTRS = ("baseline", "portfolio", "warm_start")
+#: The user attribute naming a queued entry (its value), per kind of warm start.
+WARM_START_ATTRS = ("portfolio", "warm_start")
+#: User attributes that name a pipeline a search queues itself (their value says which): plain CE,
+#: a portfolio entry, an earlier study's best. These trials run every epoch and every fold: they were
+#: chosen before the search (the portfolio for doing well across many tasks), and some of them learn
+#: late (DivideMix's warm-up, a pretrained body's fine-tuning), so neither a median of other
+#: pipelines' first epochs (the pruner) nor their first fold (racing) is a judge of them; the
+#: sampler's trials meet both, compared with every trial, these included.
+QUEUED_ATTRS = ("baseline", *WARM_START_ATTRS)
 
 
 #: how the reason for a trial asked beyond the total begins
 STUDY_FULL = "not run: the study already holds its"
 
 
+def stopped(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` is one a stopped or lost driver left: FAIL and marked interrupted, or FAIL
+    with no reason (Optuna failed it when its driver's heartbeat went stale). It says nothing about
+    its pipeline, and a resume runs another trial in its place."""
+    return trial.state == TrialState.FAIL and bool(trial.user_attrs.get("interrupted")
+                                                   or "fail_reason" not in trial.user_attrs)
+
+
 def counts(trial: FrozenTrial) -> bool:
-    """Whether ``trial`` counts toward a study's total: finished or running, and not interrupted."""
-    if trial.state == TrialState.WAITING:
-        return False
-    return not (trial.state == TrialState.FAIL and trial.user_attrs.get("interrupted"))
+    """Whether ``trial`` counts toward a study's ``--trials``: finished or running, and not
+    :func:`stopped` (a queued trial no search has started does not count yet). The one rule for the
+    total: a search's remaining trials, several searches on one study, the summary and the progress."""
+    return trial.state != TrialState.WAITING and not stopped(trial)
 
 
 def queued_as(trial: FrozenTrial | optuna.Trial) -> tuple[str, object] | None:

@@ -21,8 +21,9 @@ from optuna.trial import TrialState
 
 from automl_noisy.data import DataSpec, NoisyDataset
 from automl_noisy.errors import UserError
+from automl_noisy.search.shared import counts
 from automl_noisy.search.space import SearchSpace
-from automl_noisy.search.storage import mask_url, study_names
+from automl_noisy.search.storage import mask_url
 
 
 def default_study_name(data: DataSpec, space: SearchSpace) -> str:
@@ -46,13 +47,17 @@ def open_study(storage: optuna.storages.BaseStorage, url: str, name: str, spec: 
     ``seed``: created with the attributes that identify it, or, when it exists, checked to be an
     automl-noisy study of the same space, seed, data spec and data (one line otherwise)."""
     identity = {"space_fingerprint": space.fingerprint(), "data": spec.to_dict(), "seed": seed}
-    existed = name in study_names(storage)
-    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-                                sampler=space.make_sampler(seed), pruner=space.make_pruner())
-    attrs = made_by_us(study, url) if existed else study.user_attrs
+    made = dict(study_name=name, storage=storage, sampler=space.make_sampler(seed), pruner=space.make_pruner())
+    try:  # created here, atomically: of two searches creating it at once, one creates and one loads
+        study = optuna.create_study(direction="maximize", **made)
+        attrs: dict = {}
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(**made)
+        attrs = made_by_us(study, url)
     if "space_fingerprint" not in attrs:
         # the fingerprint last: a search that finds it may read every other attribute (see made_by_us)
-        for key, value in {"data": identity["data"], "seed": identity["seed"], "space": space.to_dict(), "space_name": space.name,
+        for key, value in {"data": identity["data"], "seed": identity["seed"], "space": space.to_dict(),
+                           "space_name": space.name,
                            "data_fingerprint": data.fingerprint, "noise_rate": data.noise_rate,
                            "input_shape": list(data.input_shape), "noise_profile": noise_profile(data, seed),
                            "automl_noisy_version": version("automl-noisy"),
@@ -99,27 +104,16 @@ def noise_profile(data: NoisyDataset, seed: int) -> dict:
     return noise_profile(x, y, data.class_names, seed).to_dict()
 
 
-def counts(study: optuna.Study) -> dict[str, int]:
-    """Finished trials by state; trials interrupted by a stopped driver do not count."""
-    counts = {"complete": 0, "pruned": 0, "failed": 0}
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.COMPLETE:
-            counts["complete"] += 1
-        elif t.state == TrialState.PRUNED:
-            counts["pruned"] += 1
-        elif t.state == TrialState.FAIL and "fail_reason" in t.user_attrs and not t.user_attrs.get("interrupted"):
-            counts["failed"] += 1
-    return counts
+def tally(study: optuna.Study) -> dict[str, int]:
+    """The finished trials that count toward ``--trials`` (:func:`automl_noisy.search.shared.counts`),
+    by state."""
+    names = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "pruned", TrialState.FAIL: "failed"}
+    out = dict.fromkeys(names.values(), 0)
+    for t in study.get_trials(deepcopy=False, states=tuple(names)):
+        if counts(t):
+            out[names[t.state]] += 1
+    return out
 
-
-#: The user attribute naming a queued entry (its value), per kind of warm start.
-WARM_START_ATTRS = ("portfolio", "warm_start")
-
-# The trials a search queues itself (plain CE, portfolio entries, an earlier study's best; named by
-# shared.QUEUED_ATTRS) run every epoch. They were chosen before the search (the portfolio for doing
-# well across many tasks), and some of them learn late (DivideMix's warm-up, a pretrained body's
-# fine-tuning), so a median of the first epochs of other pipelines is no judge of them; the pruner
-# judges the sampler's trials, against every reported trial, these included.
 
 #: a RUNNING trial with neither a driver nor a heartbeat is an orphan once it is this old (a live
 #: driver names itself on a trial right after asking for it)

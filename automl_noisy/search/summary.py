@@ -9,7 +9,7 @@ best trial cannot be told apart from trial 0 (plain cross entropy).
 >>> value_text(study.best_trial)
 '0.6200 ± 0.0300'
 >>> print(baseline_warning(study))
-the best trial (1, 0.6200 ± 0.0300) is within one standard error of trial 0, plain cross entropy (0.6000 ± 0.0300): this search cannot tell them apart, and more data, more folds (--cv) or more trials may.
+the best trial (1, 0.6200 ± 0.0300) is within one standard error of trial 0, plain cross entropy (0.6000 ± 0.0300): this search cannot tell them apart; more data, more folds (--cv) or more trials would give it a better chance.
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ def baseline_warning(study: optuna.Study) -> str | None:
             return None
         return (f"the best trial ({best.number}, {best.value:.4f}) is within one paired standard error of trial "
                 f"{baseline.number}, plain cross entropy ({baseline.value:.4f}): {p.text()} on the same {p.rows} "
-                "rows, so this search cannot tell them apart, and more data, more folds (--cv) or more trials may.")
+                "rows, so this search cannot tell them apart; more data, more folds (--cv) or more trials would "
+                "give it a better chance.")
     stderr = best.user_attrs.get("value_stderr")
     if stderr is None or best.value - baseline.value >= stderr:
         return None
     return (f"the best trial ({best.number}, {value_text(best)}) is within one standard error of trial "
             f"{baseline.number}, plain cross entropy ({value_text(baseline)}): this search cannot tell them "
-            "apart, and more data, more folds (--cv) or more trials may.")
+            "apart; more data, more folds (--cv) or more trials would give it a better chance.")

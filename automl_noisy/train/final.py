@@ -21,7 +21,7 @@ from automl_noisy.outputs import data_files, refuse_inputs, write_text
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.ensemble import Ensemble
 from automl_noisy.train.model_folder import CARD, PIPELINE, WEIGHTS, write_model_folder
-from automl_noisy.train.pretrain import Encoder, EncoderCache, EncoderRequest, make_encoder
+from automl_noisy.train.pretrain import PRETRAIN_THREADS, Encoder, EncoderCache, EncoderRequest, make_encoder
 from automl_noisy.train.trainer import (EpochMetrics, Trainer, autocast_for, check_fits, detection_quality,
                                         resolve_device)
 
@@ -34,7 +34,8 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
                    threads: int | None = 1, device: str | torch.device | None = None,
                    on_epoch: Callable[[EpochMetrics, str], None] | None = None,
                    encoders: str | Path | None = None, on_event: Callable[[str], None] | None = None,
-                   inputs: dict[str, str | None] | None = None, final_model: str | None = None) -> dict[str, Any]:
+                   inputs: dict[str, str | None] | None = None, final_model: str | None = None,
+                   encoder_threads: int = PRETRAIN_THREADS) -> dict[str, Any]:
     """Train ``pipeline`` (on its own data spec unless ``data`` is given) up to its ``stop_epoch``
     (the search's best epoch, when exported) and write to ``out_dir``:
 
@@ -60,8 +61,9 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     the metrics.
 
     A pretrained start takes its encoder from the folder ``encoders`` (the search's, which export
-    names) when it is there, else pretrains it again with the pipeline's seed (bit-identical on a
-    CPU) and stores it there; ``on_event`` hears which.
+    names) when it is there, else pretrains it again with the pipeline's seed and ``encoder_threads``
+    threads (bit-identical on a CPU with as many threads as the search's, which export records) and
+    stores it there; ``on_event`` hears which.
 
     No file written may be one of the data's files or of ``inputs`` (``{what: path}``, e.g. the
     pipeline file), and the folder must be writable: both are UserErrors before anything is trained.
@@ -86,8 +88,8 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     encoder = None
     if pipeline.start.pretrained:
         request = EncoderRequest.of(pipeline, dataset)
-        encoder = (EncoderCache(encoders).obtain(request, dataset, on_event) if encoders is not None
-                   else make_encoder(request, dataset))
+        encoder = (EncoderCache(encoders).obtain(request, dataset, on_event, encoder_threads) if encoders is not None
+                   else make_encoder(request, dataset, threads=encoder_threads))
     extra: dict[str, Any] = {}
     if folds > 1:
         fold_models, log_probs, ends = _fold_models(pipeline, dataset, threads, device, on_epoch, encoder)

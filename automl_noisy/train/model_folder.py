@@ -191,9 +191,9 @@ def _members(value: Any) -> tuple[int, tuple[int, ...], int | None]:
             raise UserError("fields members.held_out_folds and members.of_folds must be null for one model "
                             f"(members.count 1), got {short_repr(held)} and {short_repr(of)}")
         return 1, (), None
-    if not _whole(of, count):
-        raise UserError(f"field members.of_folds must be a whole number of at least members.count ({count}), the "
-                        f"folds the members were trained on, got {short_repr(of)}")
+    if not _whole(of, count) or of != count:
+        raise UserError(f"field members.of_folds must be members.count ({count}): the ensemble holds one model per "
+                        f"fold of the cross-validation, got {short_repr(of)}")
     if (not isinstance(held, list) or len(held) != count or not all(_whole(f, 1) and f <= of for f in held)
             or len(set(held)) != count):
         raise UserError(f"field members.held_out_folds must list the fold (1 to {of}) each of the {count} members "

@@ -210,8 +210,8 @@ class EncoderCache:
                             "pass --encoders with a writable folder") from None
 
     def obtain(self, request: EncoderRequest, data: NoisyDataset,
-               on_event: Callable[[str], None] | None = None) -> dict[str, Tensor]:
-        """The encoder ``request`` names: from the cache, or pretrained now and stored."""
+               on_event: Callable[[str], None] | None = None, threads: int = PRETRAIN_THREADS) -> dict[str, Tensor]:
+        """The encoder ``request`` names: from the cache, or pretrained now (with ``threads``) and stored."""
         body, problem = self.read(request.key, request)
         if body is not None:
             if on_event:
@@ -222,7 +222,7 @@ class EncoderCache:
         if on_event:
             on_event(f"pretraining {request.describe()} on {len(data.y_train) + len(data.y_val)} rows ...")
         start = time.perf_counter()
-        body = make_encoder(request, data)
+        body = make_encoder(request, data, threads=threads)
         self.save(request.key, body)
         if on_event:
             on_event(f"pretrained {request.describe()} in {time.perf_counter() - start:.0f} s, "

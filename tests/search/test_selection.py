@@ -58,7 +58,7 @@ def test_the_one_se_rule_takes_the_simplest_trial_the_best_cannot_be_told_from()
     assert choose(noisy, "best").trial.number == 1
     clear = _study(_trial(ce, {"loss": "ce"}, baseline=True), _trial(far, busy))
     assert choose(clear).trial.number == 1
-    assert versus_baseline(clear, clear.trials[1]).endswith("paired over the same 1000 rows; better)")
+    assert versus_baseline(clear, clear.trials[1]).endswith("paired over the same 1000 rows; ahead by more than one standard error)")
     # among several near the best: the fewest methods, then the higher value
     one_method = close.copy()
     one_method[np.flatnonzero(~close)[:2]] = True
@@ -87,3 +87,25 @@ def test_a_search_records_the_rows_each_trial_got_right(tmp_path, tiny_spec, cv)
         correct = correct_rows(t)
         assert correct is not None and len(correct) == rows
         assert math.isclose(correct.mean(), t.value, abs_tol=1e-6)
+
+
+def test_a_trials_row_record_is_what_train_predicts_out_of_fold(tmp_path, tiny_spec):
+    """The record's row order is the pool's: trained again by ``train`` (the same seed, one thread,
+    so the same fold models), the exported trial's out-of-fold predictions in label_issues.csv are
+    right on exactly the rows its record marks right."""
+    import pandas as pd
+
+    from automl_noisy.search.export import export_best
+    from automl_noisy.train import train_pipeline
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    study = search(SearchOptions(tiny_spec, space="quick", trials=2, storage=storage, executor="local",
+                                 progress=False, portfolio=None, cv=3))
+    pipeline, provenance = export_best(storage, None, tmp_path / "best.yaml", "best")
+    metrics = train_pipeline(pipeline, tmp_path / "out", data=pipeline.data)
+    record = correct_rows(study.trials[provenance["trial"]])
+    data = load_data(pipeline.data)
+    issues = pd.read_csv(tmp_path / "out" / "label_issues.csv", dtype=str).set_index("index")
+    pool = np.concatenate([data.train_index, data.val_index])  # the pool's order: train rows, then validation
+    right = (issues.loc[pool.astype(str), "given_label"] == issues.loc[pool.astype(str), "predicted_label"]).to_numpy()
+    assert metrics["val_accuracy"] == pytest.approx(record.mean()) and right.tolist() == record.tolist()

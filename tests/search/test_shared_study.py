@@ -17,7 +17,7 @@ from automl_noisy.search import study as study_module
 from automl_noisy.search.shared import counts
 
 TINY = ["--data", "synthetic", "--samples", "300", "--dims", "8", "--classes", "3"]
-SPACE = "epochs: 2\nfamilies:\n  model: {mlp: {width: 32, depth: 1}}\n  loss: [ce, gce, sce]\n  selection: [none, small_loss]\n"
+SPACE = "epochs: 20\nfamilies:\n  model: {mlp: {width: 32, depth: 1}}\n  loss: [ce, gce, sce]\n  selection: [none, small_loss]\n"
 PORTFOLIO = ("vectors:\n- name: gce\n  params: {loss: gce}\n- name: sce\n  params: {loss: sce}\n"
              "- name: small-loss\n  params: {selection: small_loss}\n")
 
@@ -25,7 +25,9 @@ PORTFOLIO = ("vectors:\n- name: gce\n  params: {loss: gce}\n- name: sce\n  param
 def test_two_searches_on_one_study_keep_to_the_total_and_run_one_baseline(tmp_path):
     """Two drivers started together on one SQLite study with --trials 4 (each queues plain CE and a
     3-entry portfolio): the study ends with 4 trials that ran, one plain CE, each entry at most once,
-    whatever the interleaving; the extra trials either driver was handed are marked interrupted."""
+    whatever the interleaving; the extra trials either driver was handed are marked interrupted.
+    (Trials of 20 epochs take seconds, so the two drivers, started together, overlap; the assertions
+    hold for any interleaving.)"""
     (tmp_path / "space.yaml").write_text(SPACE)
     (tmp_path / "portfolio.yaml").write_text(PORTFOLIO)
     storage = f"sqlite:///{tmp_path}/shared.db"

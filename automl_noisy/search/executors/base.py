@@ -47,6 +47,9 @@ class Executor(ABC):
     cross-validation folds; the driver names it. Only the driver touches the study storage."""
 
     capacity: int = 1
+    #: the CPU threads each encoder is pretrained with: set once per executor, so that a search's
+    #: encoders (bit-identical for a seed and a thread count) do not depend on timing
+    pretrain_threads: int = 1
 
     @abstractmethod
     def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:

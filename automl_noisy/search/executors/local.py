@@ -33,6 +33,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, data: NoisyDataset, threads: int | None = None, device: str | None = None) -> None:
         self.data, self.threads, self.device = data, threads, device
+        self.pretrain_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self._jobs: dict[Hashable, Iterator[Placement | EpochMetrics]] = {}
         self._encoders: dict[str, Encoder | BaseException] = {}
         self._done: list[str] = []  # pretrained, not yet collected
@@ -55,10 +56,10 @@ class LocalExecutor(Executor):
             if interrupt is not None:
                 interrupt()
 
-        threads = os.cpu_count() or 1  # the driver's process runs nothing else meanwhile
         for request in requests:
             try:
-                self._encoders[request.key] = make_encoder(request, self.data, progress, threads=threads)
+                self._encoders[request.key] = make_encoder(request, self.data, progress,
+                                                           threads=self.pretrain_threads)
             except Exception as e:  # noqa: BLE001 - the trials that start from it fail with the reason
                 self._encoders[request.key] = e
             self._done.append(request.key)

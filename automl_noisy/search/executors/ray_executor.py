@@ -43,14 +43,23 @@ def _encoder_task(request: EncoderRequest, data: NoisyDataset, threads: int) -> 
     return make_encoder(request, data, None, default_device(), threads)
 
 
+#: the shortest secret looked for inside other values (a shorter one is only matched as a whole value,
+#: so that a password such as "1" does not strip PATH from Ray's processes)
+MIN_SECRET_INSIDE = 6
+
+
+def _holds(value: str, secret: str) -> bool:
+    return bool(secret) and (value == secret or (len(secret) >= MIN_SECRET_INSIDE and secret in value))
+
+
 @contextmanager
 def hidden_from_ray(secrets: Sequence[str]) -> Iterator[None]:
     """Within the block, Ray records the driver's command line with the secrets masked, and processes
     started in the block (a local Ray's GCS, raylet and, through the raylet, every worker) inherit an
     environment without ``AUTOML_NOISY_STORAGE`` and without any variable that holds a secret (such as
-    ``POSTGRES_PASSWORD``). The driver's own environment is restored on leaving."""
-    removed = {k: v for k, v in os.environ.items()
-               if k == STORAGE_ENV or any(s and s in v for s in secrets)}
+    ``POSTGRES_PASSWORD``: a secret of ``MIN_SECRET_INSIDE`` characters or more anywhere in its value, a
+    shorter one as the whole value). The driver's own environment is restored on leaving."""
+    removed = {k: v for k, v in os.environ.items() if k == STORAGE_ENV or any(_holds(v, s) for s in secrets)}
     entrypoint = ray_utils.get_entrypoint_name
 
     def masked_entrypoint() -> str:
@@ -102,14 +111,15 @@ def _check_reachable(address: str, timeout: float = 10.0) -> None:
                         "for a local Ray") from None
 
 
-def encoder_threads(free_cpus: float, encoders: int) -> int:
+def encoder_threads(free_cpus: float, encoders: int, largest_node: float) -> int:
     """The CPU threads (and CPUs asked of Ray) each of ``encoders`` pretraining tasks gets: the free
-    CPUs shared evenly, at least one (the largest node may hold fewer; Ray then waits for room).
+    CPUs of the cluster shared evenly, at least one, and no more than the largest node holds (a task
+    runs on one node; asking for more would leave it waiting for ever).
 
-    >>> encoder_threads(16, 2), encoder_threads(2, 2), encoder_threads(2, 3)
-    (8, 1, 1)
+    >>> encoder_threads(16, 2, 16), encoder_threads(2, 2, 2), encoder_threads(2, 3, 2), encoder_threads(3, 1, 1)
+    (8, 1, 1, 1)
     """
-    return max(1, int(free_cpus // max(1, encoders)))
+    return max(1, min(int(free_cpus // max(1, encoders)), int(largest_node)))
 
 
 class RayExecutor(Executor):
@@ -134,11 +144,16 @@ class RayExecutor(Executor):
         self._threads, self._gpus = threads, gpus_per_trial > 0
         self._running: dict[Hashable, ray.ObjectRefGenerator] = {}
         self._encoder_refs: dict[str, ray.ObjectRef] = {}
+        self._threads_fixed: int | None = None  # the pretraining threads, fixed at the first pretraining
         self._pending: dict[str, ray.ObjectRef] = {}  # pretraining tasks not yet collected
 
     def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
         body = self._encoder_refs[encoder] if encoder is not None else None
         self._running[job] = self._task.remote(pipeline, self._data_ref, self._threads, fold, body)
+
+    @property
+    def pretrain_threads(self) -> int:  # type: ignore[override]
+        return self._threads_fixed or 1
 
     def add_encoder(self, key: str, body: Encoder) -> None:
         if key not in self._encoder_refs:
@@ -150,7 +165,11 @@ class RayExecutor(Executor):
         job that starts from one gets the task's result as its argument, so Ray runs it once the
         encoder is there, while trials that need none run when CPUs free up."""
         gpus = 1 if self._gpus else 0
-        threads = 1 if self._gpus else encoder_threads(ray.available_resources().get("CPU", 1), len(requests))
+        if self._threads_fixed is None:  # once: an encoder pretrained later in the search gets as many
+            largest = max((n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive")), default=1)
+            self._threads_fixed = 1 if self._gpus else encoder_threads(
+                ray.available_resources().get("CPU", 1), len(requests), largest)
+        threads = self._threads_fixed
         task = ray.remote(_encoder_task).options(num_cpus=threads, num_gpus=gpus, max_retries=0)
         for r in requests:
             self._encoder_refs[r.key] = self._pending[r.key] = task.remote(r, self._data_ref, threads)
