@@ -129,7 +129,7 @@ def test_on_ray_and_quiet_unless_verbose(noisy_arrays, ray_session, capfd):
     assert "NoisyLabelSearch" not in capfd.readouterr().err
     NoisyLabelSearch(**{**TINY, "verbose": 1}, cv=1).fit(x, y)
     err = capfd.readouterr().err
-    assert "NoisyLabelSearch: best of 2 trials" in err
+    assert "NoisyLabelSearch: of 2 trials, rule one-se: trial" in err
 
 
 def test_bad_input(noisy_arrays):
