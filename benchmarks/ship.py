@@ -42,6 +42,8 @@ import numpy as np
 from _common import OtherLoad, busy_cores, commit, fmt, machine, table, write_section
 
 RECORD = Path(__file__).resolve().parent / "model-selection-ship.json"
+#: the rows finished so far, kept after each search so that an interrupted run goes on where it stopped
+PARTIAL = Path(__file__).resolve().parent / ".model-selection-ship.partial.json"
 SECTION = "model-selection-ship"
 
 SHIP_TASKS = (("digits", "symmetric:0.4"), ("digits", "symmetric:0.8"), ("digits", "pair:0.4"), ("cars", "pair:0.3"))
@@ -202,24 +204,61 @@ pick a and the best trial b. Clean labels only score.
 """
 
 
+def code_tree() -> str:
+    """The git tree hash of the package measured: rows of an interrupted run are reused only when the
+    package is the same, byte for byte (a commit that changes only this script keeps them)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "automl_noisy"], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    tree = subprocess.run(["git", "rev-parse", "HEAD:automl_noisy"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    return "" if dirty else tree
+
+
+def finished_rows(tree: str) -> list[dict]:
+    """The rows an interrupted run of the same package finished (none when the package changed since)."""
+    if not tree or not PARTIAL.exists():
+        return []
+    kept = json.loads(PARTIAL.read_text(encoding="utf-8"))
+    return kept["rows"] if kept.get("tree") == tree else []
+
+
 def run(quick: bool = False) -> None:
     """Every task and seed (``quick``: the first task and seed, 4 trials, printed only), stored in
-    ``RECORD`` and written to the section."""
+    ``RECORD`` and written to the section. Each finished search is kept in ``PARTIAL``; a rerun on the
+    same package goes on after the last one kept."""
     global SHIP_TRIALS
     tasks, seeds = (SHIP_TASKS[:1], SHIP_SEEDS[:1]) if quick else (SHIP_TASKS, SHIP_SEEDS)
     if quick:
         SHIP_TRIALS = 4
     busy = busy_cores()
     start = time.perf_counter()
+    code, tree = commit(), code_tree()
+    rows = [] if quick else finished_rows(tree)
+    resumed = len(rows)
+    done = {(r["task"], r["seed"]) for r in rows}
     with OtherLoad() as load:
-        rows = [ship_one(task, noise, seed) for task, noise in tasks for seed in seeds]
-    runs = {"machine": machine(), "commit": commit(), "load": f"Other load when it started: {busy:.2f} cores busy. "
-            + load.sentence(), "minutes": (time.perf_counter() - start) / 60, "rows": rows}
+        for task, noise in tasks:
+            for seed in seeds:
+                if (f"{task} {noise}", seed) in done:
+                    continue
+                rows.append(ship_one(task, noise, seed))
+                if not quick and tree:
+                    PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=_plain), encoding="utf-8")
+    order = {(f"{t} {n}", s): i for i, (t, n, s) in enumerate((t, n, s) for t, n in tasks for s in seeds)}
+    rows.sort(key=lambda r: order[(r["task"], r["seed"])])
+    resumed_note = (f" {resumed} of the {len(rows)} searches were kept from an interrupted run of the same package "
+                    f"(git tree {tree[:10]} of automl_noisy); the minutes count this run only." if resumed else "")
+    runs = {"machine": machine(), "commit": code, "load": f"Other load when it started: {busy:.2f} cores busy. "
+            + load.sentence() + resumed_note, "minutes": (time.perf_counter() - start) / 60, "rows": rows}
     print(render(runs))
     if quick:
         return
     RECORD.write_text(json.dumps(runs, indent=1, default=_plain), encoding="utf-8")
     write_section(SECTION, render(runs))
+    PARTIAL.unlink(missing_ok=True)
     print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")
 
 
