@@ -373,9 +373,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any, str, int]:
-    """The pipeline to train (a file, or a preset on the data the flags name), its data, and the
-    folder of pretrained encoders."""
+def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
+    """The pipeline to train (a file, or a preset on the data the flags name), its data, and what
+    the search that exported it left to reuse (``train_pipeline``'s ``encoders``, ``encoder_threads``
+    and ``kept`` fold models)."""
     import os
     from dataclasses import replace
 
@@ -391,18 +392,20 @@ def _train_pipeline(args: argparse.Namespace) -> tuple[Any, Any, str, int]:
         data = load_data(spec)
         base = Pipeline(model=ComponentSpec(default_model(data.input_shape)), data=spec)
         pipeline = apply_preset(args.pipeline, replace(base, epochs=args.epochs or base.epochs), train_rows(data))
-        return pipeline, data, args.encoders or DEFAULT_ENCODERS, 1
+        return pipeline, data, {"encoders": args.encoders or DEFAULT_ENCODERS}
     pipeline, provenance = read_pipeline_file(args.pipeline)
     if args.epochs is not None:
         pipeline = replace(pipeline, epochs=args.epochs, best_epoch=None)
     encoders = args.encoders or provenance.get("encoders") or DEFAULT_ENCODERS
     threads = provenance.get("encoder_threads", 1)  # a missing encoder is pretrained again as the search did
     threads = threads if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1 else 1
-    return pipeline, _data_spec(args, base=pipeline.data), str(encoders), threads
+    kept = provenance.get("fold_models") if isinstance(provenance.get("fold_models"), str) else None
+    return pipeline, _data_spec(args, base=pipeline.data), {"encoders": str(encoders), "encoder_threads": threads,
+                                                             "kept": kept}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    pipeline, data, encoders, encoder_threads = _train_pipeline(args)
+    pipeline, data, reuse = _train_pipeline(args)
     from automl_noisy.train.final import train_pipeline
     from automl_noisy.train.step import Methods, build_scheme
 
@@ -424,8 +427,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     pipeline_file = {"the pipeline file": args.pipeline} if os.path.exists(args.pipeline) else {}
     metrics = train_pipeline(pipeline, args.output, data=data, threads=args.threads, device=args.device,
-                             on_epoch=report, encoders=encoders, on_event=lambda line: print(line, file=sys.stderr),
-                             inputs=pipeline_file, final_model=args.final_model, encoder_threads=encoder_threads)
+                             on_epoch=report, on_event=lambda line: print(line, file=sys.stderr),
+                             inputs=pipeline_file, final_model=args.final_model, **reuse)
     test = metrics.get("test_accuracy")
     print(f"{metrics['model']}: val_accuracy {metrics['val_accuracy']:.4f} ({metrics['validation']})"
           + (f", test_accuracy {test:.4f}" if test is not None else "")

@@ -156,7 +156,7 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
 
         self.metrics_ = train_pipeline(pipeline, out, threads=int(self.threads), device=self.device,
                                        on_epoch=report if self.verbose > 1 else None, encoders=encoders,
-                                       final_model=self.final_model)
+                                       final_model=self.final_model, kept=provenance.get("fold_models"))
         self.model_ = load(out, device=self.device)  # None: a GPU when there is one, as in training
         names = dict(zip(self.model_.classes_.tolist(), self.classes_.tolist(), strict=True))
         issues = pd.read_csv(out / "label_issues.csv", dtype={"given_label": str, "predicted_label": str})

@@ -25,6 +25,7 @@ from automl_noisy.pipeline import Pipeline
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file
 from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.encoders import SearchEncoders, encoder_folder
+from automl_noisy.search.fold_models import FoldModels, models_folder
 from automl_noisy.search.executors import Executor
 from automl_noisy.search.executors.base import describe_error
 from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
@@ -129,10 +130,15 @@ def search(options: SearchOptions) -> optuna.Study:
         folder = options.encoders if options.encoders is not None else encoder_folder(options.storage)
         if folder is not None:  # export names it, so train reuses the encoders
             study.set_user_attr("encoder_folder", str(Path(folder).resolve()))
+        kept = None
+        root = models_folder(Path(folder)) if folder is not None and folds > 1 else None
+        if root is not None:  # export names it, so train ships the fold models the search trained
+            kept = FoldModels(root, study.study_name)
+            study.set_user_attr("fold_models", str(kept.folder.resolve()))
         with stop_on_signals() as stop:
             encoders = SearchEncoders(folder, data, executor, interrupt=stop.check)
             _drive(study, space, data, executor, encoders, options, remaining, stop,
-                   None if budget is None else started + budget)
+                   None if budget is None else started + budget, kept)
     finally:
         executor.close()
     return study
@@ -226,10 +232,11 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
            encoders: SearchEncoders, options: SearchOptions, remaining: int, stop_request: StopRequest,
-           deadline: float | None = None) -> None:
+           deadline: float | None = None, kept: FoldModels | None = None) -> None:
     """Ask, run and tell trials until ``remaining`` more have been launched and have finished; past
     ``deadline`` (a ``time.monotonic()`` value: the time budget) no more are launched, and the
-    running ones finish."""
+    running ones finish. ``kept``: where fold jobs save their epochs, and a complete trial's best
+    epoch is kept (search/fold_models.py)."""
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
     sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
@@ -249,6 +256,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     racing = space.racing if folds > 1 and space.racing is not None and space.racing.folds < folds else None
     first_jobs = jobs_of_trial[:racing.folds] if racing is not None else jobs_of_trial
     later: dict[int, tuple[Pipeline, str | None]] = {}  # raced trials whose other folds wait for the verdict
+    mine: set[int] = set()  # the trials this driver ran
 
     def race(number: int) -> tuple[int, float, str] | None:
         """Whether trial ``number`` is clearly behind on its first folds (search/racing.py): its best
@@ -272,8 +280,12 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                                  f"(more than z = {racing.z:g} standard errors behind)")  # type: ignore[union-attr]
 
     def release(below: float) -> None:
+        told = False
         for number in sorted(k for k in held if k < below):
             _finish(study, *held.pop(number))
+            told = True
+        if told and kept is not None:
+            kept.forget_the_unreachable(study)
 
     def stop(number: int, state: TrialState, reason: str | None = None, note: str | None = None) -> None:
         for fold in open_jobs.pop(number):
@@ -283,6 +295,11 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
         if reason is not None:
             trial.set_user_attr("fail_reason", reason)
         curve = curves.pop(number)
+        if kept is not None:
+            if state == TrialState.COMPLETE and curve.best is not None:
+                kept.keep(trial, trial.user_attrs["pipeline"], curve.best.epoch, folds, data.fingerprint)
+            else:
+                kept.drop(number)
         held[number] = (trial, state, curve)
         if order is None or launched >= remaining:  # nothing more to ask: no order to keep
             release(math.inf)
@@ -334,6 +351,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                                                         **({"preset": trial.params.get("preset", "none")}
                                                            if space.presets else {})})
                     running[trial.number], curves[trial.number] = trial, TrialCurve(sizes, rows)
+                    mine.add(trial.number)
                     places[trial.number] = set()
                     launched += 1
                     try:
@@ -346,7 +364,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                         trial.set_user_attr("encoder", encoder)
                     start = jobs_of_trial if trial.number in queued else first_jobs  # queued: never raced
                     for fold in start:
-                        executor.submit((trial.number, fold), pipeline, fold, encoder)
+                        executor.submit((trial.number, fold), pipeline, fold, encoder,
+                                        kept.snapshots(trial.number, fold) if kept is not None else None)
                     open_jobs[trial.number] = set(start)
                     if len(start) < len(jobs_of_trial):
                         later[trial.number] = (pipeline, encoder)
@@ -378,7 +397,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                         if verdict is None:
                             rest = [f for f in jobs_of_trial if f not in first_jobs]
                             for f in rest:
-                                executor.submit((number, f), pipeline, f, encoder)
+                                executor.submit((number, f), pipeline, f, encoder,
+                                                kept.snapshots(number, f) if kept is not None else None)
                             open_jobs[number] = set(rest)
                         else:
                             epoch_run, accuracy, why = verdict
@@ -398,6 +418,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                 stop_request.check()
                 encoders.collect(progress.say, timeout=1.0)
             unqueue(study, driver, "not run: the search ended before it")
+            if kept is not None:
+                kept.tidy(mine)
         except KeyboardInterrupt:
             release(math.inf)  # finished trials keep their results
             for number, trial in running.items():
@@ -407,6 +429,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                 trial.set_user_attr("fail_reason", "interrupted: the search was stopped")
                 study.tell(trial, state=TrialState.FAIL)
             unqueue(study, driver, "interrupted: the search was stopped")
+            if kept is not None:
+                kept.tidy(mine)
             raise
 
 

@@ -53,6 +53,8 @@ def best_pipeline(study: optuna.Study, storage_url: str = "",
         **({"encoder": best.user_attrs["encoder"], "encoders": study.user_attrs.get("encoder_folder"),
             "encoder_threads": study.user_attrs.get("encoder_threads", 1)}
            if "encoder" in best.user_attrs else {}),
+        **({"fold_models": str(Path(study.user_attrs["fold_models"]) / f"trial-{best.number}")}
+           if "fold_models" in study.user_attrs else {}),
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
     }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,16 @@ import torch.nn.functional as F
 
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
-from automl_noisy.errors import UserError
+from automl_noisy.errors import UserError, shorten
 from automl_noisy.final_model import DEFAULT_FINAL_MODEL, ENSEMBLE, FINAL_MODELS, REFIT, estimate_note
 from automl_noisy.outputs import data_files, refuse_inputs, write_text
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.ensemble import Ensemble
+from automl_noisy.train.kept import kept_fold_models
 from automl_noisy.train.model_folder import CARD, PIPELINE, WEIGHTS, write_model_folder
 from automl_noisy.train.pretrain import PRETRAIN_THREADS, Encoder, EncoderCache, EncoderRequest, make_encoder
 from automl_noisy.train.trainer import (EpochMetrics, Trainer, autocast_for, check_fits, detection_quality,
-                                        resolve_device)
+                                        resolve_device, saved_module)
 
 
 #: the files :func:`train_pipeline` writes into its output folder
@@ -35,7 +37,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
                    on_epoch: Callable[[EpochMetrics, str], None] | None = None,
                    encoders: str | Path | None = None, on_event: Callable[[str], None] | None = None,
                    inputs: dict[str, str | None] | None = None, final_model: str | None = None,
-                   encoder_threads: int = PRETRAIN_THREADS) -> dict[str, Any]:
+                   encoder_threads: int = PRETRAIN_THREADS, kept: str | Path | None = None) -> dict[str, Any]:
     """Train ``pipeline`` (on its own data spec unless ``data`` is given) up to its ``stop_epoch``
     (the search's best epoch, when exported) and write to ``out_dir``:
 
@@ -92,7 +94,16 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
                    else make_encoder(request, dataset, threads=encoder_threads))
     extra: dict[str, Any] = {}
     if folds > 1:
-        fold_models, log_probs, ends = _fold_models(pipeline, dataset, threads, device, on_epoch, encoder)
+        saved = kept_fold_models(kept, replace(pipeline, best_epoch=None).to_dict(), pipeline.best_epoch, folds,
+                                 dataset.fingerprint)
+        if saved is not None:
+            if on_event:
+                on_event(f"the search's {folds} fold models, kept in {kept}, are this recipe at epoch "
+                         f"{pipeline.best_epoch} on this data: not trained again")
+            fold_models, log_probs, ends = _loaded_fold_models(pipeline, dataset, saved, device, encoder)
+            extra["fold_models_kept_by_the_search"] = str(kept)
+        else:
+            fold_models, log_probs, ends = _fold_models(pipeline, dataset, threads, device, on_epoch, encoder)
         scored = pool_dataset(dataset)  # the rows that get a score: the whole pool, in pool order
         y = torch.from_numpy(scored.y_train)
         scores = F.nll_loss(log_probs, y, reduction="none").numpy()  # -log p(given label), out of fold
@@ -100,7 +111,8 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         val_accuracy = float((log_probs.argmax(dim=1) == y).double().mean())
         if final_model == ENSEMBLE:
             model, shipped = fold_models, f"ensemble of {folds} fold models"
-            train_loss = sum(m.train_loss for m in ends) / folds  # the fold models' mean, as a trial's curve has it
+            # the fold models' mean, as a trial's curve has it (unknown for models the search kept)
+            train_loss = sum(m.train_loss for m in ends) / folds if ends else None
             note = estimate_note(folds, ENSEMBLE)
         else:
             refit = Trainer(pipeline, scored, device=device, threads=threads, encoder=encoder)
@@ -183,6 +195,26 @@ def _fold_models(pipeline: Pipeline, data: NoisyDataset, threads: int | None, de
             net.zero_grad(set_to_none=True)  # kept to predict, never to train again
         members.append(trainer.networks)
     return Ensemble(members, held_out=range(1, k + 1)), out, ends
+
+
+def _loaded_fold_models(pipeline: Pipeline, data: NoisyDataset, paths: list[Path], device: str | torch.device | None,
+                        encoder: Encoder | None) -> tuple[Ensemble, torch.Tensor, list[EpochMetrics]]:
+    """:func:`_fold_models` from the weights a search kept (``paths``, fold by fold): the same
+    ensemble and out-of-fold predictions, nothing trained (no epochs to report)."""
+    folds, k = pool_folds(data), data.spec.folds
+    out = torch.empty(len(folds), data.num_classes)
+    members = []
+    for i, path in enumerate(paths):
+        trainer = Trainer(pipeline, fold_split(data, i), device=device, threads=1, encoder=encoder)
+        try:
+            state = torch.load(path, map_location=trainer.device, weights_only=True)
+            saved_module(trainer.networks).load_state_dict(state)
+        except Exception as e:  # noqa: BLE001 - a damaged file: one line, and the user trains without it
+            raise UserError(f"cannot load the kept fold model {path}: {shorten(e, 200)}; delete the folder "
+                            f"{path.parent} to train them again") from None
+        out[torch.from_numpy(folds == i)] = trainer.log_probs(trainer.x_val).cpu()
+        members.append(trainer.networks)
+    return Ensemble(members, held_out=range(1, k + 1)), out, []
 
 
 def _test_accuracy(model: Ensemble, data: NoisyDataset, device: str | torch.device | None) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 
@@ -374,10 +375,29 @@ def _optimizer(pipeline: Pipeline, params: list[dict]) -> torch.optim.Optimizer:
 
 def run_trial(pipeline: Pipeline, data: NoisyDataset, device: str | torch.device | None = None,
               threads: int | None = 1, fold: int | None = None,
-              encoder: Encoder | None = None) -> Iterator[EpochMetrics]:
+              encoder: Encoder | None = None, snapshots: str | Path | None = None) -> Iterator[EpochMetrics]:
     """Train ``pipeline`` on ``data`` (on its cross-validation fold ``fold``, when given), yielding
     one :class:`EpochMetrics` per epoch. A pretrained start loads ``encoder`` (pretrained here when
-    not given)."""
+    not given). With ``snapshots`` (a folder), the networks' weights after each epoch ``e`` are
+    saved as ``epoch-<e>.pt`` before that epoch is yielded (a ``state_dict`` on the CPU, as a model
+    folder's), so the driver can keep the epoch it finds best instead of training it again."""
     if fold is not None:
         data = fold_split(data, fold)
-    yield from Trainer(pipeline, data, device, threads, encoder).epochs()
+    trainer = Trainer(pipeline, data, device, threads, encoder)
+    folder = Path(snapshots) if snapshots is not None else None
+    for metrics in trainer.epochs():
+        if folder is not None:
+            try:  # a convenience for train: never a reason for the trial to fail
+                folder.mkdir(parents=True, exist_ok=True)
+                save_weights(trainer.networks, folder / f"epoch-{metrics.epoch}.pt")
+            except OSError:
+                folder = None
+        yield metrics
+
+
+def save_weights(networks: list[Classifier], path: Path) -> None:
+    """The networks' ``state_dict`` (on the CPU) in ``path``, written whole or not at all."""
+    state = {k: v.detach().cpu() for k, v in saved_module(networks).state_dict().items()}
+    partial = path.with_name(f".{path.name}.part")
+    torch.save(state, partial)
+    partial.replace(path)

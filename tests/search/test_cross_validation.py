@@ -53,10 +53,10 @@ def test_a_failing_fold_fails_its_trial_with_the_reason(tmp_path, tiny_spec, mon
 
     real = local.run_trial
 
-    def run(pipeline, data, device=None, threads=None, fold=None, encoder=None):  # a generator, as run_trial is
+    def run(pipeline, data, fold=None, **kwargs):  # a generator, as run_trial is
         if fold == 1:
             raise RuntimeError("fold one broke")
-        yield from real(pipeline, data, device=device, threads=threads, fold=fold, encoder=encoder)
+        yield from real(pipeline, data, fold=fold, **kwargs)
 
     monkeypatch.setattr(local, "run_trial", run)
     (trial,) = search(_options(tmp_path, tiny_spec, cv=3)).trials

@@ -182,8 +182,8 @@ class _InTurn(Executor):
         self.ended: set = set()
         self.out: list[TrialEvent] = []  # the turn's job's events, being handed to the driver
 
-    def submit(self, job, pipeline, fold=None, encoder=None) -> None:
-        self.inner.submit(job, pipeline, fold, encoder)
+    def submit(self, job, pipeline, fold=None, encoder=None, snapshots=None) -> None:
+        self.inner.submit(job, pipeline, fold, encoder, snapshots)
         self.live[job] = []
 
     def next_event(self, timeout=None):

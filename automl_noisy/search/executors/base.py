@@ -52,9 +52,12 @@ class Executor(ABC):
     pretrain_threads: int = 1
 
     @abstractmethod
-    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None,
+               snapshots: str | None = None) -> None:
         """Start ``job``: train ``pipeline`` on the data, or on its fold ``fold``; a pretrained start
-        loads the encoder ``encoder`` (a key given to ``add_encoder``)."""
+        loads the encoder ``encoder`` (a key given to ``add_encoder``). ``snapshots``: a folder of the
+        driver's machine to save each epoch's weights in (see :func:`automl_noisy.train.run_trial`); a
+        job that runs on another machine saves none."""
 
     @abstractmethod
     def add_encoder(self, key: str, body: Encoder) -> None:

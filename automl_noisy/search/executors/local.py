@@ -38,13 +38,14 @@ class LocalExecutor(Executor):
         self._encoders: dict[str, Encoder | BaseException] = {}
         self._done: list[str] = []  # pretrained, not yet collected
 
-    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None,
+               snapshots: str | None = None) -> None:
         body = self._encoders[encoder] if encoder is not None else None
         if isinstance(body, BaseException):
             self._jobs[job] = _failed(RuntimeError(f"pretraining its encoder failed: {describe_error(body)}"))
             return
         self._jobs[job] = _placed(run_trial(pipeline, self.data, device=self.device, threads=self.threads,
-                                            fold=fold, encoder=body))
+                                            fold=fold, encoder=body, snapshots=snapshots))
 
     def add_encoder(self, key: str, body: Encoder) -> None:
         self._encoders[key] = body

@@ -29,11 +29,14 @@ from automl_noisy.train.trainer import default_device
 
 
 def _trial_task(pipeline: Pipeline, data: NoisyDataset, threads: int, fold: int | None,
-                encoder: Encoder | None) -> Iterator[Placement | EpochMetrics]:
+                encoder: Encoder | None, snapshots: str | None = None,
+                driver_node: str | None = None) -> Iterator[Placement | EpochMetrics]:
     context = ray.get_runtime_context()
     yield Placement(context.get_node_id()[:8], ray.util.get_node_ip_address(),
                     tuple(str(g) for g in context.get_accelerator_ids().get("GPU", [])))
-    yield from run_trial(pipeline, data, threads=threads, fold=fold, encoder=encoder)
+    here = context.get_node_id() == driver_node  # only the driver's machine can read the files back
+    yield from run_trial(pipeline, data, threads=threads, fold=fold, encoder=encoder,
+                         snapshots=snapshots if here else None)
 
 
 def _encoder_task(request: EncoderRequest, data: NoisyDataset, threads: int) -> Encoder:
@@ -137,6 +140,7 @@ class RayExecutor(Executor):
         else:
             fit = int(resources.get("CPU", 1) / cpus_per_trial)
         self.capacity = max(1, workers or fit)
+        self._driver_node = ray.get_runtime_context().get_node_id()
         self._data_ref = ray.put(data)
         threads = max(1, int(cpus_per_trial))
         self._task = ray.remote(_trial_task).options(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
@@ -147,9 +151,11 @@ class RayExecutor(Executor):
         self._threads_fixed: int | None = None  # the pretraining threads, fixed at the first pretraining
         self._pending: dict[str, ray.ObjectRef] = {}  # pretraining tasks not yet collected
 
-    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None) -> None:
+    def submit(self, job: Hashable, pipeline: Pipeline, fold: int | None = None, encoder: str | None = None,
+               snapshots: str | None = None) -> None:
         body = self._encoder_refs[encoder] if encoder is not None else None
-        self._running[job] = self._task.remote(pipeline, self._data_ref, self._threads, fold, body)
+        self._running[job] = self._task.remote(pipeline, self._data_ref, self._threads, fold, body, snapshots,
+                                               self._driver_node)
 
     @property
     def pretrain_threads(self) -> int:  # type: ignore[override]

@@ -1,0 +1,37 @@
+"""Fold models a search kept (``automl_noisy.search.fold_models``): the record beside them that
+says what they are, and reading them back for ``train``, which ships them instead of training them
+again when they are exactly what it would train."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+#: the record of a trial's kept fold models
+META = "meta.json"
+
+
+def write_meta(folder: Path, pipeline: dict[str, Any], best_epoch: int, folds: int, fingerprint: str) -> None:
+    """Record, beside ``folder``'s fold models, the pipeline (without its best epoch), the epoch they
+    stopped at, the folds and the data's fingerprint."""
+    meta = {"pipeline": pipeline, "best_epoch": best_epoch, "folds": folds, "data_fingerprint": fingerprint}
+    (folder / META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+
+
+def kept_fold_models(folder: str | Path | None, pipeline: dict[str, Any], best_epoch: int | None, folds: int,
+                     fingerprint: str) -> list[Path] | None:
+    """The weight files of the fold models in ``folder`` (one trial's), fold by fold, when they were
+    trained for exactly this pipeline (a dict without its best epoch), best epoch, folds and data;
+    None otherwise, or when any is missing."""
+    if folder is None or best_epoch is None:
+        return None
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    same = (meta.get("pipeline") == pipeline and meta.get("best_epoch") == best_epoch and meta.get("folds") == folds
+            and meta.get("data_fingerprint") == fingerprint)
+    paths = [folder / f"fold-{i}.pt" for i in range(folds)]
+    return paths if same and all(p.is_file() for p in paths) else None
