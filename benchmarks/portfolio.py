@@ -78,6 +78,15 @@ def tasks() -> list[dict]:
     return out
 
 
+def refusal(task: dict) -> str:
+    """Why ``task`` is left out of the suite (its noise leaves the labels no signal about the truth), or
+    ``""``. Such a task cannot rank pipelines: any winner there wins on labels that point nowhere."""
+    from automl_noisy.data.noise import no_signal, parse_noise
+
+    classes = task["options"]["classes"] if task["kind"] == "vectors" else task["image"][2]
+    return no_signal(parse_noise(task["noise"]), classes)
+
+
 def stroke_images(n: int, side: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` grayscale images ``(n, 1, side, side)`` of ``classes`` classes: each class a random stroke
     prototype (a thresholded smooth random field), each image that prototype shifted by up to a
@@ -176,6 +185,9 @@ def run_tuning(trials: int, kind: str, only: list[str] | None, keep: int) -> Non
     for task in tasks():
         if task["kind"] != kind or (only and task["name"] not in only):
             continue
+        if why := refusal(task):
+            print(f"{task['name']}: left out: {why}", flush=True)
+            continue
         start = time.perf_counter()
         study = search(SearchOptions(data=task_spec(task), space="default", trials=trials, storage=url,
                                      study=f"tune-{task['name']}", portfolio=None, seed=task["seed"],
@@ -207,6 +219,9 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
     print(machine(), flush=True)
     for task in tasks():
         if only and task["name"] not in only:
+            continue
+        if why := refusal(task):
+            print(f"{task['name']}: left out: {why}", flush=True)
             continue
         trials = 1 + len(pool[task["kind"]])
         start = time.perf_counter()

@@ -257,6 +257,7 @@ CASES = {
     "nan features": (lambda f: SEARCH + ["--data", f"csv:{f['nan']}"], "NaN"),
     "bad noise spec": (lambda f: SEARCH + ["--noise", "symetric:0.4"], "bad noise spec 'symetric:0.4'"),
     "noise rate out of range": (lambda f: SEARCH + ["--noise", "symmetric:1.5"], "bad noise spec"),
+    "noise that leaves no signal": (lambda f: SEARCH + ["--noise", "pair:0.5"], "leaves no signal"),
     "unknown data source": (lambda f: SEARCH + ["--data", "mnist"], "mnist"),
     "unreachable storage": (lambda f: SEARCH + ["--storage", "postgresql+psycopg2://me:s3cret@127.0.0.1:9/db"],
                             "cannot open storage postgresql+psycopg2://me:***@127.0.0.1:9/db"),

@@ -153,6 +153,26 @@ def instance_noise(y: np.ndarray, rate: float, num_classes: int, x: np.ndarray,
     return np.minimum(draws, num_classes - 1).astype(y.dtype)
 
 
+def no_signal(spec: NoiseSpec, num_classes: int) -> str:
+    """Why ``spec`` would leave the labels with no signal about the truth on ``num_classes`` classes, or
+    ``""`` when it leaves some.
+
+    Symmetric noise at rate ``r`` keeps a label with probability ``1 - r`` and gives each other class
+    ``r / (K - 1)``: the true class stops being the most likely label once ``r >= (K - 1) / K`` (at
+    equality the labels are independent of the truth). Pair noise gives the next class ``r``: at
+    ``r >= 0.5`` it is as likely as the true one or more.
+    """
+    k = num_classes
+    if spec.kind == "symmetric" and k >= 2 and spec.rate >= (k - 1) / k:
+        return (f"noise {spec} leaves no signal on {k} classes: a label stays right with probability "
+                f"{1 - spec.rate:.2f} and moves to each other class with {spec.rate / (k - 1):.2f}, so the true "
+                f"class is not the most likely label; use a rate below {(k - 1) / k:.3g}")
+    if spec.kind == "pair" and spec.rate >= 0.5:
+        return (f"noise {spec} leaves no signal: a label moves to the next class with probability "
+                f"{spec.rate:g}, as often as it stays or more; use a rate below 0.5")
+    return ""
+
+
 def _check_class_map(class_map: tuple[tuple[int, int], ...], num_classes: int) -> None:
     for a, b in class_map:
         for c in (a, b):
@@ -180,6 +200,9 @@ def inject_noise(y: np.ndarray, spec: NoiseSpec | str, num_classes: int, rng: np
         raise ValueError(f"labels must lie in 0..{num_classes - 1}")
     if num_classes < 2:
         raise ValueError(f"noise needs at least two classes, got num_classes={num_classes}")
+    why = no_signal(spec, num_classes)
+    if why:
+        raise UserError(why)
     if spec.kind == "asymmetric":
         class_map = tuple(spec.class_map or default_class_map or ())
         if not class_map:

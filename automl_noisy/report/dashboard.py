@@ -165,18 +165,24 @@ class DashboardServer(ThreadingMixIn, WSGIServer):
         them to), so a second Ctrl+C cannot cut the closing short; the previous handlers are back
         when this returns.
         """
+        import select
+
+        received: list[int] = []
         read_fd, write_fd = os.pipe()
         os.set_blocking(write_fd, False)
         old_wakeup = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-        old_handlers = {s: signal.signal(s, lambda *_: None) for s in signals}
+        old_handlers = {s: signal.signal(s, lambda number, _frame: received.append(number)) for s in signals}
         serving = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
                                    name="dashboard-serve", daemon=True)
         try:
             serving.start()
-            while True:
-                received = [s for s in os.read(read_fd, 64) if s in signals]
-                if received:
-                    return received[0]
+            # The handler records the signal; the pipe only wakes this thread. A signal that came in
+            # just before the wakeup fd was set leaves no byte in the pipe, so the wait is bounded and
+            # the record is looked at again.
+            while not received:
+                if select.select([read_fd], [], [], 0.5)[0]:
+                    os.read(read_fd, 64)
+            return received[0]
         finally:
             if serving.is_alive():
                 self.shutdown()

@@ -44,6 +44,7 @@ def test_parse_invalid_names_the_forms(raises_user_error, text):
 def test_symmetric_flips_exactly_round_rn_to_other_classes(n, rate, k, seed):
     y = np.random.default_rng(seed).integers(0, k, size=n)
     before = y.copy()
+    rate = min(rate, (k - 1) / k - 1e-9)  # at and above (K-1)/K inject_noise refuses: no signal left
     noisy = inject_noise(y, NoiseSpec("symmetric", rate), k, rng(seed))
     np.testing.assert_array_equal(y, before)
     assert int((noisy != y).sum()) == round(rate * n)
@@ -156,3 +157,18 @@ def test_labels_out_of_range_are_rejected():
         inject_noise(np.array([0, 5]), "pair:0.1", 3, rng())
     with pytest.raises(UserError):
         inject_noise(np.array([0, 1]), "pear:0.1", 3, rng())
+
+
+@pytest.mark.parametrize("noise,k", [("symmetric:0.9", 10), ("symmetric:0.8", 5), ("symmetric:0.7", 3),
+                                     ("symmetric:0.5", 2), ("pair:0.5", 4), ("pair:0.6", 10)])
+def test_noise_that_leaves_no_signal_is_refused(noise, k, raises_user_error):
+    """The true class must stay the most likely label: symmetric r < (K-1)/K, pair r < 0.5."""
+    with raises_user_error("leaves no signal", noise):
+        inject_noise(np.arange(k), noise, k, rng())
+
+
+@pytest.mark.parametrize("noise,k", [("symmetric:0.89", 10), ("symmetric:0.79", 5), ("symmetric:0.6", 3),
+                                     ("pair:0.49", 4), ("asymmetric:0.6:0>1", 3), ("instance:0.6", 3)])
+def test_noise_that_keeps_a_signal_is_accepted(noise, k):
+    y = np.repeat(np.arange(k), 50)
+    assert inject_noise(y, noise, k, rng(), x=np.random.default_rng(0).random((len(y), 4))).shape == y.shape
