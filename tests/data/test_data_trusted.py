@@ -90,7 +90,8 @@ def test_a_trusted_fraction_is_stratified_and_clean(fraction):
     again = load_data(spec)
     np.testing.assert_array_equal(again.trusted_train, data.trusted_train)
     assert again.fingerprint == data.fingerprint != noised.fingerprint
-    other = load_data(DataSpec("synthetic", "symmetric:0.4", seed=1, options={**SYNTHETIC, "trusted_fraction": fraction}))
+    other = load_data(DataSpec("synthetic", "symmetric:0.4", seed=1,
+                               options={**SYNTHETIC, "trusted_fraction": fraction}))
     assert other.fingerprint != data.fingerprint
 
 
