@@ -43,6 +43,13 @@ def _data_flags(p: argparse.ArgumentParser, train: bool = False) -> None:
                    help="noisy labels replacing the source's, one per sample (or per training image of a "
                         "torchvision root, as CIFAR-10N/100N): .pt (KEY picks from a dict, e.g. aggre_label), "
                         ".npy, .npz; the source's labels become the clean ones")
+    g.add_argument("--trusted", metavar="FILE",
+                   help="rows whose labels you verified: a .csv with columns row,label (row: 0-based, in the data's "
+                        "own order; label: a class name or id) or a .npz with arrays row and label; their labels "
+                        "replace the noisy ones; never test rows; part of the data's identity")
+    g.add_argument("--trusted-fraction", type=float, metavar="F",
+                   help="where clean labels are known (built-in data, injected noise, --labels): keep a stratified "
+                        "share F of the training pool's labels clean and mark those rows trusted (for benchmarks)")
     g.add_argument("--image-size", type=int, metavar="N", help="folder: decode images at N x N pixels (default 32)")
     g.add_argument("--val-fraction", type=float, default=0.1, help="noisy validation share of train (0.1)")
     g.add_argument("--test-fraction", type=float, default=0.2, help="test share of the data (0.2)")
@@ -286,15 +293,17 @@ def _data_spec(args: argparse.Namespace, base: Any = None) -> Any:
 
     columns = None if args.features is None else [c.strip() for c in args.features.split(",") if c.strip()]
     flags = {"samples": args.samples, "features": args.dims, "classes": args.classes, "columns": columns,
-             "image_size": args.image_size, "labels": args.labels, "impute": args.impute}  # option name -> flag value
+             "image_size": args.image_size, "labels": args.labels, "impute": args.impute,
+             "trusted": args.trusted, "trusted_fraction": args.trusted_fraction}  # option name -> flag value
     options = {k: v for k, v in flags.items() if v is not None}
     folds = 1  # search: chosen by SearchOptions.cv
     if base is not None:  # train: start from the pipeline's data unless --data is given
         folds = args.cv if args.cv is not None else base.folds
         if args.data is None:
             noise = args.noise if args.noise is not None else base.noise
-            return DataSpec(**{**base.to_dict(), "noise": noise, "folds": folds,
-                               "options": {**base.options, **options}})
+            trusted = ("trusted", "trusted_fraction")  # either flag replaces the pipeline's trusted rows
+            kept = {k: v for k, v in base.options.items() if not (k in trusted and any(t in options for t in trusted))}
+            return DataSpec(**{**base.to_dict(), "noise": noise, "folds": folds, "options": {**kept, **options}})
         noise = args.noise or "none"
     else:
         noise = args.noise

@@ -1,6 +1,6 @@
 """NoisyLabelSearch: the search, export and training of the command line as a scikit-learn estimator.
 
-``fit(X, y)`` holds the data in memory (:mod:`automl_noisy.data.sources.memory`), runs
+``fit(X, y, trusted=None)`` holds the data (and any trusted rows) in memory (:mod:`automl_noisy.data.sources.memory`), runs
 :func:`automl_noisy.search.controller.search` on it, takes the pipeline of the trial ``export``'s
 rule picks, trains it with :func:`automl_noisy.train_pipeline` into a model folder and loads that folder
 (:func:`automl_noisy.load`): the same code as ``automl-noisy search``, ``export`` and ``train``.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -102,29 +102,63 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         self.rule = rule
         self.verbose = verbose
 
-    def fit(self, X: Any, y: Any) -> NoisyLabelSearch:
-        """Search, export the pipeline of the trial ``rule`` picks and train it on ``(X, y)`` (as ``final_model`` says)."""
+    def fit(self, X: Any, y: Any, trusted: Mapping[int, Any] | None = None) -> NoisyLabelSearch:
+        """Search, export the pipeline of the trial ``rule`` picks and train it on ``(X, y)`` (as ``final_model`` says).
+
+        ``trusted`` maps rows of ``X`` (0-based positions) to their verified labels (values of ``y``),
+        as ``--trusted`` does: those labels replace the rows' labels in ``y``, and the trusted set is
+        part of the data's identity (a stored study resumed with another set is refused). So far the
+        rows only replace labels; they neither rank trials nor feed a method.
+        """
         with _value_errors():
-            self._fit(X, y)
+            self._fit(X, y, trusted)
         return self
 
-    def _fit(self, X: Any, y: Any) -> None:
+    def _fit(self, X: Any, y: Any, trusted: Mapping[int, Any] | None = None) -> None:
         import torch
 
         from automl_noisy.data import DataSpec
-        from automl_noisy.data.sources.memory import hold, release
+        from automl_noisy.data.sources.memory import hold, hold_trusted, release
 
         self._check_params()
         features, labels = self._validated(X, y)
+        options = {} if trusted is None else {"trusted": hold_trusted(*self._trusted(trusted, len(labels)))}
         spec = DataSpec(source=hold(features, labels), label_column=self._label_column(features),
-                        seed=int(self.random_state), val_fraction=self._val_fraction(labels))
+                        seed=int(self.random_state), val_fraction=self._val_fraction(labels), options=options)
         threads = torch.get_num_threads()  # training sets its own; the caller's comes back after
         try:
             with tempfile.TemporaryDirectory(prefix="automl-noisy-fit-") as tmp:
                 self._search_and_train(spec, Path(tmp))
         finally:
             release(spec.source)
+            if options:
+                release(options["trusted"])
             torch.set_num_threads(threads)
+
+    def _trusted(self, trusted: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``fit``'s ``trusted`` (a mapping of rows of ``X`` to values of ``y``) as row ids and class ids
+        (positions in ``classes_``)."""
+        if not isinstance(trusted, Mapping):
+            raise UserValueError(f"trusted must be a mapping of rows of X to their verified labels, e.g. "
+                                 f"{{3: {self.classes_.tolist()[0]!r}}}, or None; got {type(trusted).__name__}")
+        if not trusted:
+            raise UserValueError("trusted is empty; pass None, or at least one row of X with its verified label")
+        index = {c: i for i, c in enumerate(self.classes_.tolist())}
+        rows, labels = [], []
+        for row, label in trusted.items():
+            if isinstance(row, (bool, np.bool_)) or not isinstance(row, numbers.Integral) or not 0 <= row < n:
+                raise UserValueError(f"trusted names row {row!r}, which is not a row of X; rows are 0..{n - 1}")
+            value = label.item() if isinstance(label, np.generic) else label
+            try:
+                known = value in index
+            except TypeError:  # unhashable
+                known = False
+            if not known:
+                raise UserValueError(f"trusted label {label!r} of row {row} is not a class of y; classes: "
+                                     f"{', '.join(map(repr, self.classes_.tolist()))}")
+            rows.append(int(row))
+            labels.append(index[value])
+        return np.array(rows, dtype=np.int64), np.array(labels, dtype=np.int64)
 
     def _search_and_train(self, spec: Any, tmp: Path) -> None:
         import pandas as pd

@@ -58,7 +58,7 @@ def sqlite_file(url: str) -> str | None:
 
 def data_files(spec: Any) -> dict[str, str]:
     """The files a data spec reads, by what they are: the data file (csv, parquet, npz; a folder of
-    images counts too) and a label file (``--labels``)."""
+    images counts too), a label file (``--labels``) and a trusted file (``--trusted``)."""
     from automl_noisy.data.sources import resolve_source
 
     out = {}
@@ -71,6 +71,9 @@ def data_files(spec: Any) -> dict[str, str]:
     labels = (spec.options or {}).get("labels")
     if isinstance(labels, str) and labels:
         out["the label file"] = labels.split(":", 1)[0] if not os.path.exists(labels) else labels
+    trusted = (spec.options or {}).get("trusted")
+    if isinstance(trusted, str) and trusted and not trusted.startswith("memory:"):
+        out["the trusted file"] = trusted
     return out
 
 

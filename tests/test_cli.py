@@ -224,6 +224,9 @@ def files(tmp_path, tiny_model, request):
     empty_db.touch()
     np.savez(tmp_path / "mixed_labels.npz", X=np.zeros((42, 2)), y=np.array([1, "a", 2] * 14, dtype=object))
     np.savez(tmp_path / "object_rows.npz", X=np.zeros((42, 2), dtype=object), y=np.arange(42) % 2)
+    trusted = {name: _write(tmp_path / f"trusted_{name}.csv", "row,label\n" + rows) for name, rows in (
+        ("unknown_row", "3,1\n99,0\n"), ("outside", "3,1\n4,5\n"), ("twice", "3,1\n3,0\n"),
+        ("all_rows", "".join(f"{i},{i % 2}\n" for i in range(40))))}
     return dict(single=single, nan=nan, ok_csv=ok_csv, bad_yaml=bad_yaml, unknown=unknown,
                 unknown_space=unknown_space, family_space=family_space, bad_space=bad_space, dir=tmp_path,
                 huge=huge, twice=twice, wide=wide, inf=inf, header_only=header_only, fifo_csv=fifo_csv,
@@ -236,7 +239,8 @@ def files(tmp_path, tiny_model, request):
                 unknown_method=pipe("method", "  pretraining: {name: mae_pretrain}\n  start: frozen\n"),
                 searched_setting=_write(tmp_path / "tuned.yaml", "pretraining:\n  method: {name: simclr, "
                                                                  "steps: [10, 100]}\n"),
-                bad_start=_write(tmp_path / "start.yaml", "pretraining:\n  start: [random, thawed]\n"))
+                bad_start=_write(tmp_path / "start.yaml", "pretraining:\n  start: [random, thawed]\n"),
+                **{f"trusted_{k}": v for k, v in trusted.items()})
 
 
 SEARCH = ["search", "--executor", "local", "--trials", "1", "--no-progress", "--space", "quick"]
@@ -403,12 +407,33 @@ CASES = {
                             "--study names of at most 512 characters"),
     "cnn on vectors with a pretrained start": (lambda f: ["train", f["cnn_finetune"], "--data", "synthetic", "-o", "o"],
                                                "model 'cnn' does not fit data of shape (20,)"),
+    "trusted row id unknown": (lambda f: SEARCH + ["--data", f["ok_csv"], "--trusted", f["trusted_unknown_row"]],
+                               "names unknown row id 99; the data has 40 rows"),
+    "trusted label outside the classes": (lambda f: SEARCH + ["--data", f["ok_csv"], "--trusted", f["trusted_outside"]],
+                                          "outside 0..1"),
+    "trusted row twice": (lambda f: SEARCH + ["--data", f["ok_csv"], "--trusted", f["trusted_twice"]],
+                          "lists row 3 more than once"),
+    "trusted row in the test split": (lambda f: SEARCH + ["--data", f["ok_csv"], "--noise", "symmetric:0.2",
+                                                          "--trusted", f["trusted_all_rows"]],
+                                      "is in the test split"),
+    "trusted file missing": (lambda f: SEARCH + ["--trusted", f"{f['dir']}/none.csv"], "trusted file not found"),
+    "trusted file for train missing": (lambda f: ["train", f["ok_pipe"], "--data", "synthetic", "--trusted",
+                                                  f"{f['dir']}/none.csv", "-o", f"{f['dir']}/o"],
+                                       "trusted file not found"),
+    "trusted fraction out of range": (lambda f: SEARCH + ["--trusted-fraction", "1.5"],
+                                      "--trusted-fraction) must be a number in (0, 1)"),
+    "trusted fraction not a number": (lambda f: SEARCH + ["--trusted-fraction", "some"], "invalid float value"),
+    "trusted fraction with unknown clean labels": (lambda f: SEARCH + ["--data", f["ok_csv"], "--trusted-fraction",
+                                                                       "0.2"], "are unknown"),
+    "trusted file and fraction at once": (lambda f: SEARCH + ["--trusted", f["trusted_twice"], "--trusted-fraction",
+                                                              "0.1"], "pass one of the two"),
 }
 
 #: cases argparse refuses itself (SystemExit 2)
 PARSE_ERRORS = ("bad flag value", "dashboard port out of range", "negative workers", "zero threads",
                 "train for zero epochs", "storage and storage file", "unknown impute strategy", "more threads than CPUs",
-                "ensemble and refit at once", "time budget not a duration", "time budget of zero")
+                "ensemble and refit at once", "time budget not a duration", "time budget of zero",
+                "trusted fraction not a number")
 
 
 @pytest.fixture(scope="module")
@@ -497,6 +522,28 @@ def test_space_changed_under_a_study_keeps_what_is_stored(tmp_path, capsys, monk
     code, _, err = run(capsys, *common, "--space", "default", "--trials", "3")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "different search space" in err
     assert len(optuna.load_study(study_name="s", storage="sqlite:///automl-noisy.db").trials) == 2
+
+
+def test_trusted_rows_are_recorded_and_a_resume_refuses_another_trusted_set(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trusted = _write(tmp_path / "trusted.csv", "row,label\n3,1\n5,0\n")
+    common = ["search", *TINY_FLAGS, "--executor", "local", "--no-progress", "--no-portfolio", "--study", "s",
+              "--space", "quick"]
+    assert run(capsys, *common, "--trials", "1", "--trusted", trusted)[0] == 0
+    study = optuna.load_study(study_name="s", storage="sqlite:///automl-noisy.db")
+    assert study.user_attrs["data"]["options"]["trusted"] == trusted
+    _write(tmp_path / "trusted.csv", "row,label\n3,1\n5,1\n")  # one verified label changed
+    code, _, err = run(capsys, *common, "--trials", "2", "--trusted", trusted)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "was made on other data" in err and "trusted rows" in err
+    for other in (["--trusted-fraction", "0.1"], []):  # drawn trusted rows, or none at all
+        code, _, err = run(capsys, *common, "--trials", "2", *other)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "different data" in err
+    assert len(optuna.load_study(study_name="s", storage="sqlite:///automl-noisy.db").trials) == 1
+    _write(tmp_path / "trusted.csv", "row,label\n3,1\n5,0\n")  # as it was: the study goes on
+    assert run(capsys, *common, "--trials", "2", "--trusted", trusted)[0] == 0
+    assert run(capsys, "export", "-o", "best.yaml", "--study", "s")[0] == 0
+    assert yaml.safe_load(Path("best.yaml").read_text())["pipeline"]["data"]["options"]["trusted"] == trusted
 
 
 def test_another_seed_on_an_existing_study_names_the_seed(tmp_path, capsys, monkeypatch):

@@ -194,3 +194,32 @@ def test_new_rows_are_checked_as_scikit_learn_checks_them(fitted, noisy_arrays):
     with pytest.raises(ValueError, match="Expected 2D array"):
         fitted.predict(x[0])
     np.testing.assert_array_equal(fitted.predict(pd.DataFrame(x)), fitted.predict(x))  # a DataFrame of the columns
+
+
+def test_trusted_rows_replace_their_labels_and_belong_to_the_study(noisy_arrays, tmp_path):
+    x, y = noisy_arrays
+    storage = f"sqlite:///{tmp_path / 'fit.db'}"
+    trusted = {int(i): "cat" for i in np.flatnonzero(y != "cat")[:6]}
+    model = NoisyLabelSearch(**{**TINY, "trials": 1}, cv=1, storage=storage).fit(x, y, trusted=trusted)
+    given = model.label_issues_.set_index("index")["given_label"]
+    assert all(given[row] == "cat" for row in trusted)  # the verified labels, not y's
+    assert model.study_.user_attrs["data"]["options"]["trusted"].startswith("memory:")
+    with pytest.raises(ValueError, match="different data"):  # the same study, other trusted rows
+        NoisyLabelSearch(**{**TINY, "trials": 2}, cv=1, storage=storage).fit(x, y, trusted={0: "ant"})
+    with pytest.raises(ValueError, match="different data"):  # or none
+        NoisyLabelSearch(**{**TINY, "trials": 2}, cv=1, storage=storage).fit(x, y)
+    again = NoisyLabelSearch(**{**TINY, "trials": 2}, cv=1, storage=storage).fit(x, y, trusted=dict(trusted))
+    assert len(again.study_.trials) == 2  # the same trusted rows: resumed
+
+
+@pytest.mark.parametrize("trusted, message", [
+    ([(0, "ant")], "trusted must be a mapping"), ({}, "trusted is empty"),
+    ({240: "ant"}, "row 240, which is not a row of X; rows are 0..239"), ({-1: "ant"}, "not a row of X"),
+    ({"0": "ant"}, "not a row of X"), ({3: "dog"}, "trusted label 'dog' of row 3 is not a class of y"),
+    ({3: ["ant"]}, "is not a class of y"),
+])
+def test_bad_trusted_rows(noisy_arrays, trusted, message):
+    x, y = noisy_arrays
+    with pytest.raises(ValueError, match=message) as caught:
+        NoisyLabelSearch(**TINY).fit(x, y, trusted=trusted)
+    assert isinstance(caught.value, UserError)

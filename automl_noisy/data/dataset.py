@@ -24,8 +24,12 @@ class NoisyDataset:
     validation sample's row in the source.
     ``preprocessing`` is what turned the source's rows into these features (fitted on the
     training split), so that new rows can be turned into features the same way.
-    ``fingerprint`` identifies the source data (features and labels, and a label file's labels that
-    replace them), whatever the noise, split and seed.
+    ``trusted_train`` and ``trusted_val`` mark, per training and validation sample, the trusted rows
+    (option ``trusted`` or ``trusted_fraction``, see :mod:`automl_noisy.data.trusted`), whose labels in
+    ``y_train`` and ``y_val`` are their verified ones; both are None when no rows are trusted.
+    ``fingerprint`` identifies the source data (features and labels, a label file's labels that
+    replace them, and the trusted rows with their labels), whatever the noise, split and seed (except
+    that rows drawn by ``trusted_fraction`` follow the seed).
     """
 
     spec: DataSpec
@@ -43,6 +47,8 @@ class NoisyDataset:
     y_val_clean: np.ndarray | None
     fingerprint: str
     preprocessing: Preprocessing
+    trusted_train: np.ndarray | None = None
+    trusted_val: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -64,8 +70,22 @@ class NoisyDataset:
         """The realized noise rate on the training split, or None when clean labels are unknown."""
         return None if self.y_train_clean is None else realized_rate(self.y_train, self.y_train_clean)
 
+    @property
+    def trusted_count(self) -> int:
+        """How many training and validation samples are trusted (0 when none are)."""
+        return sum(int(m.sum()) for m in (self.trusted_train, self.trusted_val) if m is not None)
+
+    def _trusted_text(self) -> str:
+        if self.trusted_train is None:
+            return ""
+        options = self.spec.options
+        given = (f"from {options['trusted']}" if options.get("trusted") is not None
+                 else f"--trusted-fraction {options.get('trusted_fraction')}")
+        return (f", {self.trusted_count} trusted rows ({int(self.trusted_train.sum())} train, "
+                f"{int(self.trusted_val.sum())} val; {given})")
+
     def summary(self) -> str:
-        """One line: source, split sizes, classes, input shape, noise spec and realized rate."""
+        """One line: source, split sizes, classes, input shape, noise spec, realized rate, trusted rows."""
         rate = self.noise_rate
         realized = "clean labels unknown" if rate is None else f"realized {rate:.3f} on train"
         labels = self.spec.options.get("labels")
@@ -73,7 +93,7 @@ class NoisyDataset:
             if labels else f"noise {self.spec.noise}"
         return (f"{self.spec.source}: {len(self.y_train)} train / {len(self.y_val)} val / "
                 f"{len(self.y_test)} test, {self.num_classes} classes, input {self.input_shape}, "
-                f"{noise} ({realized})")
+                f"{noise} ({realized}){self._trusted_text()}")
 
     def __repr__(self) -> str:
         return f"NoisyDataset({self.summary()}, fingerprint={self.fingerprint})"

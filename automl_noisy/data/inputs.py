@@ -39,6 +39,7 @@ import numpy as np
 from automl_noisy.data.preprocessing import PIXEL_SCALE, Preprocessing
 from automl_noisy.data.sources import LOADERS, resolve_source
 from automl_noisy.data.sources.arrays import numeric_samples, read_npz
+from automl_noisy.data.sources.base import GENERIC_OPTIONS
 from automl_noisy.data.sources.images import (IMAGE_EXTENSIONS, check_decoded_size, decode_image, image_files,
                                               refuse_link, refuse_special)
 from automl_noisy.data.sources.tabular import read_csv, read_parquet
@@ -79,7 +80,7 @@ def read_inputs(source: str, preprocessing: Preprocessing, trained_on: DataSpec 
         spec = DataSpec(source=source)
         if trained_on is not None and resolve_source(trained_on.source)[0] == kind:  # e.g. synthetic's size and seed
             spec = DataSpec(source=source, seed=trained_on.seed,
-                            options={k: v for k, v in trained_on.options.items() if k != "labels"})
+                            options={k: v for k, v in trained_on.options.items() if k not in GENERIC_OPTIONS})
         raw = LOADERS[kind](path, spec)
         return Inputs(preprocessing.finish(raw.x, source), np.arange(len(raw.x)))
     raise UserError(f"data {source!r} cannot be predicted on: it existed only in the process that trained the "

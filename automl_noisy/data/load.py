@@ -12,6 +12,12 @@ the source's.
 With ``--impute median`` (option ``impute`` of a table), the missing values a table source left as
 NaN are filled with each column's median on the training split, before standardization; the
 fingerprint is the source's, NaN included, so it differs from that of any data without gaps.
+
+Trusted rows (option ``trusted``, a file, or ``trusted_fraction``, drawn stratified on the clean
+labels from the training pool after the noise is injected) get their verified labels in ``y_train``
+and ``y_val``, in place of the noisy ones; they are marked by ``trusted_train`` and ``trusted_val``
+and are part of the fingerprint. A trusted row in the test split is refused, and
+``trusted_fraction`` needs the clean labels (see :mod:`automl_noisy.data.trusted`).
 """
 
 from __future__ import annotations
@@ -28,16 +34,22 @@ from automl_noisy.data.preprocessing import Preprocessing, apply_standardization
 from automl_noisy.data.sources import RawData, load_source, resolve_source
 from automl_noisy.data.spec import DataSpec
 from automl_noisy.data.tables import fill_missing, fit_medians
+from automl_noisy.data.trusted import NONE, draw_trusted, read_trusted, refuse_test_rows, trusted_key
 from automl_noisy.errors import UserError
 
 
-def fingerprint(x: np.ndarray, y: np.ndarray, given: np.ndarray | None = None) -> str:
+def fingerprint(x: np.ndarray, y: np.ndarray, given: np.ndarray | None = None,
+                trusted: np.ndarray | None = None) -> str:
     """The first 16 hex digits of the sha256 of the source features and labels (shape included),
-    and of the labels of a label file that replace them, when there are some."""
+    of the labels of a label file that replace them, and of the trusted rows with their labels (see
+    :func:`automl_noisy.data.trusted.trusted_key`), when there are some."""
     digest = hashlib.sha256()
     arrays = [np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.int64)]
     if given is not None:
         arrays.append(np.ascontiguousarray(given, dtype=np.int64))
+    if trusted is not None:
+        digest.update(b"trusted")
+        arrays.append(np.ascontiguousarray(trusted, dtype=np.int64))
     for array in arrays:
         digest.update(repr(array.shape).encode())
         digest.update(array.tobytes())
@@ -116,12 +128,22 @@ def load_data(spec: DataSpec) -> NoisyDataset:
     def contiguous(a: np.ndarray, dtype: type) -> np.ndarray:
         return np.ascontiguousarray(a, dtype=dtype)
 
+    y_train, y_val = noised(train, x_train, train_seq), noised(val, x_val, val_seq)
+    verified = _trusted_labels(spec, raw, train, val, test, clean_known)
+    masks: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
+    trusted = None
+    if verified is not None:
+        masks = (verified[train] != NONE, verified[val] != NONE)
+        y_train, y_val = (np.where(m, verified[rows], y) for m, rows, y in zip(masks, (train, val), (y_train, y_val)))
+        rows = np.flatnonzero(verified != NONE)
+        trusted = trusted_key(rows, verified[rows])
+
     return NoisyDataset(
         spec=spec,
         x_train=contiguous(x_train, np.float32),
-        y_train=contiguous(noised(train, x_train, train_seq), np.int64),
+        y_train=contiguous(y_train, np.int64),
         x_val=contiguous(x_val, np.float32),
-        y_val=contiguous(noised(val, x_val, val_seq), np.int64),
+        y_val=contiguous(y_val, np.int64),
         x_test=contiguous(x_test, np.float32),
         y_test=contiguous(raw.y[test], np.int64),
         num_classes=num_classes,
@@ -130,6 +152,30 @@ def load_data(spec: DataSpec) -> NoisyDataset:
         val_index=contiguous(val, np.int64),
         y_train_clean=contiguous(raw.y[train], np.int64) if clean_known else None,
         y_val_clean=contiguous(raw.y[val], np.int64) if clean_known else None,
-        fingerprint=fingerprint(raw.x, raw.y, raw.given_labels),
+        fingerprint=fingerprint(raw.x, raw.y, raw.given_labels, trusted),
         preprocessing=preprocessing,
+        trusted_train=masks[0],
+        trusted_val=masks[1],
     )
+
+
+def _trusted_labels(spec: DataSpec, raw: RawData, train: np.ndarray, val: np.ndarray, test: np.ndarray,
+                    clean_known: bool) -> np.ndarray | None:
+    """Per source row, its trusted label (``NONE`` where it has none), or None when no row is trusted."""
+    text, fraction = spec.options.get("trusted"), spec.options.get("trusted_fraction")
+    if text is None and fraction is None:
+        return None
+    verified = np.full(len(raw.y), NONE, dtype=np.int64)
+    if text is not None:
+        rows, labels = read_trusted(str(text).strip(), raw.class_names, len(raw.y))
+        refuse_test_rows(rows, test, str(text).strip())
+    else:
+        if not clean_known:
+            raise UserError(f"--trusted-fraction keeps the clean labels of some rows, but the clean labels of "
+                            f"{spec.source} are unknown (no injected noise, no label file); pass --trusted FILE "
+                            "with the rows you verified, or inject noise with --noise")
+        pool = np.concatenate([train, val])
+        rows = draw_trusted(pool, raw.y[pool], float(fraction), spec.seed)
+        labels = raw.y[rows]
+    verified[rows] = labels
+    return verified

@@ -31,6 +31,21 @@ def _check_fraction(name: str, value: Any) -> None:
         raise UserError(f"data.{name}={value} is outside (0, 1); pass a fraction such as 0.1")
 
 
+def _check_trusted(options: Mapping[str, Any]) -> None:
+    """The options ``trusted`` (a file name) and ``trusted_fraction`` (in (0, 1)), never both."""
+    trusted, fraction = options.get("trusted"), options.get("trusted_fraction")
+    if trusted is not None and fraction is not None:
+        raise UserError("--trusted names the trusted rows and --trusted-fraction draws them: pass one of the two")
+    if trusted is not None and (not isinstance(trusted, str) or not trusted.strip()):
+        raise UserError(f"option trusted (--trusted) must name a .csv or .npz file of row,label, got {trusted!r}")
+    if fraction is None:
+        return
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or math.isnan(fraction) \
+            or not 0.0 < fraction < 1.0:
+        raise UserError(f"option trusted_fraction (--trusted-fraction) must be a number in (0, 1), got {fraction!r}; "
+                        "pass a share of the training rows such as 0.05")
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Where the data comes from, the noise injected into it, and the split.
@@ -46,7 +61,9 @@ class DataSpec:
     columns) and ``impute`` (``median``: fill missing feature values, see
     :mod:`automl_noisy.data.tables`) for ``csv`` and ``parquet``; ``image_size`` for ``folder``; and, for every source,
     ``labels`` (``FILE[:KEY]``, a label file whose labels replace the source's, see
-    :mod:`automl_noisy.data.sources.labels`).
+    :mod:`automl_noisy.data.sources.labels`), ``trusted`` (a ``.csv`` or ``.npz`` file of trusted rows
+    and their verified labels) or ``trusted_fraction`` (a share of the training pool kept clean and
+    trusted, where clean labels are known), one of the two at most (see :mod:`automl_noisy.data.trusted`).
     """
 
     source: str = "digits"
@@ -81,6 +98,7 @@ class DataSpec:
             raise UserError(f"data.options must be a mapping, got {self.options!r}")
         object.__setattr__(self, "options", {k: list(v) if isinstance(v, (list, tuple)) else v
                                              for k, v in self.options.items()})
+        _check_trusted(self.options)
         parse_noise(self.noise)
 
     def __hash__(self) -> int:

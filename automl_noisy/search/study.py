@@ -72,7 +72,7 @@ def open_study(storage: optuna.storages.BaseStorage, url: str, name: str, spec: 
                             f"{what}; pass a new --study name, or the original {what}")
     if attrs.get("data_fingerprint") not in (None, data.fingerprint):
         raise UserError(f"study {name!r} in {mask_url(url)} was made on other data: {spec.source} "
-                        f"now holds other rows or labels (fingerprint {data.fingerprint}, the study's "
+                        f"now holds other rows, labels or trusted rows (fingerprint {data.fingerprint}, the study's "
                         f"{attrs['data_fingerprint']}); pass a new --study name to search the new data")
     return study
 

@@ -65,3 +65,21 @@ def test_default_cross_validates_small_pools_and_keeps_a_holdout_for_large_ones(
     small = load_data(DataSpec("synthetic", options={"samples": 300}))
     large = load_data(DataSpec("synthetic", options={"samples": 13_000, "features": 4}))
     assert default_folds(small) == 3 and default_folds(large) == 1
+
+
+def test_the_trusted_marks_follow_their_rows_into_each_fold_and_the_pool():
+    data = load_data(DataSpec("synthetic", "symmetric:0.4", folds=3,
+                              options={"samples": 300, "classes": 3, "trusted_fraction": 0.1}))
+    trusted = set(np.concatenate([data.train_index[data.trusted_train], data.val_index[data.trusted_val]]).tolist())
+    assert len(trusted) == data.trusted_count == 24
+    for i in range(3):
+        fold = fold_split(data, i)
+        assert fold.trusted_train.shape == fold.y_train.shape and fold.trusted_val.shape == fold.y_val.shape
+        assert set(fold.train_index[fold.trusted_train].tolist()) | set(fold.val_index[fold.trusted_val].tolist()) \
+            == trusted
+        assert fold.trusted_count == 24 and fold.trusted_val.any()
+        np.testing.assert_array_equal(fold.y_val[fold.trusted_val], fold.y_val_clean[fold.trusted_val])
+    pool = pool_dataset(data)
+    assert set(pool.train_index[pool.trusted_train].tolist()) == trusted and len(pool.trusted_val) == 0
+    plain = fold_split(load_data(DataSpec("synthetic", folds=3, options={"samples": 300})), 0)
+    assert plain.trusted_train is None and plain.trusted_val is None

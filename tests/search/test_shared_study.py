@@ -79,7 +79,7 @@ def test_changed_csv_under_the_same_study_is_refused(tmp_path, capsys, monkeypat
     Path("my.csv").write_text(rows(4))  # the same path, other rows
     assert main([*argv[:6], "2", *argv[7:]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "was made on other data: csv:my.csv now holds other rows or labels" in err[0]
+    assert len(err) == 1 and "was made on other data: csv:my.csv now holds other rows, labels or trusted rows" in err[0]
     assert len(optuna.load_study(study_name=None, storage="sqlite:///automl-noisy.db").trials) == 1
 
 

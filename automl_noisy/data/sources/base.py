@@ -15,10 +15,11 @@ from automl_noisy.errors import UserError
 #: Fewest samples a class needs so that the stratified test and validation splits can take some.
 MIN_PER_CLASS = 3
 #: Options any source accepts (handled by :func:`automl_noisy.data.sources.load_source`).
-GENERIC_OPTIONS = ("labels",)
+GENERIC_OPTIONS = ("labels", "trusted", "trusted_fraction")
 #: The command-line flag of each option, named in error messages.
 OPTION_FLAGS = {"samples": "--samples", "features": "--dims", "classes": "--classes", "columns": "--features",
-                "image_size": "--image-size", "labels": "--labels", "impute": "--impute"}
+                "image_size": "--image-size", "labels": "--labels", "impute": "--impute",
+                "trusted": "--trusted", "trusted_fraction": "--trusted-fraction"}
 #: What a path that is not a regular file is, in words.
 SPECIAL_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))

@@ -4,7 +4,8 @@
 ``memory:KEY``; a search, an export and a training run in this process then load them like any file
 (a DataFrame as a table, arrays as an ``.npz`` archive's). ``release`` drops them. The key names the
 data in a study, so a study made in memory can be opened later, but its data cannot: it existed only
-in the process that held it.
+in the process that held it. ``hold_trusted(rows, labels)`` keeps trusted rows (row ids and class
+ids) the same way, for the option ``trusted`` (see :mod:`automl_noisy.data.trusted`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from automl_noisy.data.spec import DataSpec
 from automl_noisy.errors import UserError
 
 _HELD: dict[str, tuple[Any, np.ndarray]] = {}
+_TRUSTED: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
 
 def _digest(x: Any, y: np.ndarray) -> str:
@@ -46,8 +48,30 @@ def hold(x: Any, y: np.ndarray) -> str:
 
 
 def release(source: str) -> None:
-    """Drop what ``hold`` kept under ``source`` (nothing if it holds nothing)."""
+    """Drop what ``hold`` or ``hold_trusted`` kept under ``source`` (nothing if it holds nothing)."""
     _HELD.pop(source.partition(":")[2], None)
+    _TRUSTED.pop(source.partition(":")[2], None)
+
+
+def hold_trusted(rows: np.ndarray, labels: np.ndarray) -> str:
+    """Keep trusted row ids and their class ids (``0..K-1``) in this process; returns the value of the
+    option ``trusted`` that reads them (``memory:KEY``, KEY made from their content)."""
+    rows, labels = np.asarray(rows, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    digest = hashlib.sha256(b"trusted")
+    for array in (rows, labels):
+        digest.update(repr(array.shape).encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    key = digest.hexdigest()[:16]
+    _TRUSTED[key] = (rows, labels)
+    return f"memory:{key}"
+
+
+def held_trusted(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """The row ids and class ids ``hold_trusted`` kept under ``text`` (``memory:KEY``)."""
+    key = text.partition(":")[2]
+    if key not in _TRUSTED:
+        raise UserError(f"trusted rows {text} existed only in the Python process that fit them; pass them again")
+    return _TRUSTED[key]
 
 
 def load_memory_source(path: str, spec: DataSpec) -> RawData:
