@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from automl_noisy.components.base import EpochEnd, TargetAdjustment, TrainInfo, hyperparameter
+from automl_noisy.errors import UserError
 from automl_noisy.registry import Registry
 
 adjustments: Registry[type[TargetAdjustment]] = Registry("adjustment")
@@ -23,7 +24,7 @@ class LabelSmoothing(TargetAdjustment):
 
     epsilon: float = hyperparameter(0.1, 0.0, 0.5)
 
-    def __call__(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, logits: Tensor, targets: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         return logits, targets * (1.0 - self.epsilon) + self.epsilon / targets.shape[1]
 
 
@@ -40,7 +41,7 @@ class SoftBootstrapping(TargetAdjustment):
 
     beta: float = hyperparameter(0.95, 0.5, 1.0)
 
-    def __call__(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, logits: Tensor, targets: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         p = logits.float().softmax(dim=1)
         return logits, self.beta * targets + (1.0 - self.beta) * p
 
@@ -54,7 +55,7 @@ class HardBootstrapping(TargetAdjustment):
 
     beta: float = hyperparameter(0.8, 0.5, 1.0)
 
-    def __call__(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, logits: Tensor, targets: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         z = F.one_hot(logits.detach().argmax(dim=1), logits.shape[1]).to(targets.dtype)
         return logits, self.beta * targets + (1.0 - self.beta) * z
 
@@ -120,11 +121,93 @@ class ForwardCorrection(TargetAdjustment):
             self._t = self.estimate(probs).to(self._t.device)
             self._estimated = True
 
-    def __call__(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, logits: Tensor, targets: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         if not self._estimated or self._t is None:
             return logits, targets
-        k = self._t.shape[0]
-        with torch.autocast(logits.device.type, enabled=False):
-            log_p = logits.float().log_softmax(dim=1)
-            corrected = (log_p[:, :k].exp() @ self._t).clamp_min(1e-12).log()
-            return torch.cat([corrected, log_p[:, k:]], dim=1), targets
+        return _through(logits, self._t), targets
+
+
+def _through(logits: Tensor, t: Tensor) -> Tensor:
+    """``log(softmax(logits)[:, :K] @ t)``, the prediction pushed through the noise ``t`` (K, K),
+    beside the log-probabilities of the extra outputs (columns beyond K), which keep theirs."""
+    k = t.shape[0]
+    with torch.autocast(logits.device.type, enabled=False):
+        log_p = logits.float().log_softmax(dim=1)
+        corrected = (log_p[:, :k].exp() @ t).clamp_min(1e-12).log()
+        return torch.cat([corrected, log_p[:, k:]], dim=1)
+
+
+@adjustments.register("glc")
+@dataclass
+class GoldLossCorrection(TargetAdjustment):
+    """Gold Loss Correction (Hendrycks et al., NeurIPS 2018): forward correction through a
+    corruption matrix estimated on the trusted rows, ``C[i, j] = mean p(noisy j | x)`` over the
+    trusted ``x`` of clean class ``i``; the second stage's loss is ``CE(softmax(z) @ C, y)`` on
+    the untrusted rows, plain ``CE(softmax(z), y)`` on the trusted ones.
+
+    Hendrycks, Mazeika, Wilson and Gimpel, "Using trusted data to train deep networks on labels
+    corrupted by severe noise", NeurIPS 2018.
+
+    In two stages: for ``warmup_epochs`` epochs a network trains on the untrusted rows alone (the
+    trusted rows' logits are detached, so they give no gradient: a network fitted to them would
+    predict their clean labels and make ``C`` the identity); ``C`` is then estimated from its
+    eval-mode predictions ``p(. | x)`` on the trusted training rows, grouped by their (clean)
+    labels, and the networks start over (``restart_after``) to train with the correction for the
+    remaining epochs. A class with no trusted training row gets the identity row (its labels are
+    taken as they are). The loss applied to the returned logits is the pipeline's (CE in the
+    paper); extra outputs (columns beyond K) keep their probabilities. Needs trusted rows
+    (``--trusted``, ``--trusted-fraction``); with input mixing a row counts as trusted by its
+    first sample.
+    """
+
+    needs_trusted = True
+
+    warmup_epochs: int = hyperparameter(10, 1, 30)
+    _k: int | None = field(default=None, init=False, repr=False, compare=False)
+    _trusted: Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    _c: Tensor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def setup(self, info: TrainInfo) -> None:
+        if info.trusted is None or not info.trusted.any():
+            raise UserError("adjustment glc (gold loss correction) needs trusted rows in the training data: "
+                            "pass --trusted FILE or --trusted-fraction F")
+        if len(info.trusted) != info.num_train:
+            raise ValueError(f"the trusted mask has {len(info.trusted)} rows for {info.num_train} training samples")
+        self._k = info.num_classes
+        self._trusted = torch.as_tensor(info.trusted, dtype=torch.bool, device=info.device)
+        self._c = None
+
+    @property
+    def corruption(self) -> Tensor | None:
+        """The estimated ``C`` (K, K), rows summing to 1; None before the end of the first stage."""
+        return self._c
+
+    def estimate(self, probs: Tensor, labels: Tensor) -> Tensor:
+        """``C`` from class probabilities ``(N, K)`` of the trusted rows and their clean labels ``(N,)``:
+        row ``i`` is the mean of ``probs`` over the rows labelled ``i``, the identity row where none is."""
+        k = probs.shape[1]
+        keep = labels < k  # a label beyond the K classes (e.g. AUM's fake class) is not a class
+        probs, labels = probs[keep], labels[keep]
+        sums = torch.zeros(k, k, dtype=probs.dtype, device=probs.device).index_add_(0, labels, probs)
+        counts = torch.bincount(labels, minlength=k).to(probs.dtype)
+        eye = torch.eye(k, dtype=probs.dtype, device=probs.device)
+        c = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], eye)
+        return c / c.sum(dim=1, keepdim=True)
+
+    def restart_after(self) -> int | None:
+        return self.warmup_epochs
+
+    def on_epoch_end(self, end: EpochEnd) -> None:
+        if end.epoch == self.warmup_epochs and self._trusted is not None:
+            rows = self._trusted.nonzero().squeeze(1)
+            probs = end.logits()[rows, : self._k].float().softmax(dim=1)
+            self._c = self.estimate(probs, end.labels[rows].to(rows.device))
+
+    def __call__(self, logits: Tensor, targets: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        if idx is None or self._trusted is None:
+            raise ValueError("glc needs the batch's sample indices and a setup with trusted rows")
+        trusted = self._trusted[idx.to(self._trusted.device)].to(logits.device)[:, None]
+        if self._c is None:  # first stage: the untrusted rows alone train the network
+            return torch.where(trusted, logits.detach(), logits), targets
+        corrected = _through(logits, self._c.to(logits.device))
+        return torch.where(trusted, logits.float(), corrected), targets

@@ -7,7 +7,7 @@ scheme (``automl_noisy.train.step``)::
     targets  = correction.correct(targets, idx)        # LabelCorrection (shared by the networks)
     x, targets = mixing.mix_inputs(x, targets)         # Mixing (shared by the networks)
     features = net.features(x); logits = net.head(features)   # ModelFactory, Scheme
-    logits, targets = adjustment(logits, targets)      # TargetAdjustment
+    logits, targets = adjustment(logits, targets, idx) # TargetAdjustment
     per_sample = loss(logits, targets)                 # PerSampleLoss -> (B,)
     w = scheme.weights(selection, ...)                 # Selector -> (B,) in [0, 1]
     semi = semi.loss(SemiBatch(...))                   # SemiSupervised: weight-0 samples -> extra loss
@@ -19,6 +19,8 @@ Optuna or Ray. Components that keep state set it up in ``setup``, may look at ea
 (``on_epoch_start``) and update their state from a pass over the training data at its end
 (``on_epoch_end``, which gets an :class:`EpochEnd`). A two-stage method asks, with
 ``restart_after``, for the networks to start over after its first stage, keeping its state.
+A component that reads the trusted rows (``TrainInfo.trusted``) says so with ``needs_trusted``:
+the search offers it only for data with trusted rows.
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ def hyperparameter(default: Any, low: Any = None, high: Any = None, *, log: bool
 
 @dataclass(frozen=True)
 class TrainInfo:
-    """What a component may know of the run at ``setup``: sizes and device, nothing else."""
+    """What a component may know of the run at ``setup``: sizes, device and which rows are trusted.
+
+    ``trusted`` is a boolean mask over the training samples in index order (the ``idx`` the step
+    passes): True for a trusted row, whose label is its verified clean label (``--trusted``,
+    ``--trusted-fraction``; ``NoisyDataset.trusted_train``, which follows a fold's rows); None when
+    no row is trusted.
+    """
 
     num_train: int
     num_classes: int  # K, not counting extra outputs
@@ -66,6 +74,7 @@ class TrainInfo:
     device: torch.device
     feature_dim: int = 0  # width of the network's features (what ``Classifier.features`` returns)
     seed: int = 0  # for components that draw random state (e.g. a random subset of samples)
+    trusted: np.ndarray | None = None  # (num_train,) bool: the trusted rows; None: none is
 
 
 class EpochEnd(Protocol):
@@ -91,6 +100,9 @@ class Component:
     slot: ClassVar[str] = ""
     #: Extra network outputs the component needs beyond the K classes (e.g. AUM's fake class).
     extra_outputs: ClassVar[int] = 0
+    #: Whether the method needs trusted rows (``TrainInfo.trusted``); its ``setup`` then refuses a run
+    #: without them, and the search offers it only for data that has them.
+    needs_trusted: ClassVar[bool] = False
 
     @classmethod
     def hyperparameters(cls) -> dict[str, HParam]:
@@ -153,12 +165,17 @@ class PerSampleLoss(Component, ABC):
 
 
 class TargetAdjustment(Component, ABC):
-    """Slot *targets*: adjust targets (or the logits they are compared with) after the forward."""
+    """Slot *targets*: adjust targets (or the logits they are compared with) after the forward.
+
+    ``idx`` are the batch's sample indices (the step always passes them), for methods that treat
+    samples differently (e.g. trusted rows); with input mixing, row ``i`` is sample ``idx[i]`` mixed
+    with another. None (a caller that has no indices) is for methods that do not read them.
+    """
 
     slot: ClassVar[str] = "targets"
 
     @abstractmethod
-    def __call__(self, logits: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]: ...
+    def __call__(self, logits: Tensor, targets: Tensor, idx: Tensor | None = None) -> tuple[Tensor, Tensor]: ...
 
 
 class Mixing(Component):

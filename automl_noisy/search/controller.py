@@ -108,7 +108,7 @@ def search(options: SearchOptions) -> optuna.Study:
         options, data = replace(options, data=spec), replace(data, spec=spec)
     if folds > 1:
         pool_folds(data)  # too many folds for the smallest class: one line now, not a failure per trial
-    space = space.for_shape(data.input_shape, train_rows(data))
+    space = space.for_shape(data.input_shape, train_rows(data), data.trusted_train is not None)
     planned = _warm_starts(space, data, options)  # mistakes in them: one line before the study is touched
     study = open_study(storage, options.storage, name, options.data, options.seed, space, data)
     fail_interrupted(study)

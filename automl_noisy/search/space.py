@@ -223,15 +223,27 @@ class SearchSpace:
         return ComponentSpec(choice, {p: decide(f"{family}.{choice}.{p}", d) for p, d in decls.items()})
 
     # -- identity and Optuna objects -------------------------------------------------------------
-    def for_shape(self, input_shape: tuple[int, ...], train_rows: int | None = None) -> "SearchSpace":
-        """Keep only the models that accept data of this shape (a CNN needs images); ``train_rows``:
-        the rows one model trains on."""
+    def for_shape(self, input_shape: tuple[int, ...], train_rows: int | None = None,
+                  trusted: bool = False) -> "SearchSpace":
+        """Keep only the models that accept data of this shape (a CNN needs images), and, unless the
+        data has ``trusted`` rows, only the methods that do not need them (``needs_trusted``, e.g.
+        ``glc``); ``train_rows``: the rows one model trains on."""
         models = FAMILIES["model"].registry
         kept = {m: p for m, p in self.families["model"].items() if models.get(m).accepts(input_shape)}
         if not kept:
             raise UserError(f"space {self.name!r} has no model for data of shape {input_shape}; "
                             f"allow one of: {', '.join(m for m in models if models.get(m).accepts(input_shape))}")
-        return SearchSpace(**{**self.__dict__, "families": {**self.families, "model": kept}, "train_rows": train_rows})
+        families = {**self.families, "model": kept}
+        if not trusted:
+            for family, choices in self.families.items():
+                registry = FAMILIES[family].registry
+                left = {c: p for c, p in choices.items() if c == "none" or not registry.get(c).needs_trusted}
+                if choices and not left:
+                    raise UserError(f"space {self.name!r} offers only {', '.join(choices)} as {family}, which need "
+                                    "trusted rows; pass --trusted FILE or --trusted-fraction F, or allow another")
+                if len(left) < len(choices):
+                    families[family] = left
+        return SearchSpace(**{**self.__dict__, "families": families, "train_rows": train_rows})
 
     def to_dict(self) -> dict[str, Any]:
         """A canonical, JSON-safe description (what the space hash is computed from)."""

@@ -106,7 +106,7 @@ class TrainingStep:
             z = net.head(features)
             if m.selection is not None:
                 m.selection.observe(z.detach(), labels, idx)
-            adjusted, t = m.adjustment(z, hot) if m.adjustment is not None else (z, hot)  # type: ignore[arg-type]
+            adjusted, t = m.adjustment(z, hot, idx) if m.adjustment is not None else (z, hot)  # type: ignore[arg-type]
             per_sample.append(m.loss(adjusted.float(), t) if t is not None else m.loss.from_labels(adjusted.float(), labels))
             logits.append(z)
             extras.append(m.mixing.feature_loss(features, hot, net.head) if m.mixing is not None else None)  # type: ignore[arg-type]

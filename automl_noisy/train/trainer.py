@@ -140,7 +140,7 @@ class Trainer:
         self.step = TrainingStep(scheme, methods, self.networks, k, outputs,
                                  views_for(type(factory).spatial, data.input_shape))
         info = TrainInfo(len(data.y_train), k, data.input_shape, pipeline.epochs, self.device,
-                         self.networks[0].feature_dim, pipeline.seed)
+                         self.networks[0].feature_dim, pipeline.seed, data.trusted_train)
         for component in self.step.components():
             component.setup(info)
         body = [p for net in self.networks for p in net.body.parameters() if p.requires_grad]

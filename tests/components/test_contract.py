@@ -80,7 +80,8 @@ def _entry_pipeline(family: str, name: str, spec_data) -> Pipeline:
 
 @pytest.fixture(scope="module")
 def tiny_sets(tmp_path_factory):
-    """Tiny vector and image datasets (a few dozen samples per class)."""
+    """Tiny vector and image datasets (a few dozen samples per class), a fifth of their rows trusted
+    (methods that need trusted rows get them; the others train with them present)."""
     rng = np.random.default_rng(0)
     out = {}
     for kind, shape in (("vectors", (6,)), ("images", (1, 8, 8))):
@@ -88,7 +89,7 @@ def tiny_sets(tmp_path_factory):
         x = rng.normal(size=(90, *shape)).astype(np.float32) + y.reshape(-1, *[1] * len(shape))
         path = tmp_path_factory.mktemp(kind) / "d.npz"
         np.savez(path, X=x, y=y)
-        out[kind] = load_data(DataSpec(f"npz:{path}", "symmetric:0.2"))
+        out[kind] = load_data(DataSpec(f"npz:{path}", "symmetric:0.2", options={"trusted_fraction": 0.2}))
     return out
 
 
@@ -124,7 +125,7 @@ def test_slot_shapes(entry):
     component = build(family, ComponentSpec(name))
     torch.manual_seed(0)
     info = TrainInfo(num_train=20, num_classes=K, input_shape=(4,), epochs=3, device=torch.device("cpu"),
-                     feature_dim=4, seed=0)
+                     feature_dim=4, seed=0, trusted=np.arange(20) % 4 == 0)  # rows 0 and 12 of idx are trusted
     component.setup(info)
     component.on_epoch_start(1)
     logits = torch.randn(5, K + component.extra_outputs, requires_grad=True)
@@ -136,9 +137,11 @@ def test_slot_shapes(entry):
         assert out.shape == (5,) and torch.isfinite(out).all() and (out >= -1e-6).all()
         assert torch.allclose(component.from_labels(logits, labels), out, atol=1e-5)  # the hard-label path
     elif isinstance(component, TargetAdjustment):
-        new_logits, new_targets = component(logits, targets)
-        assert new_logits.shape == logits.shape and new_targets.shape == targets.shape
-        assert torch.allclose(new_targets.sum(dim=1), torch.ones(5), atol=1e-5)
+        calls = [idx] if component.needs_trusted else [idx, None]  # the step passes idx; other callers may not
+        for rows in calls:
+            new_logits, new_targets = component(logits, targets, rows)
+            assert new_logits.shape == logits.shape and new_targets.shape == targets.shape
+            assert torch.allclose(new_targets.sum(dim=1), torch.ones(5), atol=1e-5)
     elif isinstance(component, Mixing):
         x = torch.randn(5, 1, 4, 4)
         new_x, new_targets = component.mix_inputs(x, targets)
@@ -190,6 +193,22 @@ def test_slot_shapes(entry):
                 assert net.features(torch.randn(2, *shape)).shape == (2, net.feature_dim)
     else:
         pytest.fail(f"{family}.{name} fills no known slot")
+
+
+def test_needs_trusted_is_refused_without_trusted_rows(entry):
+    """A method that needs trusted rows says so in one line at setup when there are none."""
+    from automl_noisy.errors import UserError
+
+    family, name = entry
+    component = build(family, ComponentSpec(name))
+    if not component.needs_trusted:
+        return
+    for trusted in (None, np.zeros(20, dtype=bool)):
+        info = TrainInfo(num_train=20, num_classes=K, input_shape=(4,), epochs=3, device=torch.device("cpu"),
+                         trusted=trusted)
+        with pytest.raises(UserError, match="trusted") as caught:
+            component.setup(info)
+        assert "\n" not in str(caught.value)
 
 
 def test_unknown_parameter_is_a_user_error(entry):
