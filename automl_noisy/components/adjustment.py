@@ -148,16 +148,17 @@ class GoldLossCorrection(TargetAdjustment):
     Hendrycks, Mazeika, Wilson and Gimpel, "Using trusted data to train deep networks on labels
     corrupted by severe noise", NeurIPS 2018.
 
-    In two stages: for ``warmup_epochs`` epochs a network trains on the untrusted rows alone (the
-    trusted rows' logits are detached, so they give no gradient: a network fitted to them would
-    predict their clean labels and make ``C`` the identity); ``C`` is then estimated from its
-    eval-mode predictions ``p(. | x)`` on the trusted training rows, grouped by their (clean)
-    labels, and the networks start over (``restart_after``) to train with the correction for the
-    remaining epochs. A class with no trusted training row gets the identity row (its labels are
-    taken as they are). The loss applied to the returned logits is the pipeline's (CE in the
-    paper); extra outputs (columns beyond K) keep their probabilities. Needs trusted rows
-    (``--trusted``, ``--trusted-fraction``); with input mixing a row counts as trusted by its
-    first sample.
+    In two stages, as the paper: for ``warmup_epochs`` epochs a network trains on the untrusted
+    rows alone (the trusted rows' logits are detached, so they give no gradient; the batch mean
+    still counts them. A network fitted to them would predict their clean labels and push ``C``
+    towards the identity); ``C`` is then estimated from its eval-mode predictions ``p(. | x)`` on
+    the trusted training rows, grouped by their (clean) labels, and the networks start over
+    (``restart_after``) to train with the correction for the remaining epochs (with
+    ``warmup_epochs`` at or past the last epoch, the run is the first stage alone). A class with no
+    trusted training row gets the identity row (its labels are taken as they are). The loss applied
+    to the returned logits is the pipeline's (CE in the paper); extra outputs (columns beyond K)
+    keep their probabilities. Needs trusted rows (``--trusted``, ``--trusted-fraction``); with
+    input mixing a row counts as trusted by its first sample.
     """
 
     needs_trusted = True

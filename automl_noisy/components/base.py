@@ -7,7 +7,7 @@ scheme (``automl_noisy.train.step``)::
     targets  = correction.correct(targets, idx)        # LabelCorrection (shared by the networks)
     x, targets = mixing.mix_inputs(x, targets)         # Mixing (shared by the networks)
     features = net.features(x); logits = net.head(features)   # ModelFactory, Scheme
-    logits, targets = adjustment(logits, targets, idx) # TargetAdjustment
+    logits, targets = adjustment(logits, targets, idx)   # TargetAdjustment
     per_sample = loss(logits, targets)                 # PerSampleLoss -> (B,)
     w = scheme.weights(selection, ...)                 # Selector -> (B,) in [0, 1]
     semi = semi.loss(SemiBatch(...))                   # SemiSupervised: weight-0 samples -> extra loss
