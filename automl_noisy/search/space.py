@@ -239,8 +239,9 @@ class SearchSpace:
                 registry = FAMILIES[family].registry
                 left = {c: p for c, p in choices.items() if c == "none" or not registry.get(c).needs_trusted}
                 if choices and not left:
-                    raise UserError(f"space {self.name!r} offers only {', '.join(choices)} as {family}, which need "
-                                    "trusted rows; pass --trusted FILE or --trusted-fraction F, or allow another")
+                    raise UserError(f"space {self.name!r} offers as {family} only methods that need trusted rows "
+                                    f"({', '.join(choices)}); pass --trusted FILE or --trusted-fraction F, or allow "
+                                    "another")
                 if len(left) < len(choices):
                     families[family] = left
         return SearchSpace(**{**self.__dict__, "families": families, "train_rows": train_rows})

@@ -133,5 +133,5 @@ def test_the_default_space_offers_glc_only_with_trusted_rows():
         c: p for c, p in space.to_dict()["families"]["adjustment"].items() if c != "glc"}}
     assert space.for_shape((8,)).to_dict()["families"] == {**without, "model": {"mlp": without["model"]["mlp"]}}
     only = parse_space({"families": {"model": ["mlp"], "adjustment": ["glc"]}}, name="only")
-    with pytest.raises(UserError, match="need trusted rows"):
+    with pytest.raises(UserError, match="only methods that need trusted rows"):
         only.for_shape((8,))

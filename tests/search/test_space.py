@@ -146,3 +146,22 @@ def test_load_space_errors(tmp_path):
     bad.write_text("families:\n  loss: [ce\n")
     with pytest.raises(UserError, match="not valid YAML at line"):
         load_space(str(bad))
+
+
+def test_a_search_offers_glc_only_for_data_with_trusted_rows(tmp_path):
+    """The search gives the space the data's trusted rows: a space of glc alone trains it on data with
+    trusted rows, and is refused in one line on data without them."""
+    from automl_noisy.search.controller import SearchOptions, search
+
+    path = tmp_path / "glc.yaml"
+    path.write_text("epochs: 2\nfamilies:\n  model: {mlp: {width: 32, depth: 1}}\n"
+                    "  adjustment: {glc: {warmup_epochs: 1}}\n")
+    options = {"space": str(path), "trials": 1, "executor": "local", "progress": False, "cv": 1, "portfolio": None}
+    spec = DataSpec("synthetic", "pair:0.3", options={"samples": 200, "features": 4, "classes": 3,
+                                                      "trusted_fraction": 0.1})
+    study = search(SearchOptions(data=spec, storage=f"sqlite:///{tmp_path}/a.db", **options))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE]
+    assert study.trials[0].user_attrs["pipeline"]["adjustment"]["name"] == "glc"
+    untrusted = replace(spec, options={"samples": 200, "features": 4, "classes": 3})
+    with pytest.raises(UserError, match=r"offers as adjustment only methods that need trusted rows \(glc\)"):
+        search(SearchOptions(data=untrusted, storage=f"sqlite:///{tmp_path}/b.db", **options))
