@@ -57,11 +57,7 @@ def hold_trusted(rows: np.ndarray, labels: np.ndarray) -> str:
     """Keep trusted row ids and their class ids (``0..K-1``) in this process; returns the value of the
     option ``trusted`` that reads them (``memory:KEY``, KEY made from their content)."""
     rows, labels = np.asarray(rows, dtype=np.int64), np.asarray(labels, dtype=np.int64)
-    digest = hashlib.sha256(b"trusted")
-    for array in (rows, labels):
-        digest.update(repr(array.shape).encode())
-        digest.update(np.ascontiguousarray(array).tobytes())
-    key = digest.hexdigest()[:16]
+    key = _digest(rows, labels)
     _TRUSTED[key] = (rows, labels)
     return f"memory:{key}"
 
