@@ -344,18 +344,22 @@ def cmd_search(args: argparse.Namespace) -> int:
 
         print(f"labels, before any trial: {describe_profile(profile)}")
     if states.count(TrialState.COMPLETE):
-        from automl_noisy.search.export import validation_name
+        from automl_noisy.search.export import ranked_by, validation_name
         from automl_noisy.search.summary import baseline_warning, value_text
 
         best = study.best_trial
-        test = best.user_attrs.get("test_accuracy")
+        test, noisy = best.user_attrs.get("test_accuracy"), best.user_attrs.get("noisy_val_accuracy")
         combo = ", ".join(f"{k}={v}" for k, v in best.user_attrs.get("combination", {}).items())
         print(f"best trial {best.number}: val_accuracy {value_text(best)} at epoch {best.user_attrs.get('best_epoch')}"
+              + (f", noisy_val_accuracy {noisy:.4f}" if noisy is not None else "")
               + (f", clean test_accuracy {test:.4f}" if test is not None else "") + f" ({combo})")
         from automl_noisy.final_model import estimate_note
 
         folds = study.user_attrs["data"].get("folds", 1)
-        print(f"model selection: {validation_name(folds)}; val_accuracy is {estimate_note(folds)}")
+        print(f"model selection: {validation_name(folds, study.user_attrs.get('objective'))}; "
+              f"val_accuracy is {estimate_note(folds)}")
+        if "trusted_validating" in (study.user_attrs.get("objective") or {}):
+            print(f"trials ranked by {ranked_by(study)}")
         from automl_noisy.search.selection import choose, versus_baseline
 
         choice = choose(study)
@@ -375,7 +379,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     _, provenance = export_best(args.storage, args.study, args.output, args.rule)
     print(f"wrote {args.output}: trial {provenance['trial']} of study {provenance['study']!r}, "
-          f"val_accuracy {provenance['val_accuracy']:.4f}")
+          f"val_accuracy {provenance['val_accuracy']:.4f}, ranked by {provenance['ranked_by']}")
     print(provenance["selection"])
     if provenance.get("versus_plain_ce"):
         print(provenance["versus_plain_ce"])

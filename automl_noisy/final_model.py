@@ -28,10 +28,14 @@ FINAL_MODELS = (ENSEMBLE, REFIT)
 DEFAULT_FINAL_MODEL = ENSEMBLE
 
 
-def estimate_note(folds: int, final_model: str = DEFAULT_FINAL_MODEL, validation_rows: int | None = None) -> str:
-    """What a trial's ``val_accuracy`` estimates for the model ``train`` ships."""
+def estimate_note(folds: int, final_model: str = DEFAULT_FINAL_MODEL, validation_rows: int | None = None,
+                  trusted_rows: int | None = None) -> str:
+    """What a trial's ``val_accuracy`` estimates for the model ``train`` ships (with a holdout split,
+    ``trusted_rows``: how many trusted rows of it scored, when they did)."""
     if folds <= 1:
         rows = f"the {validation_rows} rows of " if validation_rows is not None else ""
+        if trusted_rows is not None:
+            rows = f"the {trusted_rows} trusted rows of "
         return f"on {rows}the validation split, which the model that ships did not train on"
     if final_model == ENSEMBLE:
         return (f"out of fold: each row scored by the one of the {folds} fold models that did not train on it; "

@@ -39,6 +39,19 @@ def commit() -> str:
     return f"commit {head}{' +changes' if dirty else ''}"
 
 
+def code_tree() -> str:
+    """The git tree hash of the package measured: rows of an interrupted run are reused only when the
+    package is the same, byte for byte (a commit that changes only this script keeps them)."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "automl_noisy"], cwd=root,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    tree = subprocess.run(["git", "rev-parse", "HEAD:automl_noisy"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    return "" if dirty else tree
+
+
 def machine() -> str:
     """One line: date, code commit, cores, CPU model, Python, torch and ray versions."""
     import torch

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import OtherLoad, busy_cores, commit, fmt, machine, table, write_section
+from _common import OtherLoad, busy_cores, code_tree, commit, fmt, machine, table, write_section
 
 RECORD = Path(__file__).resolve().parent / "model-selection-ship.json"
 #: the rows finished so far, kept after each search so that an interrupted run goes on where it stopped
@@ -202,19 +202,6 @@ pick a and the best trial b. Clean labels only score.
 
 {chr(10).join(reading)}
 """
-
-
-def code_tree() -> str:
-    """The git tree hash of the package measured: rows of an interrupted run are reused only when the
-    package is the same, byte for byte (a commit that changes only this script keeps them)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "automl_noisy"], cwd=root,
-                           capture_output=True, text=True, check=True).stdout.strip()
-    tree = subprocess.run(["git", "rev-parse", "HEAD:automl_noisy"], cwd=root, capture_output=True, text=True,
-                          check=True).stdout.strip()
-    return "" if dirty else tree
 
 
 def finished_rows(tree: str) -> list[dict]:

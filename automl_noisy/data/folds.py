@@ -80,6 +80,27 @@ def pool_folds(data: NoisyDataset) -> np.ndarray:
     return fold_assignment(np.concatenate([data.y_train, data.y_val]), data.spec.folds, data.spec.seed)
 
 
+def scored_rows(data: NoisyDataset, trusted_only: bool) -> tuple[list[int], list[np.ndarray] | None]:
+    """The rows that score a trial, per fold (one entry for a holdout split): how many each fold holds,
+    and where each fold's rows sit among them all in pool order (None for a holdout split). Every
+    validating row, or with ``trusted_only`` only the trusted ones (the rows of a clean objective,
+    :attr:`NoisyDataset.trusted_objective`).
+
+    >>> from automl_noisy.data import DataSpec, load_data
+    >>> data = load_data(DataSpec("synthetic", "symmetric:0.2", folds=3,
+    ...                           options={"samples": 300, "trusted_fraction": 0.1}))
+    >>> scored_rows(data, False)[0], sum(scored_rows(data, True)[0]) == data.trusted_count
+    ([80, 80, 80], True)
+    """
+    if data.spec.folds <= 1:
+        return [int(data.trusted_val.sum()) if trusted_only else len(data.y_val)], None  # type: ignore[union-attr]
+    folds = pool_folds(data)
+    if trusted_only:
+        folds = folds[_pool(data)["trusted"]]  # type: ignore[index]
+    rows = [np.flatnonzero(folds == i) for i in range(data.spec.folds)]
+    return [len(r) for r in rows], rows
+
+
 def fold_split(data: NoisyDataset, fold: int) -> NoisyDataset:
     """Fold ``fold`` of ``data``'s pool as validation, the other folds as training."""
     pool, held = _pool(data), pool_folds(data) == fold

@@ -4,7 +4,8 @@ are known, a stratified share of the training pool kept clean (``--trusted-fract
 A trusted row's training or validation label *is* its verified label: it replaces the noisy one. The
 rows are data, like the labels: they are part of the dataset's fingerprint, and they never come from
 the test split. Methods that need them (``needs_trusted``, e.g. ``glc``) read the training rows'
-mask; nothing ranks trials on them yet.
+mask; with enough of them validating, they rank the search's trials
+(:attr:`automl_noisy.data.dataset.NoisyDataset.trusted_objective`).
 
 A trusted file lists row ids (0-based, in the data's own row order: a CSV's data lines, an ``.npz``'s
 ``X``, an image folder's images by class folder then path; after a label file that keeps only a

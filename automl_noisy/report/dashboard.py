@@ -65,19 +65,21 @@ def note_markdown(analysis: Analysis, profile: dict | None = None, export: tuple
 
 
 def export_lines(study: optuna.Study) -> tuple[str, ...]:
-    """What ``export`` takes by its default rule, and that trial and the best against plain CE (paired)."""
+    """What ranked the trials, what ``export`` takes by its default rule, and that trial and the best
+    against plain CE (paired)."""
+    from automl_noisy.search.export import ranked_by
     from automl_noisy.search.selection import choose, versus_baseline
 
     choice = choose(study)
     versus = [versus_baseline(study, study.trials[n]) for n in dict.fromkeys([choice.trial.number, choice.best.number])]
-    return (choice.reason, *(v for v in versus if v))
+    return (f"trials ranked by {ranked_by(study)}", choice.reason, *(v for v in versus if v))
 
 
 def attach(study: optuna.Study, analysis: Analysis) -> list[str]:
     """Save the analysis figures and note under ``study``; returns the graph object ids."""
     from optuna_dashboard import get_note, save_note, save_plotly_graph_object
 
-    made = (figures.effects_figure(analysis.effects), figures.interactions_figure(analysis.effects),
+    made = (figures.effects_figure(analysis.effects, figures.objective_name(study)), figures.interactions_figure(analysis.effects),
             figures.importances_figure(analysis))
     for graph_id, figure in zip(GRAPHS, made):
         save_plotly_graph_object(study, figure, graph_object_id=graph_id)

@@ -19,6 +19,12 @@ from automl_noisy.search.study_analysis import Analysis
 COLORS = {"helps": "#2e7d32", "hurts": "#c62828", "unclear": "#9e9e9e", "fails often": "#ef6c00",
           "baseline": "#1565c0"}
 OBJECTIVE = "validation accuracy (noisy labels)"
+TRUSTED_OBJECTIVE = "validation accuracy (trusted rows)"
+
+
+def objective_name(study: optuna.Study) -> str:
+    """What the study's objective is, for axis titles: noisy, or (a clean objective) trusted rows."""
+    return TRUSTED_OBJECTIVE if (study.user_attrs.get("objective") or {}).get("ranked_by") == "trusted" else OBJECTIVE
 
 
 def label(family: str, choice: str) -> str:
@@ -38,9 +44,10 @@ def _empty(title: str, message: str) -> go.Figure:
     return _layout(fig, title, 240)
 
 
-def effects_figure(table: EffectsTable) -> go.Figure:
-    """Horizontal bars: each choice's effect with its simultaneous interval, coloured by verdict."""
-    title = f"Effect of each choice on the {OBJECTIVE}, against the baseline ({table.confidence:.0%} intervals)"
+def effects_figure(table: EffectsTable, objective: str = OBJECTIVE) -> go.Figure:
+    """Horizontal bars: each choice's effect on the ``objective`` (its name) with its simultaneous
+    interval, coloured by verdict."""
+    title = f"Effect of each choice on the {objective}, against the baseline ({table.confidence:.0%} intervals)"
     rows = [r for r in table.rows if not r.reference and r.effect is not None]
     if not rows:
         return _empty(title, "No effect could be estimated yet: more trials are needed.")
@@ -55,7 +62,7 @@ def effects_figure(table: EffectsTable) -> go.Figure:
         hovertemplate="%{y}: %{x:+.4f} %{customdata[4]}<br>%{customdata[0]}; %{customdata[1]} trials "
                       "(%{customdata[2]} pruned), %{customdata[3]} failed<extra></extra>"))
     fig.add_vline(x=0, line_color="#212121", line_width=1)
-    fig.update_xaxes(title=f"change in {OBJECTIVE} vs. the baseline's choice", zeroline=False)
+    fig.update_xaxes(title=f"change in {objective} vs. the baseline's choice", zeroline=False)
     return _layout(fig, title, max(320, 26 * len(rows) + 120))
 
 
@@ -104,7 +111,7 @@ def importances_figure(analysis: Analysis) -> go.Figure:
 
 
 def history_figure(study: optuna.Study) -> go.Figure:
-    fig = optuna.visualization.plot_optimization_history(study, target_name=OBJECTIVE)
+    fig = optuna.visualization.plot_optimization_history(study, target_name=objective_name(study))
     return _layout(fig, "Optimization history")
 
 
@@ -128,6 +135,8 @@ def accuracy_figure(study: optuna.Study) -> go.Figure | None:
                 text=[f"trial {p[0]}" for p in points], marker=dict(size=9, symbol="circle" if state == "complete"
                                                                    else "x"),
                 hovertemplate="%{text}: validation %{x:.4f}, test %{y:.4f}<extra></extra>"))
-    fig.update_xaxes(title=f"{OBJECTIVE} (pruned: last reported)")
+    objective = objective_name(study)
+    fig.update_xaxes(title=f"{objective} (pruned: last reported)")
     fig.update_yaxes(title="test accuracy (clean labels)")
-    return _layout(fig, "Does the noisy validation accuracy track the clean test accuracy?")
+    which = "trusted-row" if objective == TRUSTED_OBJECTIVE else "noisy"
+    return _layout(fig, f"Does the {which} validation accuracy track the clean test accuracy?")

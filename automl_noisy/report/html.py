@@ -24,7 +24,7 @@ from automl_noisy.errors import UserError
 from automl_noisy.outputs import check_writable_folder, refuse_inputs, sqlite_file, write_text
 from automl_noisy.report import figures
 from automl_noisy.search.analysis import EffectsTable
-from automl_noisy.search.export import best_pipeline, study_inputs
+from automl_noisy.search.export import best_pipeline, ranked_by, study_inputs
 from automl_noisy.search.summary import baseline_warning, value_text
 from automl_noisy.search.storage import mask_url
 from automl_noisy.search.study_analysis import Analysis, load_or_compute, open_analysis
@@ -135,6 +135,7 @@ def render_report(study: optuna.Study, analysis: Analysis | None = None, storage
         meta.append(f"data {html.escape(str(data.get('source')))}, noise {html.escape(str(data.get('noise')))}")
     meta.append(f"{analysis.n_trials} trials analysed ({counts['complete']} complete, {counts['pruned']} pruned, "
                 f"{counts['failed']} failed)")
+    meta.append(f"trials ranked by {html.escape(ranked_by(study))}")
     if table.baseline_value is not None:
         meta.append(f"baseline (fit) {table.baseline_value:.4f}")
     try:
@@ -142,7 +143,7 @@ def render_report(study: optuna.Study, analysis: Analysis | None = None, storage
         warning = baseline_warning(study)
         chosen = study.trials[provenance["trial"]]
         versus = provenance.get("versus_plain_ce")
-        best_line = (f"Trial {provenance['trial']}, {figures.OBJECTIVE} {value_text(chosen)} "
+        best_line = (f"Trial {provenance['trial']}, {figures.objective_name(study)} {value_text(chosen)} "
                      f"({html.escape(provenance['validation'])}"
                      + (f", best epoch {pipeline.best_epoch})" if pipeline.best_epoch else ")")
                      + (f", clean test accuracy {provenance['test_accuracy']:.4f}"
@@ -159,7 +160,7 @@ def render_report(study: optuna.Study, analysis: Analysis | None = None, storage
     return PAGE.substitute(
         title=html.escape(study.study_name), meta="; ".join(meta), summary=_summary(table),
         plotlyjs=get_plotlyjs(),
-        effects=_div(figures.effects_figure(table), "fig-effects"),
+        effects=_div(figures.effects_figure(table, figures.objective_name(study)), "fig-effects"),
         interactions=_div(figures.interactions_figure(table), "fig-interactions"),
         importances=_div(figures.importances_figure(analysis), "fig-importances"),
         history=_div(figures.history_figure(study), "fig-history"),

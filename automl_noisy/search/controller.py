@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from automl_noisy.credentials import secrets_of
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
-from automl_noisy.data.folds import default_folds, pool_folds, train_rows
+from automl_noisy.data.folds import default_folds, pool_folds, scored_rows, train_rows
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file
@@ -239,8 +239,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     epoch is kept (search/fold_models.py)."""
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
-    sizes = np.bincount(pool_folds(data), minlength=folds).tolist() if folds > 1 else [len(data.y_val)]
-    rows = [np.flatnonzero(pool_folds(data) == i) for i in range(folds)] if folds > 1 else None
+    sizes, rows = scored_rows(data, data.trusted_objective)  # the rows a trial's value is measured on
+    all_sizes = scored_rows(data, False)[0] if data.trusted_objective else None
     order = None
     if options.reproducible and executor.capacity > 1:  # one job at a time is in order already
         order = TrialOrder(trials_in_flight(executor.capacity, len(jobs_of_trial)), len(study.trials))
@@ -350,7 +350,7 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
                     trial.set_user_attr("combination", {**pipeline.combination(),
                                                         **({"preset": trial.params.get("preset", "none")}
                                                            if space.presets else {})})
-                    running[trial.number], curves[trial.number] = trial, TrialCurve(sizes, rows)
+                    running[trial.number], curves[trial.number] = trial, TrialCurve(sizes, rows, all_sizes)
                     mine.add(trial.number)
                     places[trial.number] = set()
                     launched += 1
@@ -444,6 +444,8 @@ def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, curve: 
         trial.set_user_attr("test_accuracy", best.test_accuracy)  # what the exported pipeline trains to
         trial.set_user_attr("epochs_run", last.epoch)
         trial.set_user_attr("train_loss", best.train_loss)
+        if best.noisy_val_accuracy is not None:  # the trusted rows ranked it; the noisy labels said this
+            trial.set_user_attr("noisy_val_accuracy", best.noisy_val_accuracy)
         if best.val_correct is not None:  # for comparing trials row by row (search/selection.py)
             trial.set_user_attr("val_correct", best.val_correct)
         if last.label_issue_auroc is not None:

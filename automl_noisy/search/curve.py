@@ -10,6 +10,10 @@ its inspirations in learning with noisy labels", AAAI 2021), with the binomial s
 rows were predicted right (the folds' rows put back in pool order), so that two trials can be
 compared row by row on the same rows (:mod:`automl_noisy.search.selection`).
 
+With enough trusted rows (``NoisyDataset.trusted_objective``) the objective is clean: only the
+trusted rows score (out of fold under K-fold, each weighted as one row), and the noisy accuracy on
+every validation row is kept beside it (``noisy_val_accuracy``).
+
 >>> from automl_noisy.train import EpochMetrics
 >>> curve = TrialCurve([100, 50])
 >>> curve.add(0, EpochMetrics(1, 1.0, 0.60, None, 1.0)) is None  # fold 1 has not reached epoch 1
@@ -36,16 +40,25 @@ def binomial_stderr(accuracy: float, n: int) -> float:
     return math.sqrt(max(accuracy * (1 - accuracy), 0.0) / n) if n > 0 else float("nan")
 
 
+def _weighted(values: Sequence[float], sizes: Sequence[int]) -> float:
+    """The mean of per-fold accuracies weighted by their rows (a fold without rows counts for nothing)."""
+    total = sum(sizes)
+    return sum(v * n for v, n in zip(values, sizes) if n) / total if total else float("nan")
+
+
 def combine(epochs: Sequence[EpochMetrics], sizes: Sequence[int],
-            rows: Sequence[np.ndarray] | None = None) -> EpochMetrics:
-    """The folds' metrics of one epoch as one: validation accuracy weighted by fold size (the
-    out-of-fold accuracy), the mean training loss, clean test accuracy and label-issue AUROC of the
-    fold models (when all have one), the wall time of all folds together, and which pool rows were
-    predicted right (``rows[i]``: where fold ``i``'s validation rows sit in the pool)."""
+            rows: Sequence[np.ndarray] | None = None, all_sizes: Sequence[int] | None = None) -> EpochMetrics:
+    """The folds' metrics of one epoch as one: validation accuracy weighted by the rows each fold
+    scores (the out-of-fold accuracy), the noisy accuracy on every row (weighted by ``all_sizes``)
+    when the trusted rows score, the mean training loss, clean test accuracy and label-issue AUROC of
+    the fold models (when all have one), the wall time of all folds together, and which scored rows
+    were predicted right (``rows[i]``: where fold ``i``'s scored rows sit among all of them, in pool
+    order)."""
     if len(epochs) == 1:
         return epochs[0]
     total = sum(sizes)
     mean = lambda values: None if any(v is None for v in values) else sum(values) / len(values)  # noqa: E731
+    noisy = [m.noisy_val_accuracy for m in epochs]
     correct = None
     if rows is not None and all(m.val_correct is not None for m in epochs):
         pool = np.zeros(total, dtype=bool)
@@ -55,21 +68,27 @@ def combine(epochs: Sequence[EpochMetrics], sizes: Sequence[int],
     return EpochMetrics(
         epoch=epochs[0].epoch,
         train_loss=sum(m.train_loss for m in epochs) / len(epochs),
-        val_accuracy=sum(m.val_accuracy * n for m, n in zip(epochs, sizes)) / total,
+        val_accuracy=_weighted([m.val_accuracy for m in epochs], sizes),
         test_accuracy=mean([m.test_accuracy for m in epochs]),
         seconds=sum(m.seconds for m in epochs),
         label_issue_auroc=mean([m.label_issue_auroc for m in epochs]),
         val_correct=correct,
+        noisy_val_accuracy=None if any(v is None for v in noisy) or all_sizes is None
+        else _weighted(noisy, all_sizes),  # type: ignore[arg-type]
     )
 
 
 class TrialCurve:
-    """Collects the epochs of one trial's jobs; ``sizes`` are the validation rows of each fold (one
-    entry for a holdout split), ``rows`` (optional) where each fold's rows sit in the pool."""
+    """Collects the epochs of one trial's jobs; ``sizes`` are the rows that score in each fold (one
+    entry for a holdout split), ``rows`` (optional) where each fold's scored rows sit among them all
+    (:func:`automl_noisy.data.folds.scored_rows`), ``all_sizes`` every validation row of each fold when
+    only its trusted rows score."""
 
-    def __init__(self, sizes: Sequence[int], rows: Sequence[np.ndarray] | None = None) -> None:
+    def __init__(self, sizes: Sequence[int], rows: Sequence[np.ndarray] | None = None,
+                 all_sizes: Sequence[int] | None = None) -> None:
         self.sizes = list(sizes)
         self.rows = rows
+        self.all_sizes = all_sizes  # every validation row of each fold, when only some of them score
         self.best: EpochMetrics | None = None  # the epoch with the highest validation accuracy (earliest of ties)
         self.last: EpochMetrics | None = None
         self._waiting: dict[int, dict[int, EpochMetrics]] = {}  # epoch -> fold -> metrics
@@ -83,7 +102,7 @@ class TrialCurve:
         if len(got) < len(self.sizes):
             return None
         del self._waiting[metrics.epoch]
-        combined = combine([got[i] for i in range(len(self.sizes))], self.sizes, self.rows)
+        combined = combine([got[i] for i in range(len(self.sizes))], self.sizes, self.rows, self.all_sizes)
         self.last = combined
         if self.best is None or combined.val_accuracy > self.best.val_accuracy:
             self.best = combined

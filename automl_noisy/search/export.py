@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 
+from automl_noisy.data.dataset import MIN_TRUSTED_TO_RANK
 from automl_noisy.errors import UserError
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file, write_text
 from automl_noisy.pipeline import Pipeline
@@ -17,9 +18,32 @@ from automl_noisy.search.selection import DEFAULT_RULE, choose, versus_baseline
 from automl_noisy.search.storage import mask_url, open_storage, resolve_study
 from automl_noisy.versions import versions
 
-def validation_name(folds: int) -> str:
-    """How a trial's value was measured, in words."""
-    return f"{folds}-fold cross-validation (out-of-fold noisy accuracy)" if folds > 1 else "holdout (noisy accuracy)"
+
+def validation_name(folds: int, objective: dict | None = None) -> str:
+    """How a trial's value was measured, in words; ``objective`` is the study's (``study.objective``:
+    what ranked the trials; a study without one ranked by the noisy labels).
+
+    >>> validation_name(3, {"ranked_by": "trusted", "rows": 72})
+    '3-fold cross-validation (out-of-fold accuracy on the 72 trusted rows; noisy accuracy recorded as noisy_val_accuracy)'
+    >>> validation_name(1)
+    'holdout (noisy accuracy)'
+    """
+    how = f"{folds}-fold cross-validation (out-of-fold " if folds > 1 else "holdout ("
+    if objective and objective.get("ranked_by") == "trusted":
+        return how + (f"accuracy on the {objective['rows']} trusted rows"
+                      f"{'' if folds > 1 else ' of the validation split'}; noisy accuracy recorded as noisy_val_accuracy)")
+    return how + "noisy accuracy)"
+
+
+def ranked_by(study: optuna.Study) -> str:
+    """What ranked the study's trials, in a few words."""
+    objective = study.user_attrs.get("objective") or {}
+    if objective.get("ranked_by") == "trusted":
+        return f"accuracy on the {objective['rows']} trusted rows (a clean objective)"
+    if "trusted_validating" in objective:
+        return (f"noisy accuracy: only {objective['trusted_validating']} trusted rows validate, fewer than the "
+                f"{MIN_TRUSTED_TO_RANK} that rank trials (more trusted rows, or --cv, would make the objective clean)")
+    return "noisy accuracy (no trusted rows)"
 
 
 def best_pipeline(study: optuna.Study, storage_url: str = "",
@@ -43,7 +67,10 @@ def best_pipeline(study: optuna.Study, storage_url: str = "",
         "versus_plain_ce": versus_baseline(study, best),
         "val_accuracy": best.value,
         "value_stderr": best.user_attrs.get("value_stderr"),
-        "validation": validation_name(pipeline.data.folds),
+        "validation": validation_name(pipeline.data.folds, study.user_attrs.get("objective")),
+        "ranked_by": ranked_by(study),
+        **({"noisy_val_accuracy": best.user_attrs["noisy_val_accuracy"]}
+           if "noisy_val_accuracy" in best.user_attrs else {}),
         "val_accuracy_estimates": estimate_note(pipeline.data.folds),
         "test_accuracy": best.user_attrs.get("test_accuracy"),
         "combination": best.user_attrs.get("combination"),

@@ -60,6 +60,7 @@ def open_study(storage: optuna.storages.BaseStorage, url: str, name: str, spec: 
                            "space_name": space.name,
                            "data_fingerprint": data.fingerprint, "noise_rate": data.noise_rate,
                            "input_shape": list(data.input_shape), "noise_profile": noise_profile(data, seed),
+                           "objective": objective(data),
                            "automl_noisy_version": version("automl-noisy"),
                            "space_fingerprint": identity["space_fingerprint"]}.items():
             study.set_user_attr(key, value)
@@ -94,6 +95,19 @@ def made_by_us(study: optuna.Study, url: str) -> dict:
             raise UserError(f"study {study.study_name!r} in {mask_url(url)} was not made by automl-noisy (it has none "
                             "of the attributes a search records); pass another --study name")
         time.sleep(0.2)
+
+
+def objective(data: NoisyDataset) -> dict:
+    """What ranks the study's trials: ``{"ranked_by": "trusted" or "noisy", "rows": how many rows score}``
+    (see :attr:`NoisyDataset.trusted_objective`), and ``trusted_validating`` when the data has trusted
+    rows but too few of them validate to rank; a study without it ranked by the noisy labels."""
+    from automl_noisy.data.folds import scored_rows
+
+    out = {"ranked_by": "trusted" if data.trusted_objective else "noisy",
+           "rows": sum(scored_rows(data, data.trusted_objective)[0])}
+    if data.trusted_train is not None and not data.trusted_objective:  # trusted rows, too few of them validate
+        out["trusted_validating"] = sum(scored_rows(data, True)[0])
+    return out
 
 
 def noise_profile(data: NoisyDataset, seed: int) -> dict:

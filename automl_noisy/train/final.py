@@ -54,7 +54,8 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     validation accuracy of the search trial is reproduced (same seed and thread count). With K folds
     the recipe trains once per fold, each fold model scoring the rows it did not see (so every row of
     the pool gets an out-of-fold suspicion score, and ``val_accuracy`` is the trial's out-of-fold
-    accuracy). Then ``final_model`` (None: :data:`~automl_noisy.final_model.DEFAULT_FINAL_MODEL`)
+    accuracy; on the trusted rows alone when they ranked the search's trials, with the noisy one as
+    ``noisy_val_accuracy``). Then ``final_model`` (None: :data:`~automl_noisy.final_model.DEFAULT_FINAL_MODEL`)
     decides what ships: ``"ensemble"`` the K fold models as one model that averages their class
     probabilities (what was validated; nothing more trains), ``"refit"`` one more model trained on
     the whole pool (more rows, but not validated itself; in its metrics ``ensemble_test_accuracy`` is
@@ -108,7 +109,10 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         y = torch.from_numpy(scored.y_train)
         scores = F.nll_loss(log_probs, y, reduction="none").numpy()  # -log p(given label), out of fold
         predicted = log_probs.argmax(dim=1).numpy()
-        val_accuracy = float((log_probs.argmax(dim=1) == y).double().mean())
+        right = (log_probs.argmax(dim=1) == y).numpy()
+        val_accuracy = float(right.mean())
+        if dataset.trusted_objective:  # the trusted rows ranked the trials: they score the model too
+            extra["noisy_val_accuracy"], val_accuracy = val_accuracy, float(right[scored.trusted_train].mean())
         if final_model == ENSEMBLE:
             model, shipped = fold_models, f"ensemble of {folds} fold models"
             # the fold models' mean, as a trial's curve has it (unknown for models the search kept)
@@ -125,9 +129,12 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         trainer = Trainer(pipeline, dataset, device=device, threads=threads, encoder=encoder)
         last = _trained(trainer, on_epoch)
         scores, predicted, val_accuracy = trainer.suspicion_scores(), trainer.predictions(), last.val_accuracy
+        if last.noisy_val_accuracy is not None:
+            extra["noisy_val_accuracy"] = last.noisy_val_accuracy
         model, train_loss = Ensemble.single(trainer.networks), last.train_loss
         shipped = f"one model trained on the {len(dataset.y_train)} rows of the training split"
-        note = estimate_note(1, validation_rows=len(dataset.y_val))
+        note = estimate_note(1, validation_rows=len(dataset.y_val), trusted_rows=(
+            int(dataset.trusted_val.sum()) if dataset.trusted_objective else None))  # type: ignore[union-attr]
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_model_folder(out, pipeline, scored, model)
@@ -137,7 +144,8 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     metrics: dict[str, Any] = {
         "model": shipped,
         "val_accuracy": val_accuracy,
-        "validation": f"{folds}-fold out-of-fold" if folds > 1 else "holdout",
+        "validation": (f"{folds}-fold out-of-fold" if folds > 1 else "holdout")
+        + (" on the trusted rows" if dataset.trusted_objective else ""),
         "val_accuracy_note": note,
         "test_accuracy": _test_accuracy(model, dataset, device),
         **extra,

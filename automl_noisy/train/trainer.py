@@ -33,11 +33,13 @@ class EpochMetrics:
 
     epoch: int  # 1-based
     train_loss: float  # mean training loss over the epoch's batches
-    val_accuracy: float  # on the held-out noisy validation split: the objective
+    val_accuracy: float  # the objective: on the validation split's trusted rows when they rank trials
+    # (NoisyDataset.trusted_objective), else on all of its rows with their noisy labels
     test_accuracy: float | None  # on the test split, when its labels are known to be clean
     seconds: float  # wall time of the epoch, evaluation included
     label_issue_auroc: float | None = None  # last epoch only, when the true noise is known
-    val_correct: str | None = None  # per validation row, whether it was predicted right (pack_rows)
+    val_correct: str | None = None  # per scored validation row, whether it was predicted right (pack_rows)
+    noisy_val_accuracy: float | None = None  # on every validation row, when trusted rows score (val_accuracy)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -156,6 +158,8 @@ class Trainer:
         self._schedule(pipeline.epochs)
         self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
         self.x_val, self.y_val = self._tensors(data.x_val, data.y_val)
+        # the validation rows that score: the trusted ones when they rank trials, else all (None)
+        self._scored = data.trusted_val if data.trusted_objective else None
         clean_test = data.clean_labels_known and len(data.y_test) > 0
         self.x_test, self.y_test = self._tensors(data.x_test, data.y_test) if clean_test else (None, None)
         self._generator = torch.Generator().manual_seed(pipeline.seed)
@@ -254,8 +258,13 @@ class Trainer:
             last = epoch == stop
             auroc = detection_quality(self.data, self.suspicion_scores()).get("label_issue_auroc") if last else None
             correct = self.correct(self.x_val, self.y_val)
+            noisy = float(correct.mean()) if len(correct) else float("nan")
+            if self._scored is not None:  # a clean objective: the trusted rows rank, every row is recorded
+                correct = correct[self._scored]
             yield EpochMetrics(epoch, mean_loss, float(correct.mean()) if len(correct) else float("nan"), test,
-                               time.perf_counter() - start, auroc, pack_rows(correct) if len(correct) else None)
+                               time.perf_counter() - start, auroc,
+                               pack_rows(correct) if len(correct) or self._scored is not None else None,
+                               noisy if self._scored is not None else None)
 
     def outputs(self, x: Tensor, network: int, features: bool = False) -> Tensor:
         """One network's logits (or features) in evaluation mode, computed in chunks."""
