@@ -4,7 +4,8 @@ The pool is every row that trains or validates (train + validation; the test spl
 ``spec.folds = K`` > 1 it is cut into K folds, stratified on the labels the user has (the noisy
 ones: clean labels never decide anything) and shuffled with a seed derived from ``spec.seed``. Fold
 ``i`` is an ordinary :class:`NoisyDataset` whose validation split is the i-th fold and whose training
-split is the rest (every per-row array follows its rows: indices, clean labels, trusted marks), so
+split is the rest (every per-row array follows its rows: indices, clean labels, trusted marks and the
+labels the data gave the trusted rows), so
 ``run_trial`` trains on it unchanged; the K validation accuracies, weighted by
 fold size, are the accuracy of the out-of-fold predictions over the whole pool.
 
@@ -72,7 +73,8 @@ def _pool(data: NoisyDataset) -> dict[str, np.ndarray | None]:
     return {"x": np.concatenate([data.x_train, data.x_val]), "y": np.concatenate([data.y_train, data.y_val]),
             "index": np.concatenate([data.train_index, data.val_index]),
             "clean": both(data.y_train_clean, data.y_val_clean),
-            "trusted": both(data.trusted_train, data.trusted_val)}
+            "trusted": both(data.trusted_train, data.trusted_val),
+            "given": both(data.y_train_given, data.y_val_given)}
 
 
 def pool_folds(data: NoisyDataset) -> np.ndarray:
@@ -88,7 +90,8 @@ def fold_split(data: NoisyDataset, fold: int) -> NoisyDataset:
                    train_index=pick(pool["index"], ~held), y_train_clean=pick(pool["clean"], ~held),
                    x_val=pick(pool["x"], held), y_val=pick(pool["y"], held),
                    val_index=pick(pool["index"], held), y_val_clean=pick(pool["clean"], held),
-                   trusted_train=pick(pool["trusted"], ~held), trusted_val=pick(pool["trusted"], held))
+                   trusted_train=pick(pool["trusted"], ~held), trusted_val=pick(pool["trusted"], held),
+                   y_train_given=pick(pool["given"], ~held), y_val_given=pick(pool["given"], held))
 
 
 def pool_dataset(data: NoisyDataset) -> NoisyDataset:
@@ -99,4 +102,5 @@ def pool_dataset(data: NoisyDataset) -> NoisyDataset:
     return replace(data, x_train=pool["x"], y_train=pool["y"], train_index=pool["index"],
                    y_train_clean=pool["clean"], x_val=data.x_val[:0], y_val=data.y_val[:0],
                    val_index=data.val_index[:0], y_val_clean=empty(data.y_val_clean),
-                   trusted_train=pool["trusted"], trusted_val=empty(data.trusted_val))
+                   trusted_train=pool["trusted"], trusted_val=empty(data.trusted_val),
+                   y_train_given=pool["given"], y_val_given=empty(data.y_val_given))
