@@ -22,6 +22,7 @@ from dataclasses import replace
 import numpy as np
 
 from automl_noisy.data.dataset import NoisyDataset
+from automl_noisy.data.trusted import classes_text, missing_classes
 from automl_noisy.errors import UserError
 
 _FOLD_STREAM = 3  # load_data draws streams 0-2 of the spec's seed; the fold assignment uses the next
@@ -104,3 +105,31 @@ def pool_dataset(data: NoisyDataset) -> NoisyDataset:
                    val_index=data.val_index[:0], y_val_clean=empty(data.y_val_clean),
                    trusted_train=pool["trusted"], trusted_val=empty(data.trusted_val),
                    y_train_given=pool["given"], y_val_given=empty(data.y_val_given))
+
+
+def trusted_gap(data: NoisyDataset) -> str | None:
+    """None when every split a model of ``data`` trains on (the training split; with K folds, each
+    fold's training rows, and the pool that a refit trains on) has a trusted row of every class;
+    else what is missing, in words (for a method that needs them, ``needs_trusted_per_class``), e.g.
+    ``"the training split has no trusted row of class 'b'"``. Every class is missing when no row is
+    trusted."""
+    k = data.num_classes
+    names = lambda missing: classes_text([data.class_names[c] for c in missing])  # noqa: E731
+    if data.spec.folds <= 1:
+        missing = missing_classes(data.y_train, data.trusted_train, k)
+        return f"the training split has no trusted row of {names(missing)}" if missing else None
+    pool = _pool(data)
+    missing = missing_classes(pool["y"], pool["trusted"], k)
+    if missing:
+        return f"the training and validation rows have no trusted row of {names(missing)}"
+    folds = pool_folds(data)
+    short = {i + 1: m for i in range(data.spec.folds)
+             if (m := missing_classes(pool["y"], pool["trusted"] & (folds != i), k))}  # type: ignore[operator]
+    if len(short) == 1:
+        (fold, missing), = short.items()
+        return f"the training rows of fold {fold} of {data.spec.folds} have no trusted row of {names(missing)}"
+    if short:
+        each = "; ".join(f"fold {fold}: {names(missing)}" for fold, missing in short.items())
+        return (f"the training rows of {len(short)} of the {data.spec.folds} folds have no trusted row of some class "
+                f"({each})")
+    return None
