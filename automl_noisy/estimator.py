@@ -108,8 +108,9 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
         ``trusted`` maps rows of ``X`` (0-based positions) to their verified labels (values of ``y``),
         as ``--trusted`` does: those labels replace the rows' labels in ``y``, and the trusted set is
         part of the data's identity (a stored study resumed with another set is refused). The trusted
-        training rows feed the adjustment ``glc``, which the default space then offers; they do not rank
-        trials yet.
+        training rows feed the adjustment ``glc``, which the default space then offers (where every
+        training split has a trusted row of every class); from 50 trusted rows on, the study's noise
+        profile is measured on them. They do not rank trials yet.
         """
         with _value_errors():
             self._fit(X, y, trusted)

@@ -226,7 +226,7 @@ def files(tmp_path, tiny_model, request):
     np.savez(tmp_path / "object_rows.npz", X=np.zeros((42, 2), dtype=object), y=np.arange(42) % 2)
     trusted = {name: _write(tmp_path / f"trusted_{name}.csv", "row,label\n" + rows) for name, rows in (
         ("unknown_row", "3,1\n99,0\n"), ("outside", "3,1\n4,5\n"), ("twice", "3,1\n3,0\n"),
-        ("all_rows", "".join(f"{i},{i % 2}\n" for i in range(40))))}
+        ("all_rows", "".join(f"{i},{i % 2}\n" for i in range(40))), ("one_class", "3,1\n5,1\n"))}
     return dict(single=single, nan=nan, ok_csv=ok_csv, bad_yaml=bad_yaml, unknown=unknown,
                 unknown_space=unknown_space, family_space=family_space, bad_space=bad_space, dir=tmp_path,
                 huge=huge, twice=twice, wide=wide, inf=inf, header_only=header_only, fifo_csv=fifo_csv,
@@ -234,7 +234,8 @@ def files(tmp_path, tiny_model, request):
                 model=tiny_model, batch_one=pipe("b1", "  batch_size: 1\n"),
                 huge_lr=pipe("lr", "  optimizer: {name: sgd, lr: 1000000.0}\n"),
                 bad_momentum=pipe("mom", "  optimizer: {name: sgd, momentum: 7}\n"),
-                ok_pipe=pipe("ok", ""), images=str(images), empty_db=str(empty_db),
+                ok_pipe=pipe("ok", ""), glc_pipe=pipe("glc", "  adjustment: {name: glc}\n"), images=str(images),
+                empty_db=str(empty_db),
                 frozen_alone=pipe("frozen", "  start: {mode: frozen}\n"),
                 unknown_method=pipe("method", "  pretraining: {name: mae_pretrain}\n  start: frozen\n"),
                 searched_setting=_write(tmp_path / "tuned.yaml", "pretraining:\n  method: {name: simclr, "
@@ -420,6 +421,10 @@ CASES = {
     "trusted file for train missing": (lambda f: ["train", f["ok_pipe"], "--data", "synthetic", "--trusted",
                                                   f"{f['dir']}/none.csv", "-o", f"{f['dir']}/o"],
                                        "trusted file not found"),
+    "trusted rows of one class for glc": (lambda f: ["train", f["glc_pipe"], "--data", f["ok_csv"], "--trusted",
+                                                     f["trusted_one_class"], "-o", f"{f['dir']}/o"],
+                                          "adjustment glc needs a trusted training row of every class, but the "
+                                          "training split has no trusted row of class"),
     "trusted fraction out of range": (lambda f: SEARCH + ["--trusted-fraction", "1.5"],
                                       "--trusted-fraction) must be a number in (0, 1)"),
     "trusted fraction not a number": (lambda f: SEARCH + ["--trusted-fraction", "some"], "invalid float value"),

@@ -154,14 +154,17 @@ class GoldLossCorrection(TargetAdjustment):
     towards the identity); ``C`` is then estimated from its eval-mode predictions ``p(. | x)`` on
     the trusted training rows, grouped by their (clean) labels, and the networks start over
     (``restart_after``) to train with the correction for the remaining epochs (with
-    ``warmup_epochs`` at or past the last epoch, the run is the first stage alone). A class with no
-    trusted training row gets the identity row (its labels are taken as they are). The loss applied
-    to the returned logits is the pipeline's (CE in the paper); extra outputs (columns beyond K)
-    keep their probabilities. Needs trusted rows (``--trusted``, ``--trusted-fraction``); with
-    input mixing a row counts as trusted by its first sample.
+    ``warmup_epochs`` at or past the last epoch, the run is the first stage alone). Every class
+    needs a trusted training row, for its row of ``C``: ``setup`` refuses a training split whose
+    trusted rows miss a class (when given its labels; ``estimate`` alone gives such a class the
+    identity row, taking its labels as they are), and a search leaves glc out for data where one
+    would. The loss applied to the returned logits is the pipeline's (CE in the paper); extra
+    outputs (columns beyond K) keep their probabilities. Needs trusted rows (``--trusted``,
+    ``--trusted-fraction``); with input mixing a row counts as trusted by its first sample.
     """
 
     needs_trusted = True
+    needs_trusted_per_class = True
 
     warmup_epochs: int = hyperparameter(10, 1, 30)
     _k: int | None = field(default=None, init=False, repr=False, compare=False)
@@ -174,6 +177,14 @@ class GoldLossCorrection(TargetAdjustment):
                             "pass --trusted FILE or --trusted-fraction F")
         if len(info.trusted) != info.num_train:
             raise ValueError(f"the trusted mask has {len(info.trusted)} rows for {info.num_train} training samples")
+        missing = info.untrusted_classes()
+        if missing:
+            from automl_noisy.data.trusted import classes_text
+
+            raise UserError(f"adjustment glc (gold loss correction) needs a trusted training row of every class, for "
+                            f"its row of the corruption matrix; this training split has none of "
+                            f"{classes_text(missing)}: add trusted rows of each class (--trusted FILE), raise "
+                            "--trusted-fraction, or use fewer folds (--cv)")
         self._k = info.num_classes
         self._trusted = torch.as_tensor(info.trusted, dtype=torch.bool, device=info.device)
         self._c = None

@@ -20,7 +20,9 @@ Optuna or Ray. Components that keep state set it up in ``setup``, may look at ea
 (``on_epoch_end``, which gets an :class:`EpochEnd`). A two-stage method asks, with
 ``restart_after``, for the networks to start over after its first stage, keeping its state.
 A component that reads the trusted rows (``TrainInfo.trusted``) says so with ``needs_trusted``:
-the search offers it only for data with trusted rows.
+the search offers it only for data with trusted rows; one that needs a trusted training row of every
+class (e.g. to estimate a matrix row per class) also says ``needs_trusted_per_class``: the search
+offers it only where every training split has them.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class TrainInfo:
     ``trusted`` is a boolean mask over the training samples in index order (the ``idx`` the step
     passes): True for a trusted row, whose label is its verified clean label (``--trusted``,
     ``--trusted-fraction``; ``NoisyDataset.trusted_train``, which follows a fold's rows); None when
-    no row is trusted.
+    no row is trusted. ``labels`` are the training labels (a trusted row's is its verified label) and
+    ``class_names`` the names of the K classes, when the trainer gives them.
     """
 
     num_train: int
@@ -75,6 +78,18 @@ class TrainInfo:
     feature_dim: int = 0  # width of the network's features (what ``Classifier.features`` returns)
     seed: int = 0  # for components that draw random state (e.g. a random subset of samples)
     trusted: np.ndarray | None = None  # (num_train,) bool: the trusted rows; None: none is
+    labels: np.ndarray | None = None  # (num_train,) int: the training labels; None: not given
+    class_names: tuple[str, ...] = ()  # the K classes' names; (): not given
+
+    def untrusted_classes(self) -> tuple[str, ...]:
+        """The classes (names, else ids) that no trusted training row has; () when the labels are
+        not given."""
+        from automl_noisy.data.trusted import missing_classes
+
+        if self.labels is None:
+            return ()
+        missing = missing_classes(self.labels, self.trusted, self.num_classes)
+        return tuple(self.class_names[c] if len(self.class_names) == self.num_classes else str(c) for c in missing)
 
 
 class EpochEnd(Protocol):
@@ -103,6 +118,10 @@ class Component:
     #: Whether the method needs trusted rows (``TrainInfo.trusted``); its ``setup`` then refuses a run
     #: without them, and the search offers it only for data that has them.
     needs_trusted: ClassVar[bool] = False
+    #: Whether it needs, beyond that, a trusted training row of every class (``TrainInfo.untrusted_classes``);
+    #: its ``setup`` then refuses a training split without, and the search offers it only where every
+    #: training split has them.
+    needs_trusted_per_class: ClassVar[bool] = False
 
     @classmethod
     def hyperparameters(cls) -> dict[str, HParam]:

@@ -35,6 +35,10 @@ class NoisyDataset:
     ``trusted_train`` and ``trusted_val`` mark, per training and validation sample, the trusted rows
     (option ``trusted`` or ``trusted_fraction``, see :mod:`automl_noisy.data.trusted`), whose labels in
     ``y_train`` and ``y_val`` are their verified ones; both are None when no rows are trusted.
+    ``y_train_given`` and ``y_val_given`` are ``y_train`` and ``y_val`` before the verified labels
+    replaced those of the trusted rows: the labels the data gave (a label file's, any injected noise
+    included), so that on the trusted rows the noise is measured, not estimated; None when no rows
+    are trusted.
     ``fingerprint`` identifies the source data (features and labels, a label file's labels that
     replace them, and the trusted rows with their labels), whatever the noise, split and seed (except
     that rows drawn by ``trusted_fraction`` follow the seed).
@@ -57,6 +61,8 @@ class NoisyDataset:
     preprocessing: Preprocessing
     trusted_train: np.ndarray | None = None
     trusted_val: np.ndarray | None = None
+    y_train_given: np.ndarray | None = None
+    y_val_given: np.ndarray | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -92,6 +98,16 @@ class NoisyDataset:
             return False
         validating = self.trusted_count if self.spec.folds > 1 else int(self.trusted_val.sum())
         return validating >= MIN_TRUSTED_TO_RANK
+
+    def trusted_labels(self) -> tuple[np.ndarray, np.ndarray]:
+        """The given and the verified labels of the trusted rows, training rows first, then validation
+        rows (both empty when no rows are trusted)."""
+        if self.trusted_train is None or self.trusted_val is None \
+                or self.y_train_given is None or self.y_val_given is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        given = np.concatenate([self.y_train_given[self.trusted_train], self.y_val_given[self.trusted_val]])
+        verified = np.concatenate([self.y_train[self.trusted_train], self.y_val[self.trusted_val]])
+        return given, verified
 
     def _trusted_text(self) -> str:
         if self.trusted_train is None:

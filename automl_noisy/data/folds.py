@@ -4,7 +4,8 @@ The pool is every row that trains or validates (train + validation; the test spl
 ``spec.folds = K`` > 1 it is cut into K folds, stratified on the labels the user has (the noisy
 ones: clean labels never decide anything) and shuffled with a seed derived from ``spec.seed``. Fold
 ``i`` is an ordinary :class:`NoisyDataset` whose validation split is the i-th fold and whose training
-split is the rest (every per-row array follows its rows: indices, clean labels, trusted marks), so
+split is the rest (every per-row array follows its rows: indices, clean labels, trusted marks and the
+labels the data gave the trusted rows), so
 ``run_trial`` trains on it unchanged; the K validation accuracies, weighted by
 fold size, are the accuracy of the out-of-fold predictions over the whole pool.
 
@@ -21,6 +22,7 @@ from dataclasses import replace
 import numpy as np
 
 from automl_noisy.data.dataset import NoisyDataset
+from automl_noisy.data.trusted import classes_text, missing_classes
 from automl_noisy.errors import UserError
 
 _FOLD_STREAM = 3  # load_data draws streams 0-2 of the spec's seed; the fold assignment uses the next
@@ -72,7 +74,8 @@ def _pool(data: NoisyDataset) -> dict[str, np.ndarray | None]:
     return {"x": np.concatenate([data.x_train, data.x_val]), "y": np.concatenate([data.y_train, data.y_val]),
             "index": np.concatenate([data.train_index, data.val_index]),
             "clean": both(data.y_train_clean, data.y_val_clean),
-            "trusted": both(data.trusted_train, data.trusted_val)}
+            "trusted": both(data.trusted_train, data.trusted_val),
+            "given": both(data.y_train_given, data.y_val_given)}
 
 
 def pool_folds(data: NoisyDataset) -> np.ndarray:
@@ -109,7 +112,8 @@ def fold_split(data: NoisyDataset, fold: int) -> NoisyDataset:
                    train_index=pick(pool["index"], ~held), y_train_clean=pick(pool["clean"], ~held),
                    x_val=pick(pool["x"], held), y_val=pick(pool["y"], held),
                    val_index=pick(pool["index"], held), y_val_clean=pick(pool["clean"], held),
-                   trusted_train=pick(pool["trusted"], ~held), trusted_val=pick(pool["trusted"], held))
+                   trusted_train=pick(pool["trusted"], ~held), trusted_val=pick(pool["trusted"], held),
+                   y_train_given=pick(pool["given"], ~held), y_val_given=pick(pool["given"], held))
 
 
 def pool_dataset(data: NoisyDataset) -> NoisyDataset:
@@ -120,4 +124,33 @@ def pool_dataset(data: NoisyDataset) -> NoisyDataset:
     return replace(data, x_train=pool["x"], y_train=pool["y"], train_index=pool["index"],
                    y_train_clean=pool["clean"], x_val=data.x_val[:0], y_val=data.y_val[:0],
                    val_index=data.val_index[:0], y_val_clean=empty(data.y_val_clean),
-                   trusted_train=pool["trusted"], trusted_val=empty(data.trusted_val))
+                   trusted_train=pool["trusted"], trusted_val=empty(data.trusted_val),
+                   y_train_given=pool["given"], y_val_given=empty(data.y_val_given))
+
+
+def trusted_gap(data: NoisyDataset) -> str | None:
+    """None when every split a model of ``data`` trains on (the training split; with K folds, each
+    fold's training rows, and the pool that a refit trains on) has a trusted row of every class;
+    else what is missing, in words (for a method that needs them, ``needs_trusted_per_class``), e.g.
+    ``"the training split has no trusted row of class 'b'"``. Every class is missing when no row is
+    trusted."""
+    k = data.num_classes
+    names = lambda missing: classes_text([data.class_names[c] for c in missing])  # noqa: E731
+    if data.spec.folds <= 1:
+        missing = missing_classes(data.y_train, data.trusted_train, k)
+        return f"the training split has no trusted row of {names(missing)}" if missing else None
+    pool = _pool(data)
+    missing = missing_classes(pool["y"], pool["trusted"], k)
+    if missing:
+        return f"the training and validation rows have no trusted row of {names(missing)}"
+    folds = pool_folds(data)
+    short = {i + 1: m for i in range(data.spec.folds)
+             if (m := missing_classes(pool["y"], pool["trusted"] & (folds != i), k))}  # type: ignore[operator]
+    if len(short) == 1:
+        (fold, missing), = short.items()
+        return f"the training rows of fold {fold} of {data.spec.folds} have no trusted row of {names(missing)}"
+    if short:
+        each = "; ".join(f"fold {fold}: {names(missing)}" for fold, missing in short.items())
+        return (f"the training rows of {len(short)} of the {data.spec.folds} folds have no trusted row of some class "
+                f"({each})")
+    return None

@@ -15,9 +15,10 @@ fingerprint is the source's, NaN included, so it differs from that of any data w
 
 Trusted rows (option ``trusted``, a file, or ``trusted_fraction``, drawn stratified on the clean
 labels from the training pool after the noise is injected) get their verified labels in ``y_train``
-and ``y_val``, in place of the noisy ones; they are marked by ``trusted_train`` and ``trusted_val``
-and are part of the fingerprint. A trusted row in the test split is refused, and
-``trusted_fraction`` needs the clean labels (see :mod:`automl_noisy.data.trusted`).
+and ``y_val``, in place of the noisy ones (which ``y_train_given`` and ``y_val_given`` keep); they
+are marked by ``trusted_train`` and ``trusted_val`` and are part of the fingerprint. A trusted row in
+the test split is refused, and ``trusted_fraction`` needs the clean labels (see
+:mod:`automl_noisy.data.trusted`).
 """
 
 from __future__ import annotations
@@ -132,7 +133,9 @@ def load_data(spec: DataSpec) -> NoisyDataset:
     verified = _trusted_labels(spec, raw, train, val, test, clean_known)
     masks: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     trusted = None
+    given_labels: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
     if verified is not None:
+        given_labels = (contiguous(y_train, np.int64), contiguous(y_val, np.int64))  # before the replacement
         masks = (verified[train] != NONE, verified[val] != NONE)
         y_train, y_val = (np.where(m, verified[rows], y) for m, rows, y in zip(masks, (train, val), (y_train, y_val)))
         rows = np.flatnonzero(verified != NONE)
@@ -156,6 +159,8 @@ def load_data(spec: DataSpec) -> NoisyDataset:
         preprocessing=preprocessing,
         trusted_train=masks[0],
         trusted_val=masks[1],
+        y_train_given=given_labels[0],
+        y_val_given=given_labels[1],
     )
 
 

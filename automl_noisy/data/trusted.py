@@ -4,8 +4,11 @@ are known, a stratified share of the training pool kept clean (``--trusted-fract
 A trusted row's training or validation label *is* its verified label: it replaces the noisy one. The
 rows are data, like the labels: they are part of the dataset's fingerprint, and they never come from
 the test split. Methods that need them (``needs_trusted``, e.g. ``glc``) read the training rows'
-mask; with enough of them validating, they rank the search's trials
-(:attr:`automl_noisy.data.dataset.NoisyDataset.trusted_objective`).
+mask; those that need a trusted training row of every class (``needs_trusted_per_class``, ``glc``)
+refuse a training split that lacks one (:func:`missing_classes`), and a search leaves them out. On
+the trusted rows the noise is measured (the labels the data gave them against the verified ones,
+see :mod:`automl_noisy.data.noise_profile`), and with enough of them validating, they rank the
+search's trials (:attr:`automl_noisy.data.dataset.NoisyDataset.trusted_objective`).
 
 A trusted file lists row ids (0-based, in the data's own row order: a CSV's data lines, an ``.npz``'s
 ``X``, an image folder's images by class folder then path; after a label file that keeps only a
@@ -29,6 +32,7 @@ from __future__ import annotations
 import os
 import re
 import zipfile
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -154,6 +158,26 @@ def draw_trusted(pool: np.ndarray, y_clean: np.ndarray, fraction: float, seed: i
     except ValueError as exc:
         raise UserError(f"cannot draw a stratified --trusted-fraction {fraction:g}: {first_line(exc)}") from None
     return np.sort(chosen)
+
+
+def missing_classes(labels: np.ndarray, trusted: np.ndarray | None, num_classes: int) -> tuple[int, ...]:
+    """The classes ``0..num_classes-1`` that no trusted row (``trusted``, a mask over ``labels``) has.
+
+    >>> missing_classes(np.array([0, 1, 2, 1]), np.array([True, False, False, True]), 3)
+    (2,)
+    """
+    present = set() if trusted is None else set(np.unique(labels[trusted]).tolist())
+    return tuple(c for c in range(num_classes) if c not in present)
+
+
+def classes_text(names: Sequence[str], shown: int = 5) -> str:
+    """``class 'b'`` or ``classes 'a', 'b'``, the first ``shown`` of them named.
+
+    >>> classes_text(["a", "b"]), classes_text(list("abcdefg"))
+    ("classes 'a', 'b'", "classes 'a', 'b', 'c', 'd', 'e' (and 2 more)")
+    """
+    more = f" (and {len(names) - shown} more)" if len(names) > shown else ""
+    return f"class{'es' if len(names) > 1 else ''} {', '.join(repr(str(n)) for n in names[:shown])}{more}"
 
 
 def trusted_key(rows: np.ndarray, labels: np.ndarray) -> np.ndarray:

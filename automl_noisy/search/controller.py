@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 
 from automl_noisy.credentials import secrets_of
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
-from automl_noisy.data.folds import default_folds, pool_folds, scored_rows, train_rows
+from automl_noisy.data.folds import default_folds, pool_folds, scored_rows, train_rows, trusted_gap
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file
@@ -108,7 +108,10 @@ def search(options: SearchOptions) -> optuna.Study:
         options, data = replace(options, data=spec), replace(data, spec=spec)
     if folds > 1:
         pool_folds(data)  # too many folds for the smallest class: one line now, not a failure per trial
-    space = space.for_shape(data.input_shape, train_rows(data), data.trusted_train is not None)
+    trusted = data.trusted_train is not None
+    gap = trusted_gap(data) if trusted else None  # a method that needs trusted rows of every class is left out
+    notes = _left_out(space.needing_trusted_per_class(), gap)
+    space = space.for_shape(data.input_shape, train_rows(data), trusted, gap)
     planned = _warm_starts(space, data, options)  # mistakes in them: one line before the study is touched
     study = open_study(storage, options.storage, name, options.data, options.seed, space, data)
     fail_interrupted(study)
@@ -138,10 +141,19 @@ def search(options: SearchOptions) -> optuna.Study:
         with stop_on_signals() as stop:
             encoders = SearchEncoders(folder, data, executor, interrupt=stop.check)
             _drive(study, space, data, executor, encoders, options, remaining, stop,
-                   None if budget is None else started + budget, kept)
+                   None if budget is None else started + budget, kept, notes)
     finally:
         executor.close()
     return study
+
+
+def _left_out(choices: list[str], gap: str | None) -> tuple[str, ...]:
+    """The progress line saying why the search leaves out ``choices`` (methods that need a trusted
+    training row of every class) when the data's trusted rows have a ``gap``; none otherwise."""
+    if gap is None or not choices:
+        return ()
+    they = "it needs" if len(choices) == 1 else "they need"
+    return (f"{', '.join(choices)} left out of the search: {they} a trusted training row of every class, and {gap}",)
 
 
 def _check_gpus(options: SearchOptions) -> None:
@@ -232,11 +244,11 @@ def _executor(options: SearchOptions, data: NoisyDataset) -> Executor:
 
 def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor: Executor,
            encoders: SearchEncoders, options: SearchOptions, remaining: int, stop_request: StopRequest,
-           deadline: float | None = None, kept: FoldModels | None = None) -> None:
+           deadline: float | None = None, kept: FoldModels | None = None, notes: tuple[str, ...] = ()) -> None:
     """Ask, run and tell trials until ``remaining`` more have been launched and have finished; past
     ``deadline`` (a ``time.monotonic()`` value: the time budget) no more are launched, and the
     running ones finish. ``kept``: where fold jobs save their epochs, and a complete trial's best
-    epoch is kept (search/fold_models.py)."""
+    epoch is kept (search/fold_models.py). ``notes``: progress lines said first."""
     folds = data.spec.folds
     jobs_of_trial = list(range(folds)) if folds > 1 else [None]
     sizes, rows = scored_rows(data, data.trusted_objective)  # the rows a trial's value is measured on
@@ -315,6 +327,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
 
     with SearchProgress(study, options.trials, enabled=options.progress) as progress:
         try:
+            for note in notes:
+                progress.say(note)
             if space.racing is not None and racing is None:
                 progress.say(f"racing is off: it needs more folds than its first {space.racing.folds}, and this search "
                              + (f"has {folds}" if folds > 1 else "scores one holdout split"))

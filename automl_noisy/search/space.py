@@ -224,27 +224,40 @@ class SearchSpace:
 
     # -- identity and Optuna objects -------------------------------------------------------------
     def for_shape(self, input_shape: tuple[int, ...], train_rows: int | None = None,
-                  trusted: bool = False) -> "SearchSpace":
+                  trusted: bool = False, trusted_gap: str | None = None) -> "SearchSpace":
         """Keep only the models that accept data of this shape (a CNN needs images), and, unless the
         data has ``trusted`` rows, only the methods that do not need them (``needs_trusted``, e.g.
-        ``glc``); ``train_rows``: the rows one model trains on."""
+        ``glc``); with a ``trusted_gap`` (a split a model trains on lacks a trusted row of some class,
+        :func:`automl_noisy.data.folds.trusted_gap`, in words), only the methods that do not need a
+        trusted row of every class (``needs_trusted_per_class``, e.g. ``glc``). ``train_rows``: the
+        rows one model trains on."""
         models = FAMILIES["model"].registry
         kept = {m: p for m, p in self.families["model"].items() if models.get(m).accepts(input_shape)}
         if not kept:
             raise UserError(f"space {self.name!r} has no model for data of shape {input_shape}; "
                             f"allow one of: {', '.join(m for m in models if models.get(m).accepts(input_shape))}")
         families = {**self.families, "model": kept}
-        if not trusted:
+        if not trusted or trusted_gap is not None:
             for family, choices in self.families.items():
                 registry = FAMILIES[family].registry
-                left = {c: p for c, p in choices.items() if c == "none" or not registry.get(c).needs_trusted}
-                if choices and not left:
+                left = {c: p for c, p in choices.items()
+                        if c == "none" or _usable(registry.get(c), trusted, trusted_gap)}
+                if choices and not left and not trusted:
                     raise UserError(f"space {self.name!r} offers as {family} only methods that need trusted rows "
                                     f"({', '.join(choices)}); pass --trusted FILE or --trusted-fraction F, or allow "
                                     "another")
+                if choices and not left:
+                    raise UserError(f"space {self.name!r} offers as {family} only methods that need a trusted training "
+                                    f"row of every class ({', '.join(choices)}), but {trusted_gap}; add trusted rows "
+                                    "of each class (--trusted FILE), raise --trusted-fraction, or allow another")
                 if len(left) < len(choices):
                     families[family] = left
         return SearchSpace(**{**self.__dict__, "families": families, "train_rows": train_rows})
+
+    def needing_trusted_per_class(self) -> list[str]:
+        """The choices (``family choice``) that need a trusted training row of every class."""
+        return [f"{family} {c}" for family, choices in self.families.items() for c in choices
+                if c != "none" and FAMILIES[family].registry.get(c).needs_trusted_per_class]
 
     def to_dict(self) -> dict[str, Any]:
         """A canonical, JSON-safe description (what the space hash is computed from)."""
@@ -277,6 +290,14 @@ class SearchSpace:
             spec["name"] = "median"
             return optuna.pruners.PatientPruner(_build("pruner", PRUNERS, spec), patience=patience)
         return _build("pruner", PRUNERS, spec)
+
+
+def _usable(method: Any, trusted: bool, trusted_gap: str | None) -> bool:
+    """Whether data with (``trusted``) or without trusted rows, whose training splits lack a trusted
+    row of some class (``trusted_gap``) or not, can train ``method`` (a component class)."""
+    if method.needs_trusted and not trusted:
+        return False
+    return not (method.needs_trusted_per_class and trusted_gap is not None)
 
 
 def _build(kind: str, table: Mapping[str, Any], spec: Mapping[str, Any]) -> Any:

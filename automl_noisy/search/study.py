@@ -111,9 +111,14 @@ def objective(data: NoisyDataset) -> dict:
 
 
 def noise_profile(data: NoisyDataset, seed: int) -> dict:
-    """The estimated noise of the labels a search selects with (train and validation), for the study."""
-    from automl_noisy.data.noise_profile import noise_profile
+    """The noise of the labels a search selects with (train and validation), for the study: measured
+    on the trusted rows (given label against verified) when there are at least ``MIN_MEASURED_ROWS``
+    of them, else estimated by Confident Learning (see :mod:`automl_noisy.data.noise_profile`)."""
+    from automl_noisy.data.noise_profile import MIN_MEASURED_ROWS, measured_profile, noise_profile
 
+    given, verified = data.trusted_labels()
+    if len(given) >= MIN_MEASURED_ROWS:
+        return measured_profile(given, verified, data.class_names).to_dict()
     x, y = np.concatenate([data.x_train, data.x_val]), np.concatenate([data.y_train, data.y_val])
     return noise_profile(x, y, data.class_names, seed).to_dict()
 

@@ -24,8 +24,8 @@ from automl_noisy.train.ensemble import Ensemble
 from automl_noisy.train.kept import kept_fold_models
 from automl_noisy.train.model_folder import CARD, PIPELINE, WEIGHTS, write_model_folder
 from automl_noisy.train.pretrain import PRETRAIN_THREADS, Encoder, EncoderCache, EncoderRequest, make_encoder
-from automl_noisy.train.trainer import (EpochMetrics, Trainer, autocast_for, check_fits, detection_quality,
-                                        resolve_device, saved_module)
+from automl_noisy.train.trainer import (EpochMetrics, Trainer, autocast_for, check_fits, check_trusted,
+                                        detection_quality, resolve_device, saved_module)
 
 
 #: the files :func:`train_pipeline` writes into its output folder
@@ -87,6 +87,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
         dataset = data
     pipeline = pipeline.with_data(dataset.spec)
     check_fits(pipeline, dataset.input_shape)  # before an encoder is pretrained for it
+    check_trusted(pipeline, dataset)  # a method that needs trusted rows of every class, data that lacks them
     folds = dataset.spec.folds
     encoder = None
     if pipeline.start.pretrained:

@@ -14,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from automl_noisy.components import build
+from automl_noisy.components import FAMILIES, build
 from automl_noisy.components.augment import views_for
 from automl_noisy.components.base import Classifier, ModelFactory, TrainInfo
 from automl_noisy.data import NoisyDataset
-from automl_noisy.data.folds import fold_split
+from automl_noisy.data.folds import fold_split, trusted_gap
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
@@ -111,6 +111,24 @@ def check_fits(pipeline: Pipeline, input_shape: tuple[int, ...]) -> ModelFactory
     return factory
 
 
+def check_trusted(pipeline: Pipeline, data: NoisyDataset) -> None:
+    """A UserError (one line, before anything is pretrained or trained) when a method of the pipeline
+    needs trusted rows (``needs_trusted``) and ``data`` has none, or needs a trusted training row of
+    every class (``needs_trusted_per_class``, e.g. ``glc``) and a split a model trains on lacks one
+    (:func:`automl_noisy.data.folds.trusted_gap`)."""
+    for family, value in pipeline.methods().items():
+        for spec in value if isinstance(value, tuple) else (value,) if value is not None else ():
+            method = FAMILIES[family].registry.get(spec.name)
+            if method.needs_trusted and data.trusted_train is None:
+                raise UserError(f"{family} {spec.name} needs trusted rows in the training data: pass --trusted FILE "
+                                "or --trusted-fraction F, or choose another " + family)
+            gap = trusted_gap(data) if method.needs_trusted_per_class else None
+            if gap is not None:
+                raise UserError(f"{family} {spec.name} needs a trusted training row of every class, but {gap}: add "
+                                f"trusted rows of each class (--trusted FILE), raise --trusted-fraction, or choose "
+                                f"another {family}")
+
+
 class Trainer:
     """Holds the networks, the training step and the data tensors of one training run.
 
@@ -142,7 +160,8 @@ class Trainer:
         self.step = TrainingStep(scheme, methods, self.networks, k, outputs,
                                  views_for(type(factory).spatial, data.input_shape))
         info = TrainInfo(len(data.y_train), k, data.input_shape, pipeline.epochs, self.device,
-                         self.networks[0].feature_dim, pipeline.seed, data.trusted_train)
+                         self.networks[0].feature_dim, pipeline.seed, data.trusted_train, data.y_train,
+                         data.class_names)
         for component in self.step.components():
             component.setup(info)
         body = [p for net in self.networks for p in net.body.parameters() if p.requires_grad]

@@ -1,7 +1,11 @@
 """Gold Loss Correction: C estimated on the trusted rows, the two stages, the refusal without trusted
-rows, the trusted mask through the trainer (folds included), and the search space offering it."""
+rows or without a trusted training row of every class (a trial, a training up front), the trusted
+mask through the trainer (folds included), and the search space offering it."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -135,3 +139,79 @@ def test_the_default_space_offers_glc_only_with_trusted_rows():
     only = parse_space({"families": {"model": ["mlp"], "adjustment": ["glc"]}}, name="only")
     with pytest.raises(UserError, match="only methods that need trusted rows"):
         only.for_shape((8,))
+
+
+def _trusted_spec(classes: tuple[int, ...] = (0, 1), per_class: int = 10, folds: int = 1) -> DataSpec:
+    """Pair-noised synthetic data (3 classes) whose trusted rows, held in memory, are the first
+    ``per_class`` training rows of each of ``classes`` (by default none of class '2')."""
+    from automl_noisy.data.sources.memory import hold_trusted
+
+    options = {"samples": 300, "features": 4, "classes": 3}
+    plain = load_data(DataSpec("synthetic", "pair:0.4", options=options))
+    rows = np.concatenate([plain.train_index[plain.y_train_clean == c][:per_class] for c in classes])
+    labels = np.repeat(classes, per_class)
+    return DataSpec("synthetic", "pair:0.4", folds=folds, options={**options, "trusted": hold_trusted(rows, labels)})
+
+
+def test_setup_refuses_a_training_split_whose_trusted_rows_miss_a_class():
+    trusted = np.array([True, False, True, False, True, False])
+    labels = np.array([0, 2, 1, 2, 0, 1])  # the trusted rows are of classes 0 and 1: no row of class 2
+    with pytest.raises(UserError, match=r"needs a trusted training row of every class.*none of class 'c'") as caught:
+        GoldLossCorrection().setup(TrainInfo(num_train=6, num_classes=3, input_shape=(4,), epochs=4,
+                                             device=torch.device("cpu"), trusted=trusted, labels=labels,
+                                             class_names=("a", "b", "c")))
+    assert "\n" not in str(caught.value)
+    covered = np.array([True, True, True, False, False, False])  # classes 0, 2 and 1
+    GoldLossCorrection().setup(TrainInfo(num_train=6, num_classes=3, input_shape=(4,), epochs=4,
+                                         device=torch.device("cpu"), trusted=covered, labels=labels))
+    pipeline = Pipeline(model=ComponentSpec("mlp", {"width": 32, "depth": 1}), adjustment=ComponentSpec("glc"),
+                        epochs=1, data=_trusted_spec())
+    with pytest.raises(UserError, match="none of class '2'"):  # the trainer gives the labels and class names
+        Trainer(pipeline, load_data(pipeline.data), device="cpu")
+
+
+def test_trusted_gap_names_the_classes_a_training_split_has_no_trusted_row_of():
+    from automl_noisy.data.folds import fold_split, trusted_gap
+
+    assert trusted_gap(load_data(PAIR)) is None  # --trusted-fraction draws every class, here into training too
+    assert trusted_gap(load_data(_trusted_spec())) == "the training split has no trusted row of class '2'"
+    assert trusted_gap(load_data(_trusted_spec(folds=3))) == ("the training and validation rows have no trusted "
+                                                              "row of class '2'")
+    one_each = load_data(_trusted_spec((0, 1, 2), per_class=1, folds=3))  # each class's row is held out by one fold
+    splits = [fold_split(one_each, i) for i in range(3)]
+    short = {i + 1: [f"'{c}'" for c in range(3) if not (f.y_train[f.trusted_train] == c).any()]
+             for i, f in enumerate(splits)}
+    short = {fold: missing for fold, missing in short.items() if missing}
+    each = "; ".join(f"fold {fold}: class{'es' if len(m) > 1 else ''} {', '.join(m)}" for fold, m in short.items())
+    assert len(short) > 1 and trusted_gap(one_each) == (f"the training rows of {len(short)} of the 3 folds have no "
+                                                        f"trusted row of some class ({each})")
+    untrusted = load_data(DataSpec("synthetic", "pair:0.4", options={"samples": 120, "features": 4, "classes": 3}))
+    assert trusted_gap(untrusted) == "the training split has no trusted row of classes '0', '1', '2'"
+    # the fold whose training rows lack a trusted row of class '0' fails its trial in one line
+    fold = next(i for i, f in enumerate(splits) if not (f.y_train[f.trusted_train] == 0).any())
+    pipeline = Pipeline(model=ComponentSpec("mlp", {"width": 32, "depth": 1}), adjustment=ComponentSpec("glc"),
+                        epochs=1, data=one_each.spec)
+    from automl_noisy.search.executors.local import LocalExecutor
+
+    executor = LocalExecutor(one_each)
+    executor.submit(0, pipeline, fold=fold)
+    events = [executor.next_event(), executor.next_event()]
+    assert events[0].placement is not None and events[1].error is not None
+    assert events[1].error.startswith("UserError: adjustment glc")
+    assert re.search("this training split has none of class(es)? '0'", events[1].error)
+    assert executor.running() == 0
+
+
+def test_train_refuses_glc_up_front_when_a_training_split_misses_a_class(tmp_path):
+    from automl_noisy.train.final import train_pipeline
+
+    spec = _trusted_spec()
+    pipeline = Pipeline(model=ComponentSpec("mlp", {"width": 32, "depth": 1}), adjustment=ComponentSpec("glc"),
+                        epochs=1, data=spec)
+    with pytest.raises(UserError, match=r"^adjustment glc needs a trusted training row of every class, but the "
+                                        r"training split has no trusted row of class '2'") as caught:
+        train_pipeline(pipeline, tmp_path / "model")
+    assert "\n" not in str(caught.value) and not (tmp_path / "model" / "model.pt").exists()
+    with pytest.raises(UserError, match=r"^adjustment glc needs trusted rows in the training data"):
+        train_pipeline(replace(pipeline, data=DataSpec("synthetic", "pair:0.4", options={"samples": 120})),
+                       tmp_path / "other")

@@ -42,6 +42,12 @@ def test_a_trusted_csv_replaces_the_labels_of_its_rows(table, tmp_path):
     assert plain.trusted_train is None and plain.trusted_val is None and plain.trusted_count == 0
     assert "trusted rows" not in plain.summary()
     assert data.fingerprint != plain.fingerprint
+    np.testing.assert_array_equal(data.y_train_given, plain.y_train)  # what the data file gave, every row
+    np.testing.assert_array_equal(data.y_val_given, plain.y_val)
+    given, verified = data.trusted_labels()
+    # (given, verified): row 7 'x' -> 'y', row 3 'x' -> 'z', row 45 'z' -> 'x'
+    assert sorted(zip(given.tolist(), verified.tolist())) == [(0, 1), (0, 2), (2, 0)]
+    assert plain.y_train_given is None and plain.trusted_labels()[0].size == 0
     path.write_text("row,label\n3,z\n45,x\n7,x\n")  # one label differs
     assert load_data(DataSpec(source=source, options={"trusted": str(path)})).fingerprint != data.fingerprint
 
@@ -87,6 +93,8 @@ def test_a_trusted_fraction_is_stratified_and_clean(fraction):
     untrusted = ~data.trusted_train
     np.testing.assert_array_equal(data.y_train[untrusted], noised.y_train[untrusted])  # noise as without
     assert (noised.y_train[data.trusted_train] != data.y_train[data.trusted_train]).any()  # some were noisy
+    np.testing.assert_array_equal(data.y_train_given, noised.y_train)  # the given labels: the injected noise's
+    np.testing.assert_array_equal(data.y_val_given, noised.y_val)
     again = load_data(spec)
     np.testing.assert_array_equal(again.trusted_train, data.trusted_train)
     assert again.fingerprint == data.fingerprint != noised.fingerprint

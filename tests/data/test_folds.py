@@ -83,3 +83,18 @@ def test_the_trusted_marks_follow_their_rows_into_each_fold_and_the_pool():
     assert set(pool.train_index[pool.trusted_train].tolist()) == trusted and len(pool.trusted_val) == 0
     plain = fold_split(load_data(DataSpec("synthetic", folds=3, options={"samples": 300})), 0)
     assert plain.trusted_train is None and plain.trusted_val is None
+
+
+def test_the_given_labels_of_trusted_rows_follow_their_rows_into_each_fold_and_the_pool():
+    data = load_data(DataSpec("synthetic", "symmetric:0.4", folds=3,
+                              options={"samples": 300, "classes": 3, "trusted_fraction": 0.1}))
+    index = np.concatenate([data.train_index, data.val_index])
+    given = dict(zip(index.tolist(), np.concatenate([data.y_train_given, data.y_val_given]).tolist()))
+    assert data.y_train_given.shape == data.y_train.shape and data.y_val_given.shape == data.y_val.shape
+    for part in [fold_split(data, i) for i in range(3)] + [pool_dataset(data)]:
+        for rows, labels in ((part.train_index, part.y_train_given), (part.val_index, part.y_val_given)):
+            assert labels.shape == rows.shape and labels.tolist() == [given[r] for r in rows.tolist()]
+        assert sorted(part.trusted_labels()[0].tolist()) == sorted(data.trusted_labels()[0].tolist())
+    assert len(pool_dataset(data).y_val_given) == 0
+    plain = load_data(DataSpec("synthetic", folds=3, options={"samples": 300}))
+    assert fold_split(plain, 0).y_train_given is None and pool_dataset(plain).y_val_given is None

@@ -165,3 +165,33 @@ def test_a_search_offers_glc_only_for_data_with_trusted_rows(tmp_path):
     untrusted = replace(spec, options={"samples": 200, "features": 4, "classes": 3})
     with pytest.raises(UserError, match=r"offers as adjustment only methods that need trusted rows \(glc\)"):
         search(SearchOptions(data=untrusted, storage=f"sqlite:///{tmp_path}/b.db", **options))
+
+
+def test_a_search_leaves_glc_out_where_the_trusted_rows_miss_a_class(tmp_path, capsys):
+    """Trusted rows of classes '0' and '1' only: the search leaves glc out and says why in one progress
+    line (the space it records has no glc), and a space of glc alone is refused in one line."""
+    import numpy as np
+
+    from automl_noisy.data import load_data
+    from automl_noisy.data.sources.memory import hold_trusted
+    from automl_noisy.search.controller import SearchOptions, search
+
+    data = {"samples": 200, "features": 4, "classes": 3}
+    plain = load_data(DataSpec("synthetic", "pair:0.3", options=data))
+    rows = np.concatenate([plain.train_index[plain.y_train_clean == c][:5] for c in (0, 1)])
+    spec = DataSpec("synthetic", "pair:0.3", options={**data, "trusted": hold_trusted(rows, np.repeat([0, 1], 5))})
+    path = tmp_path / "glc.yaml"
+    path.write_text("epochs: 2\nfamilies:\n  model: {mlp: {width: 32, depth: 1}}\n"
+                    "  adjustment: {none: {}, glc: {warmup_epochs: 1}}\n")
+    options = {"trials": 2, "executor": "local", "cv": 1, "portfolio": None}
+    study = search(SearchOptions(data=spec, space=str(path), storage=f"sqlite:///{tmp_path}/a.db", **options))
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert list(study.user_attrs["space"]["families"]["adjustment"]) == ["none"]
+    assert all(t.user_attrs["pipeline"]["adjustment"] == "none" for t in study.trials)
+    said = [line for line in capsys.readouterr().err.splitlines() if "glc" in line]
+    assert said == ["adjustment glc left out of the search: it needs a trusted training row of every class, and the "
+                    "training split has no trusted row of class '2'"]
+    path.write_text("epochs: 2\nfamilies:\n  model: {mlp: {width: 32, depth: 1}}\n  adjustment: [glc]\n")
+    with pytest.raises(UserError, match=r"offers as adjustment only methods that need a trusted training row of "
+                                        r"every class \(glc\), but the training split has no trusted row of class '2'"):
+        search(SearchOptions(data=spec, space=str(path), storage=f"sqlite:///{tmp_path}/b.db", **options))
