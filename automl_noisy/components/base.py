@@ -9,7 +9,8 @@ scheme (``automl_noisy.train.step``)::
     features = net.features(x); logits = net.head(features)   # ModelFactory, Scheme
     logits, targets = adjustment(logits, targets, idx)   # TargetAdjustment
     per_sample = loss(logits, targets)                 # PerSampleLoss -> (B,)
-    w = scheme.weights(selection, ...)                 # Selector -> (B,) in [0, 1]
+    selection.lookahead(Lookahead(net, ...))           # only a Selector with needs_lookahead
+    w = scheme.exchange(selections, per_sample, ...)   # Selector.weights -> (B,) in [0, 1]
     semi = semi.loss(SemiBatch(...))                   # SemiSupervised: weight-0 samples -> extra loss
     loss = sum(w * per_sample) / sum(w) + semi + mixing.feature_loss(...) + sum(penalty(net, logits))
 
@@ -23,12 +24,19 @@ A component that reads the trusted rows (``TrainInfo.trusted``) says so with ``n
 the search offers it only for data with trusted rows; one that needs a trusted training row of every
 class (e.g. to estimate a matrix row per class) also says ``needs_trusted_per_class``: the search
 offers it only where every training split has them.
+
+A selector that learns its weights by looking one optimizer step ahead (meta-learning: Meta-Weight-Net,
+learning to reweight) says so with ``Selector.needs_lookahead``. Before the weights of each batch,
+the step hands it, per network, a :class:`Lookahead`: the network, its trainable parameters with
+their current learning rates, the batch's per-sample loss as a function of those parameters (the
+same targets, mixing, adjustment and loss as the step, through ``torch.func.functional_call``) and
+random batches of the trusted rows. The step runs it in full precision (mixed precision off).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Protocol
 
@@ -266,11 +274,74 @@ class SemiSupervised(Component, ABC):
         """The batch's terms, or None to leave the step as it is (e.g. before the data is divided)."""
 
 
+class Lookahead:
+    """One network at one batch, for a selector that looks an optimizer step ahead
+    (``Selector.needs_lookahead``): what ``w' = w - lr * grad_w L(w)`` and a loss at ``w'`` need.
+
+    ``params`` are the network's trainable parameters by name (detached from it: a lookahead never
+    changes the network, nor its gradients, nor its batch-norm statistics), ``lr`` their current
+    learning rates (the optimizer's; a body fine-tuned at its own rate has its own).
+    ``loss(params)`` is the batch's per-sample loss ``(B,)`` with the network's parameters replaced
+    by ``params``: the batch the step trains on, with its targets, input mixing, adjustment and loss
+    (not its weights, penalties or semi-supervised terms). ``trusted(n)`` draws up to ``n`` random
+    trusted training rows ``(x, y)`` with their verified labels; None when the data has none. The
+    step builds one from the network, ``loss``, ``lr`` (a parameter's current learning rate) and
+    ``trusted``.
+
+    >>> net = Classifier(nn.Identity(), 2, 2)
+    >>> x, y = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
+    >>> look = Lookahead(net, lambda p: F.cross_entropy(functional_logits(net, p, x), y, reduction="none"),
+    ...                  lambda p: 0.5)
+    >>> sorted(look.params)
+    ['head.bias', 'head.weight']
+    >>> grads = torch.autograd.grad(look.loss(look.params).sum(), list(look.params.values()))
+    >>> moved = look.step(look.params, grads)
+    >>> bool(look.loss(moved) < look.loss(look.params))
+    True
+    """
+
+    def __init__(self, network: "Classifier", loss: Callable[[dict[str, Tensor]], Tensor],
+                 lr: Callable[[Tensor], float],
+                 trusted: Callable[[int], tuple[Tensor, Tensor]] | None = None) -> None:
+        self.network, self.loss, self.trusted = network, loss, trusted
+        named = [(n, p) for n, p in network.named_parameters() if p.requires_grad]
+        self.params: dict[str, Tensor] = {n: p.detach().requires_grad_() for n, p in named}
+        self.lr: dict[str, float] = {n: lr(p) for n, p in named}
+
+    def logits(self, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+        """The network's logits for ``x`` with its parameters replaced by ``params``."""
+        return functional_logits(self.network, params, x)
+
+    def step(self, params: Mapping[str, Tensor], grads: tuple[Tensor | None, ...] | list[Tensor | None]
+             ) -> dict[str, Tensor]:
+        """One plain SGD step, ``p - lr_p * g`` per parameter (None: a parameter the loss did not use)."""
+        return {n: p if g is None else p - self.lr[n] * g for (n, p), g in zip(params.items(), grads)}
+
+
+def functional_logits(network: nn.Module, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """``network(x)`` with the given parameters in place of its own (the others kept), on copies of
+    its buffers: batch-norm statistics update the copies, never the network."""
+    from torch.func import functional_call
+
+    buffers = {n: b.clone() for n, b in network.named_buffers()}
+    return functional_call(network, {**buffers, **params}, (x,))
+
+
 class Selector(Component, ABC):
     """Slot *weights* (sample selection): per-sample weights in ``[0, 1]``, 0 meaning "treat as
     unlabeled", and per-sample suspicion scores for the label-issue report."""
 
     slot: ClassVar[str] = "weights"
+    #: Whether the step calls ``lookahead`` with a :class:`Lookahead` of the network before each
+    #: batch's ``weights`` (meta-learned weights).
+    needs_lookahead: ClassVar[bool] = False
+    #: Whether weight 0 sets a sample aside as unlabeled, the set a semi-supervised method trains on.
+    #: False for soft weights that never are 0: the pipeline then takes no semi-supervised method.
+    divides: ClassVar[bool] = True
+
+    def lookahead(self, look: Lookahead) -> None:
+        """With ``needs_lookahead``: called once per batch and network, before ``weights`` is asked
+        for that network's losses (by the scheme, which may give them to the other network)."""
 
     def observe(self, logits: Tensor, labels: Tensor, idx: Tensor) -> None:
         """See the training logits of a batch (for statistics gathered during training)."""

@@ -25,8 +25,10 @@ Parameter names: ``loss`` picks a choice, ``loss.gce.q`` is that choice's parame
 ``penalty.l1`` toggles a penalty; ``optimizer.sgd.lr``; ``batch_size``; ``schedule``. Conditionals
 are resolved in order: a two-network scheme needs a selector, so after ``scheme=coteaching`` the
 selector is drawn as ``scheme.coteaching.selection`` (no ``none``), keeping one distribution per
-name for the life of a study. With ``presets``, ``preset`` is drawn first: a preset fixes every
-method family (only the model and the optimizer are then drawn).
+name for the life of a study; ``semi`` is drawn only after a selector that sets samples aside
+(``Selector.divides``: not after none, nor after soft weights such as ``meta_weight``). With
+``presets``, ``preset`` is drawn first: a preset fixes every method family (only the model and
+the optimizer are then drawn).
 
 With ``pretraining``, ``start`` is drawn next (random, frozen or finetune, for presets too) and,
 for ``finetune``, ``start.finetune.body_lr``. A pretrained start fixes the architecture at its
@@ -88,6 +90,11 @@ DEFAULT_CHOICES = {"loss": ["ce"], "scheme": ["single"]}
 
 def _needs_selection(scheme: str) -> bool:
     return bool(FAMILIES["scheme"].registry.get(scheme).needs_selection)
+
+
+def _divides(selection: str) -> bool:
+    """Whether a selector sets samples aside for a semi-supervised method (soft weights do not)."""
+    return bool(FAMILIES["selection"].registry.get(selection).divides)
 
 
 @dataclass(frozen=True)
@@ -179,7 +186,7 @@ class SearchSpace:
                 chosen[family] = tuple(self._component(decide, family, c) for c in on)
                 continue
             names, name = tuple(choices), family
-            if family == "semi" and chosen.get("selection") is None:
+            if family == "semi" and (chosen.get("selection") is None or not _divides(chosen["selection"].name)):
                 chosen[family] = None  # semi-supervised training needs a selector's unlabeled set
                 continue
             if family == "selection" and _needs_selection(chosen["scheme"].name):
@@ -252,6 +259,11 @@ class SearchSpace:
                                     "of each class (--trusted FILE), raise --trusted-fraction, or allow another")
                 if len(left) < len(choices):
                     families[family] = left
+            needing = [s for s in families["scheme"] if _needs_selection(s)]
+            if needing and not [c for c in families.get("selection", {}) if c != "none"]:
+                raise UserError(f"space {self.name!r} offers scheme {needing[0]!r}, which needs a selector, and only "
+                                "selectors that need trusted rows; pass --trusted FILE or --trusted-fraction F, or "
+                                "allow another selector")
         return SearchSpace(**{**self.__dict__, "families": families, "train_rows": train_rows})
 
     def needing_trusted_per_class(self) -> list[str]:

@@ -22,7 +22,7 @@ from automl_noisy.data.folds import fold_split, trusted_gap
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import Pipeline
 from automl_noisy.train.pretrain import Encoder, EncoderRequest, make_encoder
-from automl_noisy.train.step import Methods, TrainingStep, build_scheme
+from automl_noisy.train.step import Methods, TrainingStep, TrustedRows, build_scheme
 
 EVAL_BATCH = 4096
 
@@ -157,8 +157,11 @@ class Trainer:
         self._encoder = self._pretrained_body(encoder)
         for net in self.networks:
             self._start(net)
+        self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
+        self._groups: tuple[torch.optim.Optimizer, dict[int, dict]] | None = None  # param -> its group
         self.step = TrainingStep(scheme, methods, self.networks, k, outputs,
-                                 views_for(type(factory).spatial, data.input_shape))
+                                 views_for(type(factory).spatial, data.input_shape),
+                                 self.learning_rate, self._trusted_rows(data.trusted_train, pipeline.seed))
         info = TrainInfo(len(data.y_train), k, data.input_shape, pipeline.epochs, self.device,
                          self.networks[0].feature_dim, pipeline.seed, data.trusted_train, data.y_train,
                          data.class_names)
@@ -175,7 +178,6 @@ class Trainer:
         self._factory, self._outputs, self._params = factory, outputs, groups
         self._restarts = {e for c in self.step.components() if (e := c.restart_after()) is not None}
         self._schedule(pipeline.epochs)
-        self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
         self.x_val, self.y_val = self._tensors(data.x_val, data.y_val)
         # the validation rows that score: the trusted ones when they rank trials, else all (None)
         self._scored = data.trusted_val if data.trusted_objective else None
@@ -185,6 +187,20 @@ class Trainer:
         self._epochs_done = 0
         self._train_cache: tuple[int, Tensor] | None = None  # (epochs done, log-probs of x_train)
         self._autocast = autocast_for(self.device)
+
+    def _trusted_rows(self, mask: np.ndarray | None, seed: int) -> TrustedRows | None:
+        """Batches of the trusted training rows (``x_train[trusted]``, their labels), None without any."""
+        if mask is None or not mask.any():
+            return None
+        rows = torch.from_numpy(np.flatnonzero(mask)).to(self.device)
+        return TrustedRows(self.x_train[rows], self.y_train[rows], seed)
+
+    def learning_rate(self, param: Tensor) -> float:
+        """The optimizer's current learning rate of ``param`` (0 for a parameter it does not train)."""
+        if self._groups is None or self._groups[0] is not self.optimizer:  # a restart makes a new optimizer
+            self._groups = (self.optimizer, {id(p): g for g in self.optimizer.param_groups for p in g["params"]})
+        group = self._groups[1].get(id(param))
+        return float(group["lr"]) if group is not None else 0.0
 
     def _pretrained_body(self, encoder: Encoder | None) -> Encoder | None:
         """The body a pretrained start loads: ``encoder`` (from the search's cache), else pretrained
