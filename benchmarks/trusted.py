@@ -239,6 +239,8 @@ def run(quick: bool = False) -> None:
     start = time.perf_counter()
     code, tree = commit(), code_tree()
     rows = [] if quick else finished_rows(tree)
+    resumed = (f" The runs of {len(rows)} rows were kept from an interrupted run of the same package (git tree "
+               f"{tree[:10]} of automl_noisy); the minutes count this run only." if rows else "")
     todo = [("methods", "symmetric:0.8", 0, 0.05), ("search", "symmetric:0.8", 0, 0.05)] if quick else plan()
     with OtherLoad() as load:
         for kind, task, seed, fraction in todo:
@@ -254,7 +256,8 @@ def run(quick: bool = False) -> None:
             if tree:
                 PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=_plain), encoding="utf-8")
             runs = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,
-                    "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence(), "rows": rows}
+                    "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed,
+                    "rows": rows}
             RECORD.write_text(json.dumps(runs, indent=1, default=_plain), encoding="utf-8")
             write_section(SECTION, render(runs))
     if quick:
