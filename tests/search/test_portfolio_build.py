@@ -10,7 +10,7 @@ import optuna
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from portfolio import PLAIN, best_combinations, greedy, regrets, tuned_name, tuned_on  # noqa: E402
+from portfolio import PLAIN, best_combinations, greedy, mean_ranks, regrets, tuned_name, tuned_on  # noqa: E402
 
 
 def test_regret_is_zero_for_the_best_and_one_for_the_worst():
@@ -26,10 +26,21 @@ def test_greedy_adds_what_covers_the_tasks_plain_ce_loses():
     }
     chosen, curve = greedy(matrix, 2)
     assert chosen[0] == "wide"  # alone it lowers the mean regret most (0.25 each on tasks 1, 2)
-    assert chosen[1] == "t1"  # tied with "t2": the first name wins
+    assert chosen[1] == "t1"  # tied with "t2" in gain and in mean rank: the first name wins
     assert curve[0] == pytest.approx(2 / 3) and curve == sorted(curve, reverse=True)
     assert greedy(matrix, 2) == (chosen, curve)  # reproducible
     assert greedy(matrix, 10)[0] == ["wide", "t1", "t2"]  # never more than the pool
+
+
+def test_ties_in_gain_go_to_the_better_mean_rank_and_entries_that_add_nothing_are_left_out():
+    matrix = {  # "a" and "z" both close task1's gap alone; "z" is better on the other tasks
+        "task1": {PLAIN: 0.5, "a": 0.9, "z": 0.9, "dud": 0.5},
+        "task2": {PLAIN: 0.9, "a": 0.5, "z": 0.8, "dud": 0.5},
+        "task3": {PLAIN: 0.9, "a": 0.5, "z": 0.8, "dud": 0.5},
+    }
+    assert mean_ranks(matrix)["z"] < mean_ranks(matrix)["a"]
+    chosen, curve = greedy(matrix, 3)
+    assert chosen == ["z"] and curve == [pytest.approx(1 / 3), 0.0]  # after z nothing is left to gain
 
 
 def test_tuned_entries_belong_to_their_task_only():
