@@ -395,7 +395,8 @@ epoch): after plain CE, {pool_text}. Score: each trial's clean test accuracy at 
 
 {table(["task", "kind", "plain CE", "best entry", "its clean test", "entries"], rows)}
 
-**Portfolio.** Per kind, {size} entries chosen greedily; each row is the mean normalized regret over
+**Portfolio.** Per kind, up to {size} entries chosen greedily (ties in gain to the better mean rank over
+the tasks; the build stops when no entry lowers the regret); each row is the mean normalized regret over
 the kind's 12 tasks (0: the best entry of the pool on every task; 1: the worst) of the best among
 plain CE and the entries so far.
 
