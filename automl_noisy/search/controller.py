@@ -13,31 +13,25 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from automl_noisy.credentials import secrets_of
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
-from automl_noisy.data.folds import default_folds, pool_folds, scored_rows, train_rows, trusted_gap
+from automl_noisy.data.folds import default_folds, pool_folds, train_rows, trusted_gap
 from automl_noisy.errors import UserError
-from automl_noisy.pipeline import Pipeline
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file
-from automl_noisy.search.curve import TrialCurve
 from automl_noisy.search.encoders import SearchEncoders, encoder_folder
 from automl_noisy.search.fold_models import FoldModels, models_folder
 from automl_noisy.search.executors import Executor
-from automl_noisy.search.executors.base import describe_error
-from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
+from automl_noisy.search.loop import SearchLoop
 from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
-from automl_noisy.search.racing import behind
-from automl_noisy.search.selection import correct_rows
-from automl_noisy.search.shared import STUDY_FULL, WARM_START_ATTRS, queued_as, surplus
+from automl_noisy.search.shared import WARM_START_ATTRS
 from automl_noisy.search.space import SearchSpace, load_space
-from automl_noisy.search.storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, open_storage
+from automl_noisy.search.storage import DEFAULT_STORAGE, open_storage
 from automl_noisy.search.study import (tally, default_study_name, driver_name, fail_interrupted,
-                                       has_baseline, open_study, stored_folds, unqueue)
+                                       has_baseline, open_study, stored_folds)
 
 
 #: the longest study name Optuna's database tables hold
@@ -248,223 +242,8 @@ def _drive(study: optuna.Study, space: SearchSpace, data: NoisyDataset, executor
     """Ask, run and tell trials until ``remaining`` more have been launched and have finished; past
     ``deadline`` (a ``time.monotonic()`` value: the time budget) no more are launched, and the
     running ones finish. ``kept``: where fold jobs save their epochs, and a complete trial's best
-    epoch is kept (search/fold_models.py). ``notes``: progress lines said first."""
-    folds = data.spec.folds
-    jobs_of_trial = list(range(folds)) if folds > 1 else [None]
-    sizes, rows = scored_rows(data, data.trusted_objective)  # the rows a trial's value is measured on
-    all_sizes = scored_rows(data, False)[0] if data.trusted_objective else None
-    order = None
-    if options.reproducible and executor.capacity > 1:  # one job at a time is in order already
-        order = TrialOrder(trials_in_flight(executor.capacity, len(jobs_of_trial)), len(study.trials))
-        study.pruner = LaggedPruner(study.pruner, order.lag)
-    running: dict[int, optuna.Trial] = {}
-    curves: dict[int, TrialCurve] = {}
-    places: dict[int, set[str]] = {}  # where each running trial's jobs run
-    open_jobs: dict[int, set[int | None]] = {}
-    held: dict[int, tuple[optuna.Trial, TrialState, TrialCurve]] = {}  # finished, not yet told (see order.py)
-    launched, beat = 0, time.monotonic()
-    driver = driver_name()
-    queued: set[int] = set()  # trials the search queued itself: they run every epoch (see QUEUED_ATTRS)
-    racing = space.racing if folds > 1 and space.racing is not None and space.racing.folds < folds else None
-    first_jobs = jobs_of_trial[:racing.folds] if racing is not None else jobs_of_trial
-    later: dict[int, tuple[Pipeline, str | None]] = {}  # raced trials whose other folds wait for the verdict
-    mine: set[int] = set()  # the trials this driver ran
-
-    def race(number: int) -> tuple[int, float, str] | None:
-        """Whether trial ``number`` is clearly behind on its first folds (search/racing.py): its best
-        epoch there, that epoch's accuracy and the reason; None when it goes on."""
-        first = curves[number].best_of_folds(first_jobs)  # type: ignore[arg-type]
-        if first is None:
-            return None
-        epoch, accuracy, correct = first
-        below = number - order.lag if order is not None else math.inf  # what the ordered search lets it see
-        rivals = [(t, c) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                  if t.number < below and (c := correct_rows(t)) is not None and len(c) == sum(sizes)]
-        if not rivals:
-            return None
-        incumbent, record = max(rivals, key=lambda tc: (tc[0].value, -tc[0].number))
-        on_first = record[np.concatenate([rows[f] for f in first_jobs])]  # type: ignore[index]
-        stopped, mean, stderr = behind(correct, on_first, racing.z)  # type: ignore[union-attr]
-        if not stopped:
-            return None
-        return epoch, accuracy, (f"raced out after {len(first_jobs)} of {folds} folds: {mean:+.4f} ± {stderr:.4f} "
-                                 f"against trial {incumbent.number} on the same {len(correct)} rows "
-                                 f"(more than z = {racing.z:g} standard errors behind)")  # type: ignore[union-attr]
-
-    def release(below: float) -> None:
-        told = False
-        for number in sorted(k for k in held if k < below):
-            _finish(study, *held.pop(number))
-            told = True
-        if told and kept is not None:
-            kept.forget_the_unreachable(study)
-
-    def stop(number: int, state: TrialState, reason: str | None = None, note: str | None = None) -> None:
-        for fold in open_jobs.pop(number):
-            executor.cancel((number, fold))
-        trial = running.pop(number)
-        places.pop(number, None)
-        if reason is not None:
-            trial.set_user_attr("fail_reason", reason)
-        curve = curves.pop(number)
-        if kept is not None:
-            if state == TrialState.COMPLETE and curve.best is not None:
-                kept.keep(trial, trial.user_attrs["pipeline"], curve.best.epoch, folds, data.fingerprint)
-            else:
-                kept.drop(number)
-        held[number] = (trial, state, curve)
-        if order is None or launched >= remaining:  # nothing more to ask: no order to keep
-            release(math.inf)
-        best = curve.best
-        progress.finished(number, state, best.val_accuracy if best is not None else None,
-                          curve.stderr() if best is not None else None, trial.user_attrs.get("combination"),
-                          reason or note)
-
-    def may_ask() -> bool:
-        if order is None:
-            return executor.running() < executor.capacity
-        return order.may_ask(running)
-
+    epoch is kept (search/fold_models.py). ``notes``: progress lines said first. The loop itself:
+    :class:`~automl_noisy.search.loop.SearchLoop`."""
+    loop = SearchLoop(study, space, data, executor, encoders, options, remaining, stop_request, deadline, kept)
     with SearchProgress(study, options.trials, enabled=options.progress) as progress:
-        try:
-            for note in notes:
-                progress.say(note)
-            if space.racing is not None and racing is None:
-                progress.say(f"racing is off: it needs more folds than its first {space.racing.folds}, and this search "
-                             + (f"has {folds}" if folds > 1 else "scores one holdout split"))
-            encoders.prepare(space.encoder_pipelines(data.spec, options.seed), progress.say)
-            if encoders.threads is not None and "encoder_threads" not in study.user_attrs:
-                study.set_user_attr("encoder_threads", encoders.threads)  # train pretrains alike (export names it)
-            while launched < remaining or running:
-                stop_request.check()
-                if deadline is not None and launched < remaining and time.monotonic() >= deadline:
-                    progress.say(f"time budget of {options.time_budget:g} s spent: no more trials are launched; "
-                                 f"the {len(running)} running finish")
-                    launched = remaining
-                    release(math.inf)
-                while launched < remaining and may_ask():
-                    stop_request.check()
-                    if order is not None:
-                        release(order.release_below())
-                        order.asked()
-                    trial = study.ask()
-                    trial.set_user_attr("driver", driver)
-                    reason = surplus(study, trial, options.trials)  # another search shares the study
-                    if reason is not None:
-                        trial.set_user_attr("interrupted", True)
-                        trial.set_user_attr("fail_reason", reason)
-                        study.tell(trial, state=TrialState.FAIL)
-                        if reason.startswith(STUDY_FULL):
-                            launched = remaining
-                        continue
-                    if queued_as(trial) is not None:
-                        queued.add(trial.number)
-                    pipeline = space.suggest(trial, data.spec, options.seed)
-                    trial.set_user_attr("pipeline", pipeline.to_dict())
-                    trial.set_user_attr("combination", {**pipeline.combination(),
-                                                        **({"preset": trial.params.get("preset", "none")}
-                                                           if space.presets else {})})
-                    running[trial.number], curves[trial.number] = trial, TrialCurve(sizes, rows, all_sizes)
-                    mine.add(trial.number)
-                    places[trial.number] = set()
-                    launched += 1
-                    try:
-                        encoder = encoders.key(pipeline)
-                    except Exception as e:  # noqa: BLE001 - as if the trial raised: it fails, the search goes on
-                        open_jobs[trial.number] = set()
-                        stop(trial.number, TrialState.FAIL, describe_error(e))
-                        continue
-                    if encoder is not None:
-                        trial.set_user_attr("encoder", encoder)
-                    start = jobs_of_trial if trial.number in queued else first_jobs  # queued: never raced
-                    for fold in start:
-                        executor.submit((trial.number, fold), pipeline, fold, encoder,
-                                        kept.snapshots(trial.number, fold) if kept is not None else None)
-                    open_jobs[trial.number] = set(start)
-                    if len(start) < len(jobs_of_trial):
-                        later[trial.number] = (pipeline, encoder)
-                if launched >= remaining:
-                    release(math.inf)
-                event = executor.next_event(timeout=1.0)
-                encoders.collect(progress.say)
-                if time.monotonic() - beat > HEARTBEAT_SECONDS / 2:
-                    for t in [*running.values(), *(h[0] for h in held.values())]:
-                        study._storage.record_heartbeat(t._trial_id)  # type: ignore[attr-defined]
-                    beat = time.monotonic()
-                if event is None or event.job[0] not in running:  # nothing, or a stopped trial's last words
-                    continue
-                number, fold = event.job
-                if event.placement is not None:
-                    places[number].add(event.placement.describe())
-                    running[number].set_user_attr("ran_on", sorted(places[number]))
-                elif event.metrics is not None:
-                    epoch = curves[number].add(fold or 0, event.metrics)
-                    if epoch is not None:
-                        running[number].report(epoch.val_accuracy, epoch.epoch)
-                        if number not in queued and running[number].should_prune():
-                            stop(number, TrialState.PRUNED)
-                elif event.done:
-                    open_jobs[number].discard(fold)
-                    if not open_jobs[number] and number in later:  # its first folds are done: race it
-                        pipeline, encoder = later.pop(number)
-                        verdict = race(number)
-                        if verdict is None:
-                            rest = [f for f in jobs_of_trial if f not in first_jobs]
-                            for f in rest:
-                                executor.submit((number, f), pipeline, f, encoder,
-                                                kept.snapshots(number, f) if kept is not None else None)
-                            open_jobs[number] = set(rest)
-                        else:
-                            epoch_run, accuracy, why = verdict
-                            running[number].report(accuracy, epoch_run)
-                            running[number].set_user_attr("raced_out", why)
-                            stop(number, TrialState.PRUNED, note=why)
-                    elif not open_jobs[number]:
-                        if curves[number].best is not None:
-                            stop(number, TrialState.COMPLETE)
-                        else:
-                            stop(number, TrialState.FAIL, "the trial ended without an epoch")
-                else:
-                    where = f"fold {fold}: " if fold is not None else ""
-                    stop(number, TrialState.FAIL, where + (event.error or "the trial failed"))
-            release(math.inf)
-            while encoders.pending:  # stored for a resume or train, even if no trial used it
-                stop_request.check()
-                encoders.collect(progress.say, timeout=1.0)
-            unqueue(study, driver, "not run: the search ended before it")
-            if kept is not None:
-                kept.tidy(mine)
-        except KeyboardInterrupt:
-            release(math.inf)  # finished trials keep their results
-            for number, trial in running.items():
-                for fold in open_jobs.get(number, ()):  # none yet when it stopped while preparing
-                    executor.cancel((number, fold))
-                trial.set_user_attr("interrupted", True)
-                trial.set_user_attr("fail_reason", "interrupted: the search was stopped")
-                study.tell(trial, state=TrialState.FAIL)
-            unqueue(study, driver, "interrupted: the search was stopped")
-            if kept is not None:
-                kept.tidy(mine)
-            raise
-
-
-def _finish(study: optuna.Study, trial: optuna.Trial, state: TrialState, curve: TrialCurve) -> None:
-    """Record what the trial reached and tell the study: its value is the best epoch of its curve."""
-    best, last = curve.best, curve.last
-    trial.set_user_attr("fold_epochs", sum(len(epochs) for epochs in curve.by_fold.values()))  # what it cost
-    if best is not None and last is not None:
-        trial.set_user_attr("best_epoch", best.epoch)
-        trial.set_user_attr("value_stderr", curve.stderr())
-        trial.set_user_attr("test_accuracy", best.test_accuracy)  # what the exported pipeline trains to
-        trial.set_user_attr("epochs_run", last.epoch)
-        trial.set_user_attr("train_loss", best.train_loss)
-        if best.noisy_val_accuracy is not None:  # the trusted rows ranked it; the noisy labels said this
-            trial.set_user_attr("noisy_val_accuracy", best.noisy_val_accuracy)
-        if best.val_correct is not None:  # for comparing trials row by row (search/selection.py)
-            trial.set_user_attr("val_correct", best.val_correct)
-        if last.label_issue_auroc is not None:
-            trial.set_user_attr("label_issue_auroc", last.label_issue_auroc)
-    if state == TrialState.COMPLETE:
-        study.tell(trial, best.val_accuracy)  # type: ignore[union-attr]
-    else:
-        study.tell(trial, state=state)
+        loop.run(progress, notes)
