@@ -52,6 +52,26 @@ def code_tree() -> str:
     return "" if dirty else tree
 
 
+def finished_rows(partial: Path, tree: str) -> list[dict]:
+    """The rows an interrupted run of the same package kept in ``partial`` (none when the package
+    changed since, see :func:`code_tree`)."""
+    import json
+
+    if not tree or not partial.exists():
+        return []
+    kept = json.loads(partial.read_text(encoding="utf-8"))
+    return kept["rows"] if kept.get("tree") == tree else []
+
+
+def plain(value):
+    """``json.dumps``'s ``default``: numpy numbers as Python numbers, anything else as text."""
+    import numpy as np
+
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    return str(value)
+
+
 def machine() -> str:
     """One line: date, code commit, cores, CPU model, Python, torch and ray versions."""
     import torch

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import OtherLoad, busy_cores, code_tree, commit, fmt, machine, table, write_section
+from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain, table, write_section
 
 RECORD = Path(__file__).resolve().parent / "model-selection-ship.json"
 #: the rows finished so far, kept after each search so that an interrupted run goes on where it stopped
@@ -204,13 +204,6 @@ pick a and the best trial b. Clean labels only score.
 """
 
 
-def finished_rows(tree: str) -> list[dict]:
-    """The rows an interrupted run of the same package finished (none when the package changed since)."""
-    if not tree or not PARTIAL.exists():
-        return []
-    kept = json.loads(PARTIAL.read_text(encoding="utf-8"))
-    return kept["rows"] if kept.get("tree") == tree else []
-
 
 def run(quick: bool = False) -> None:
     """Every task and seed (``quick``: the first task and seed, 4 trials, printed only), stored in
@@ -223,7 +216,7 @@ def run(quick: bool = False) -> None:
     busy = busy_cores()
     start = time.perf_counter()
     code, tree = commit(), code_tree()
-    rows = [] if quick else finished_rows(tree)
+    rows = [] if quick else finished_rows(PARTIAL, tree)
     resumed = len(rows)
     done = {(r["task"], r["seed"]) for r in rows}
     with OtherLoad() as load:
@@ -233,7 +226,7 @@ def run(quick: bool = False) -> None:
                     continue
                 rows.append(ship_one(task, noise, seed))
                 if not quick and tree:
-                    PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=_plain), encoding="utf-8")
+                    PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=plain), encoding="utf-8")
     order = {(f"{t} {n}", s): i for i, (t, n, s) in enumerate((t, n, s) for t, n in tasks for s in seeds)}
     rows.sort(key=lambda r: order[(r["task"], r["seed"])])
     resumed_note = (f" {resumed} of the {len(rows)} searches were kept from an interrupted run of the same package "
@@ -243,7 +236,7 @@ def run(quick: bool = False) -> None:
     print(render(runs))
     if quick:
         return
-    RECORD.write_text(json.dumps(runs, indent=1, default=_plain), encoding="utf-8")
+    RECORD.write_text(json.dumps(runs, indent=1, default=plain), encoding="utf-8")
     write_section(SECTION, render(runs))
     PARTIAL.unlink(missing_ok=True)
     print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")
@@ -255,8 +248,3 @@ def report() -> None:
     write_section(SECTION, render(runs))
     print(f"wrote the {SECTION} section of BENCHMARKS.md from {RECORD.name}")
 
-
-def _plain(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return str(value)

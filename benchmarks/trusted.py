@@ -42,9 +42,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from _common import OtherLoad, busy_cores, code_tree, commit, fmt, machine, table, write_section
+from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain, table, write_section
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted.json"
@@ -226,19 +224,12 @@ trials (enough of them validate) or the noisy labels did. Clean labels only scor
 """
 
 
-def finished_rows(tree: str) -> list[dict]:
-    """The rows an interrupted run of the same package finished (none when the package changed since)."""
-    if not tree or not PARTIAL.exists():
-        return []
-    kept = json.loads(PARTIAL.read_text(encoding="utf-8"))
-    return kept["rows"] if kept.get("tree") == tree else []
-
 
 def run(quick: bool = False) -> None:
     busy = busy_cores()
     start = time.perf_counter()
     code, tree = commit(), code_tree()
-    rows = [] if quick else finished_rows(tree)
+    rows = [] if quick else finished_rows(PARTIAL, tree)
     resumed = (f" The runs of {len(rows)} rows were kept from an interrupted run of the same package (git tree "
                f"{tree[:10]} of automl_noisy); the minutes count this run only." if rows else "")
     todo = [("methods", "symmetric:0.8", 0, 0.05), ("search", "symmetric:0.8", 0, 0.05)] if quick else plan()
@@ -254,11 +245,11 @@ def run(quick: bool = False) -> None:
             if quick:
                 continue
             if tree:
-                PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=_plain), encoding="utf-8")
+                PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=plain), encoding="utf-8")
             runs = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed,
                     "rows": rows}
-            RECORD.write_text(json.dumps(runs, indent=1, default=_plain), encoding="utf-8")
+            RECORD.write_text(json.dumps(runs, indent=1, default=plain), encoding="utf-8")
             write_section(SECTION, render(runs))
     if quick:
         print(render({"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,
@@ -272,11 +263,6 @@ def report() -> None:
     write_section(SECTION, render(runs))
     print(f"wrote the {SECTION} section of BENCHMARKS.md from {RECORD.name}")
 
-
-def _plain(value):
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    return str(value)
 
 
 def main() -> None:
