@@ -16,6 +16,10 @@ split (clean labels only score):
   as plain CE takes on the pool (so that a few dozen rows are not simply under-trained).
 - **glc**, **meta_weight**: the baseline with ``adjustment: glc`` or ``selection: meta_weight`` at
   their defaults, trained on the pool like plain CE (they need trusted rows: not run at 0 %).
+- **trusted+semi**: the reference pipeline a search queues for data with trusted rows
+  (``automl_noisy.search.portfolio.references``: the baseline with ``selection: trusted`` and the
+  default space's first semi-supervised method, ``mixmatch``): the trusted rows labeled, the rest of
+  the pool unlabeled; trained on the pool like plain CE (not run at 0 %).
 - **search**: the default search (default space, the portfolio, 20 trials, 3 folds, Ray on every core)
   on the data with its trusted rows, which rank the trials when enough of them validate; its export
   (the default one-standard-error rule) shipped as ``train`` ships it (``DEFAULT_FINAL_MODEL``).
@@ -27,7 +31,12 @@ written after each run and says how many of the planned runs it holds.
 
 Targets (the issue's), medians over the three seeds: with 5 % trusted, the search's export scores
 >= 0.93 at symmetric:0.8 and >= 0.97 at pair:0.4; at symmetric:0.8 with 5 % trusted, glc and
-meta_weight each score above both plain CE and trusted alone.
+meta_weight each score above both plain CE and trusted alone. The same target holds for trusted+semi.
+
+History of the plan: the first complete run (48 runs, the package of commit 5697e41) had no
+trusted+semi arm and no ``selection: trusted`` in the default space. Both were added after it, and
+the arm's pipeline was tried on these seeds at 5 % while it was built, before this plan ran; seeds,
+tasks, fractions and targets are those of the first run.
 """
 
 from __future__ import annotations
@@ -52,14 +61,16 @@ SECTION = "trusted"
 TASKS = ("symmetric:0.8", "pair:0.4")  # on digits
 SEEDS = (0, 1, 2)
 FRACTIONS = (0.0, 0.02, 0.05, 0.10)
-METHOD_ARMS = ("plain_ce", "trusted_alone", "glc", "meta_weight")
+METHOD_ARMS = ("plain_ce", "trusted_alone", "glc", "meta_weight", "trusted_semi")
+#: the arms that need trusted rows (not run at 0 %)
+TRUSTED_ARMS = ("trusted_alone", "glc", "meta_weight", "trusted_semi")
 SEARCH_ORDER = (0.05, 0.0, 0.02, 0.10)
 SEARCH_TRIALS = 20
 #: the targets, fixed before the run
 TARGET_FRACTION = 0.05
 TARGET_SEARCH = {"symmetric:0.8": 0.93, "pair:0.4": 0.97}
 ARM_NAMES = {"plain_ce": "plain CE", "trusted_alone": "trusted alone", "glc": "glc", "meta_weight": "meta_weight",
-             "search": "default search"}
+             "trusted_semi": "trusted+semi", "search": "default search"}
 
 
 def spec_of(noise: str, seed: int, fraction: float):
@@ -69,8 +80,10 @@ def spec_of(noise: str, seed: int, fraction: float):
 
 
 def pipelines(spec, data) -> dict:
-    """The arms' pipelines: the default space's baseline, and it with glc or meta_weight."""
+    """The arms' pipelines: the default space's baseline, it with glc or meta_weight, and the
+    reference pipeline a search queues for data with trusted rows."""
     from automl_noisy.data.folds import train_rows
+    from automl_noisy.search.portfolio import references
     from automl_noisy.search.space import load_space
 
     space = load_space("default").for_shape(data.input_shape, train_rows(data), data.trusted_train is not None)
@@ -78,6 +91,8 @@ def pipelines(spec, data) -> dict:
     if data.trusted_train is not None:
         out["glc"] = space.fixed({"adjustment": "glc"}, spec, spec.seed)[0]
         out["meta_weight"] = space.fixed({"selection": "meta_weight"}, spec, spec.seed)[0]
+        (_, params), = references(space, spec, spec.seed, True)
+        out["trusted_semi"] = space.fixed(params, spec, spec.seed)[0]
     return out
 
 
@@ -176,7 +191,7 @@ def render(runs: dict) -> str:
             cells = [f"{fraction:.0%}"]
             for arm in (*METHOD_ARMS, "search"):
                 values = [r["test_accuracy"] for r in rows if (r["task"], r["fraction"], r["arm"]) == (task, fraction, arm)]
-                needs = arm in ("trusted_alone", "glc", "meta_weight") and fraction == 0
+                needs = arm in TRUSTED_ARMS and fraction == 0
                 cells.append("n/a" if needs else spread(values) + ("" if len(values) in (0, len(SEEDS))
                                                                      else f" [{len(values)} seeds]"))
             searched = [r for r in rows if (r["task"], r["fraction"], r["arm"]) == (task, fraction, "search")]
@@ -193,13 +208,13 @@ def render(runs: dict) -> str:
                        + ".")
     task = "symmetric:0.8"
     ce, alone = _median(rows, task, TARGET_FRACTION, "plain_ce"), _median(rows, task, TARGET_FRACTION, "trusted_alone")
-    for arm in ("glc", "meta_weight"):
+    for arm in ("glc", "meta_weight", "trusted_semi"):
         got = _median(rows, task, TARGET_FRACTION, arm)
         if got is None or ce is None or alone is None:
-            reading.append(f"- **{arm} at {TARGET_FRACTION:.0%} trusted, {task}**: not run yet.")
+            reading.append(f"- **{ARM_NAMES[arm]} at {TARGET_FRACTION:.0%} trusted, {task}**: not run yet.")
             continue
         met = got > ce and got > alone
-        reading.append(f"- **{arm} at {TARGET_FRACTION:.0%} trusted, {task}**: median {got:.3f} against plain CE "
+        reading.append(f"- **{ARM_NAMES[arm]} at {TARGET_FRACTION:.0%} trusted, {task}**: median {got:.3f} against plain CE "
                        f"{ce:.3f} and trusted alone {alone:.3f} (target: above both: {'met' if met else '**missed**'}).")
     complete = done == planned
     status = ("" if complete else f" **Incomplete: {done} of the {planned} planned runs are done** (the rest did not "
@@ -213,8 +228,12 @@ noise, seeds {', '.join(map(str, SEEDS))}, trusted fractions {', '.join(f'{f:.0%
 training pool (stratified on the clean labels, which replace the noisy ones there). Single models: the
 default space's baseline pipeline (CE, no method, 20 epochs) on the whole pool with all its labels
 (**plain CE**); the same on the trusted rows alone, for as many optimizer steps (**trusted alone**);
-the baseline with **glc** or **meta_weight** at their defaults on the pool; each scored at its last
-epoch. **Default search**: 20 trials of the default space with the portfolio and 3 folds, its export
+the baseline with **glc** or **meta_weight** at their defaults on the pool; the reference pipeline a
+search queues with trusted rows, `selection: trusted` with `semi: mixmatch` (**trusted+semi**: the
+trusted rows labeled, the rest of the pool unlabeled); each scored at its last epoch. trusted+semi and
+`selection: trusted` in the default space were added after the first complete run of this plan (48
+runs, commit 5697e41, which had neither), and its pipeline was tried on these seeds at 5 % while it
+was built; the seeds, tasks, fractions and targets did not change. **Default search**: 20 trials of the default space with the portfolio and 3 folds, its export
 (one-se rule) shipped as `train` ships it; "search ranked by" says whether the trusted rows ranked its
 trials (enough of them validate) or the noisy labels did. Clean labels only score.
 

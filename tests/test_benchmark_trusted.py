@@ -20,7 +20,7 @@ def _rows(search_sym: float, glc: float) -> list[dict]:
             value = search_sym if task == "symmetric:0.8" else 0.98
             rows.append({**base, "arm": "search", "test_accuracy": value + seed / 1000, "ranked_by": "trusted"})
             continue
-        values = {"plain_ce": 0.70, "trusted_alone": 0.85, "glc": glc, "meta_weight": 0.90}
+        values = {"plain_ce": 0.70, "trusted_alone": 0.85, "glc": glc, "meta_weight": 0.90, "trusted_semi": 0.88}
         for arm in trusted.METHOD_ARMS:
             if arm == "plain_ce" or fraction > 0:
                 rows.append({**base, "arm": arm, "test_accuracy": values[arm] + seed / 1000})
@@ -35,6 +35,7 @@ def test_a_complete_run_reads_its_targets_from_the_rows():
     assert ("**glc at 5% trusted, symmetric:0.8**: median 0.201 against plain CE 0.701 and trusted alone 0.851 "
             "(target: above both: **missed**).") in text
     assert "**meta_weight at 5% trusted, symmetric:0.8**: median 0.901" in text and "above both: met" in text
+    assert "**trusted+semi at 5% trusted, symmetric:0.8**: median 0.881 against plain CE 0.701" in text
     assert "| 0%      | 0.701 (0.700-0.702) | n/a" in text  # a method needing trusted rows is not run at 0 %
 
 

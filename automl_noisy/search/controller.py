@@ -178,12 +178,14 @@ def _refuse_overwriting(options: SearchOptions) -> None:
 
 def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions) -> list[tuple[str, str, dict]]:
     """``(attribute, name, params)`` of the pipelines to run after the baseline and before the
-    sampler: the best of an earlier study (``--warm-start``), then the portfolio's entries for this
-    kind of data that the space allows."""
+    sampler: the references the data calls for (with trusted rows, ``trusted+mixmatch``), the best of
+    an earlier study (``--warm-start``), then the portfolio's entries for this kind of data that the
+    space allows."""
     from automl_noisy.search.portfolio import (DEFAULT_PORTFOLIO, best_of_study, data_kind, fitting,
-                                               load_portfolio, resolve)
+                                               load_portfolio, references, resolve)
 
-    out: list[tuple[str, str, dict]] = []
+    out: list[tuple[str, str, dict]] = [("reference", name, params) for name, params in
+                                        references(space, data.spec, options.seed, data.trusted_train is not None)]
     if options.warm_start:
         earlier = _earlier_study(options.warm_start, options.storage)
         shape = earlier.user_attrs.get("input_shape")

@@ -14,7 +14,9 @@ pipelines as Optuna parameters of the search space::
 A parameter an entry does not give takes the space's default (the baseline's), so an entry is one
 pipeline, the same in every search. Entries whose values the user's space does not allow (a model
 that does not fit the data, a choice the space leaves out, a value outside a range) are skipped.
-The same machinery enqueues the best pipelines of an earlier study (``--warm-start``).
+The same machinery enqueues the best pipelines of an earlier study (``--warm-start``), and, before
+both, the reference pipelines the data calls for (:func:`references`): with trusted rows, the one that
+learns from them alone as the labeled set.
 """
 
 from __future__ import annotations
@@ -88,6 +90,32 @@ def fitting(entries: list[Entry], space: SearchSpace, data: DataSpec, seed: int)
             seen.add(key)
             out.append((entry, params))
     return out
+
+
+#: the reference pipeline of data with trusted rows: ``selection: trusted`` with a semi-supervised method
+TRUSTED_SEMI = "trusted+{semi}"
+
+
+def references(space: SearchSpace, data: DataSpec, seed: int, trusted: bool) -> list[tuple[str, dict[str, Any]]]:
+    """``(name, params)`` of the reference pipelines for data with (``trusted``) or without trusted
+    rows: with them, the baseline with ``selection: trusted`` and the first semi-supervised method the
+    space lists (``trusted+mixmatch`` in the default space): the trusted rows as the labeled set, every
+    other row unlabeled. It is to the trusted rows what plain CE is to the noisy labels, the plain
+    use of them a search must beat, so it runs whatever the sampler or the portfolio would draw.
+    None when the space offers no ``trusted`` selector or no semi-supervised method.
+
+    >>> from automl_noisy.search.space import load_space
+    >>> space = load_space("default").for_shape((64,), 1000, trusted=True)
+    >>> [(name, params["selection"], params["semi"]) for name, params in references(space, DataSpec(), 0, True)]
+    [('trusted+mixmatch', 'trusted', 'mixmatch')]
+    >>> references(load_space("default").for_shape((64,), 1000), DataSpec(), 0, False)
+    []
+    """
+    semis = [c for c in space.families.get("semi", {}) if c != "none"]
+    if not trusted or "trusted" not in space.families.get("selection", {}) or not semis:
+        return []
+    _, params = space.fixed({"selection": "trusted", "semi": semis[0]}, data, seed)
+    return [(TRUSTED_SEMI.format(semi=semis[0]), params)]
 
 
 def best_distinct(study: optuna.Study, k: int, key: Callable[[FrozenTrial], Hashable | None]) -> list[FrozenTrial]:

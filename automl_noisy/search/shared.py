@@ -20,10 +20,11 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-#: The user attribute naming a queued entry (its value), per kind of warm start.
-WARM_START_ATTRS = ("portfolio", "warm_start")
+#: The user attribute naming a queued entry (its value), per kind of warm start: a reference pipeline
+#: of the data (``automl_noisy.search.portfolio.references``), a portfolio entry, an earlier study's best.
+WARM_START_ATTRS = ("reference", "portfolio", "warm_start")
 #: User attributes that name a pipeline a search queues itself (their value says which): plain CE,
-#: a portfolio entry, an earlier study's best. These trials run every epoch and every fold: they were
+#: a reference, a portfolio entry, an earlier study's best. These trials run every epoch and every fold: they were
 #: chosen before the search (the portfolio for doing well across many tasks), and some of them learn
 #: late (DivideMix's warm-up, a pretrained body's fine-tuning), so neither a median of other
 #: pipelines' first epochs (the pruner) nor their first fold (racing) is a judge of them; the

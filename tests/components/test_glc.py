@@ -132,9 +132,9 @@ def test_the_default_space_offers_glc_only_with_trusted_rows():
     assert "glc" not in space.for_shape((8,)).families["adjustment"]
     assert "forward" in space.for_shape((8,)).families["adjustment"]
     assert "glc" in space.for_shape((8,), trusted=True).families["adjustment"]
-    # without trusted rows the space is the one it was before glc and meta_weight (same hash: studies resume)
+    # without trusted rows the space is the one it was before the methods that need them (same hash: studies resume)
     without = {**space.to_dict()["families"], **{family: {
-        c: p for c, p in space.to_dict()["families"][family].items() if c not in ("glc", "meta_weight")}
+        c: p for c, p in space.to_dict()["families"][family].items() if c not in ("glc", "meta_weight", "trusted")}
         for family in ("adjustment", "selection")}}
     assert space.for_shape((8,)).to_dict()["families"] == {**without, "model": {"mlp": without["model"]["mlp"]}}
     only = parse_space({"families": {"model": ["mlp"], "adjustment": ["glc"]}}, name="only")

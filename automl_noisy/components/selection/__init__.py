@@ -12,6 +12,6 @@ from automl_noisy.registry import Registry
 
 selectors: Registry[type[Selector]] = Registry("selection")
 
-from automl_noisy.components.selection import aum, curriculum, gmm, meta_weight, small_loss  # noqa: E402,F401  (registers)
+from automl_noisy.components.selection import aum, curriculum, gmm, meta_weight, small_loss, trusted  # noqa: E402,F401  (registers)
 
 __all__ = ["selectors"]
