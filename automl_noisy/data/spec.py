@@ -24,8 +24,13 @@ MAX_SEED = 2**32 - 1
 MIN_TRAIN_SHARE = 0.1
 
 
+def _is_number(value: Any) -> bool:
+    """A real number, not a bool and not NaN."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isnan(value)
+
+
 def _check_fraction(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    if not _is_number(value):
         raise UserError(f"data.{name} must be a number in (0, 1), got {value!r}")
     if not 0.0 < value < 1.0:
         raise UserError(f"data.{name}={value} is outside (0, 1); pass a fraction such as 0.1")
@@ -40,8 +45,7 @@ def _check_trusted(options: Mapping[str, Any]) -> None:
         raise UserError(f"option trusted (--trusted) must name a .csv or .npz file of row,label, got {trusted!r}")
     if fraction is None:
         return
-    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or math.isnan(fraction) \
-            or not 0.0 < fraction < 1.0:
+    if not _is_number(fraction) or not 0.0 < fraction < 1.0:
         raise UserError(f"option trusted_fraction (--trusted-fraction) must be a number in (0, 1), got {fraction!r}; "
                         "pass a share of the training rows such as 0.05")
 
