@@ -172,11 +172,7 @@ class GoldLossCorrection(TargetAdjustment):
     _c: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def setup(self, info: TrainInfo) -> None:
-        if info.trusted is None or not info.trusted.any():
-            raise UserError("adjustment glc (gold loss correction) needs trusted rows in the training data: "
-                            "pass --trusted FILE or --trusted-fraction F")
-        if len(info.trusted) != info.num_train:
-            raise ValueError(f"the trusted mask has {len(info.trusted)} rows for {info.num_train} training samples")
+        trusted = info.trusted_rows("adjustment glc (gold loss correction)")
         missing = info.untrusted_classes()
         if missing:
             from automl_noisy.data.trusted import classes_text
@@ -186,7 +182,7 @@ class GoldLossCorrection(TargetAdjustment):
                             f"{classes_text(missing)}: add trusted rows of each class (--trusted FILE), raise "
                             "--trusted-fraction, or use fewer folds (--cv)")
         self._k = info.num_classes
-        self._trusted = torch.as_tensor(info.trusted, dtype=torch.bool, device=info.device)
+        self._trusted = torch.as_tensor(trusted, dtype=torch.bool, device=info.device)
         self._c = None
 
     @property

@@ -89,6 +89,16 @@ class TrainInfo:
     labels: np.ndarray | None = None  # (num_train,) int: the training labels; None: not given
     class_names: tuple[str, ...] = ()  # the K classes' names; (): not given
 
+    def trusted_rows(self, method: str) -> np.ndarray:
+        """``trusted``, for a method that needs trusted rows (``method`` names it in the message): a
+        UserError when the training data has none."""
+        if self.trusted is None or not self.trusted.any():
+            raise UserError(f"{method} needs trusted rows in the training data: pass --trusted FILE or "
+                            "--trusted-fraction F")
+        if len(self.trusted) != self.num_train:
+            raise ValueError(f"the trusted mask has {len(self.trusted)} rows for {self.num_train} training samples")
+        return self.trusted
+
     def untrusted_classes(self) -> tuple[str, ...]:
         """The classes (names, else ids) that no trusted training row has; () when the labels are
         not given."""

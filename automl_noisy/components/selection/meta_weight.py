@@ -11,7 +11,6 @@ from torch import Tensor, nn
 
 from automl_noisy.components.base import Lookahead, Selector, TrainInfo, hyperparameter
 from automl_noisy.components.selection import selectors
-from automl_noisy.errors import UserError
 
 
 @selectors.register("meta_weight")
@@ -73,9 +72,7 @@ class MetaWeightNet(Selector):
     _last: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def setup(self, info: TrainInfo) -> None:
-        if info.trusted is None or not info.trusted.any():
-            raise UserError("selection meta_weight (Meta-Weight-Net) needs trusted rows in the training data: "
-                            "pass --trusted FILE or --trusted-fraction F")
+        info.trusted_rows("selection meta_weight (Meta-Weight-Net)")
         self._k, self._epoch = info.num_classes, 1
         with torch.random.fork_rng(devices=[]):  # its own seeded init: the run's random stream is untouched
             torch.manual_seed(info.seed)

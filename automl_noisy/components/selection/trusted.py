@@ -11,7 +11,6 @@ from torch import Tensor
 
 from automl_noisy.components.base import EpochEnd, Selector, TrainInfo
 from automl_noisy.components.selection import selectors
-from automl_noisy.errors import UserError
 
 
 @selectors.register("trusted")
@@ -41,12 +40,7 @@ class TrustedOnly(Selector):
     _scores: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def setup(self, info: TrainInfo) -> None:
-        if info.trusted is None or not info.trusted.any():
-            raise UserError("selection trusted needs trusted rows in the training data: "
-                            "pass --trusted FILE or --trusted-fraction F")
-        if len(info.trusted) != info.num_train:
-            raise ValueError(f"the trusted mask has {len(info.trusted)} rows for {info.num_train} training samples")
-        self._trusted = torch.as_tensor(info.trusted, dtype=torch.bool, device=info.device)
+        self._trusted = torch.as_tensor(info.trusted_rows("selection trusted"), dtype=torch.bool, device=info.device)
         self._scores = None
 
     def weights(self, per_sample: Tensor, logits: Tensor, labels: Tensor, idx: Tensor,
