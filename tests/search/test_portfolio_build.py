@@ -6,11 +6,27 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from portfolio import PLAIN, best_combinations, greedy, mean_ranks, regrets, tuned_name, tuned_on  # noqa: E402
+from portfolio import (PLAIN, TABLES, best_combinations, greedy, mean_ranks, real_table, refusal, regrets,  # noqa: E402
+                       tasks, tuned_name, tuned_on)
+
+
+def test_the_suite_holds_real_tables_read_offline_with_signal_and_no_held_out_data():
+    suite = tasks()
+    assert len({t["name"] for t in suite}) == len(suite)
+    tables = [t for t in suite if "table" in t]
+    assert {t["table"] for t in tables} == set(TABLES) and all(t["kind"] == "vectors" for t in tables)
+    for task in tables:
+        x, y = real_table(task["table"])
+        assert x.shape[0] == len(y) == task["rows"] and x.ndim == 2 and np.isfinite(x).all()
+        assert sorted(np.unique(y)) == list(range(task["classes"]))
+        assert refusal(task) == ""  # the injected noise leaves the labels a signal
+    held_out = ("digits", "cars", "penguin", "mnist")
+    assert not any(h in t["name"] or h == t.get("table") for t in suite for h in held_out)
 
 
 def test_regret_is_zero_for_the_best_and_one_for_the_worst():
