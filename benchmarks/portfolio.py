@@ -23,7 +23,11 @@ recipes. (``portfolio_eval.py`` leaves a task's own tuned entries out when that 
 ``build``: from those studies, per data kind, the portfolio of P entries chosen greedily to minimize
 the mean normalized regret over the tasks (clean test accuracy of each trial at its best epoch;
 the tasks are meta-training data, never the user's), plain CE counted as always run first.
-Writes ``search_spaces/portfolio.yaml`` with its provenance and the regret of each prefix.
+Writes ``search_spaces/portfolio.yaml`` with its provenance (the suite space's fingerprints, encoder
+settings included) and the regret of each prefix. Rows stay valid only for the settings they were
+measured with: ``build`` refuses rows whose study recorded another space fingerprint than today's suite
+gives (``stale_tasks``; ``--allow-stale`` builds anyway and lists them in the file), and ``suite``
+measures such a task anew.
 
     .venv/bin/python benchmarks/portfolio.py tune [--trials 30] [--keep 3] [--kind vectors] [--only TASK,...]
     .venv/bin/python benchmarks/portfolio.py suite [--storage FILE] [--only TASK,...]
@@ -69,8 +73,8 @@ TABLES = {"wine": (178, 13, 3, "pair:0.3"), "cancer": (569, 30, 2, "symmetric:0.
 def tasks() -> list[dict]:
     """28 tasks: 12 generated vector tasks (samples, features, classes) and 12 image tasks (samples,
     side, classes), each with one noise of NOISES, so every kind and rate occurs for both data kinds,
-    then the 4 real tables of TABLES (``tab-<name>``) with their noise. Every task says its ``rows``
-    and ``classes``."""
+    then the 4 real tables of TABLES (``tab-<name>``) with their noise. Every task says its ``rows``,
+    ``classes`` and input ``shape``."""
     vectors = [(400, 10, 3), (800, 20, 5), (600, 40, 4), (1000, 16, 6)]
     images = [(500, 8, 4), (800, 8, 6), (600, 10, 5), (900, 10, 3)]
     out = []
@@ -78,15 +82,17 @@ def tasks() -> list[dict]:
         n, d, k = vectors[i % 4]
         out.append({"name": f"vec{i:02d}-n{n}-d{d}-k{k}-{NOISES[i].split(':')[0]}{NOISES[i].split(':')[1]}",
                     "kind": "vectors", "source": "synthetic", "noise": NOISES[i], "seed": i, "rows": n, "classes": k,
-                    "options": {"samples": n, "features": d, "classes": k}})
+                    "shape": (d,), "options": {"samples": n, "features": d, "classes": k}})
     for i in range(12):
         n, side, k = images[i % 4]
         noise = NOISES[(i + 6) % 12]
         out.append({"name": f"img{i:02d}-n{n}-s{side}-k{k}-{noise.split(':')[0]}{noise.split(':')[1]}",
-                    "kind": "images", "noise": noise, "seed": 100 + i, "rows": n, "classes": k, "image": (n, side, k)})
+                    "kind": "images", "noise": noise, "seed": 100 + i, "rows": n, "classes": k, "shape": (1, side, side),
+                    "image": (n, side, k)})
     for i, (table, (n, d, k, noise)) in enumerate(TABLES.items()):
         out.append({"name": f"tab-{table}-n{n}-d{d}-k{k}-{noise.split(':')[0]}{noise.split(':')[1]}",
-                    "kind": "vectors", "table": table, "noise": noise, "seed": 200 + i, "rows": n, "classes": k})
+                    "kind": "vectors", "table": table, "noise": noise, "seed": 200 + i, "rows": n, "classes": k,
+                    "shape": (d,)})
     return out
 
 
@@ -135,6 +141,24 @@ def stroke_images(n: int, side: int, classes: int, seed: int) -> tuple[np.ndarra
         img = shift(img, rng.integers(-1, 2, size=2), order=0)
         x[i, 0] = img * rng.uniform(0.6, 1.0) + rng.normal(0, 0.15, size=(side, side))
     return x, y.astype(np.int64)
+
+
+def suite_fingerprint(task: dict) -> str:
+    """The fingerprint a suite study of ``task`` gets today: that of the suite's space
+    (``portfolio_space.yaml``, encoder settings included) for the task's input shape. A study made
+    with another one measured other settings."""
+    from automl_noisy.search.space import load_space
+
+    return load_space(str(SPACE)).for_shape(tuple(task["shape"])).fingerprint()
+
+
+def stale_tasks(matrix: dict) -> list[str]:
+    """The tasks of ``matrix`` whose rows no longer measure today's suite: made with another space or
+    encoder settings (or recording none), or no longer in the suite."""
+    recorded = json.loads(MATRIX.read_text(encoding="utf-8")).get("fingerprints", {}) if MATRIX.is_file() else {}
+    suite = {t["name"]: t for t in tasks()}
+    return sorted(name for name in matrix
+                  if name not in suite or recorded.get(name) != suite_fingerprint(suite[name]))
 
 
 def task_spec(task: dict):
@@ -253,6 +277,12 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
             print(f"{task['name']}: left out: {why}", flush=True)
             continue
         trials = 1 + len(pool[task["kind"]])
+        if task["name"] in optuna.get_all_study_names(url):
+            made = optuna.load_study(study_name=task["name"], storage=url).user_attrs.get("space_fingerprint")
+            if made != suite_fingerprint(task):
+                optuna.delete_study(study_name=task["name"], storage=url)
+                print(f"{task['name']}: its study measured another space or encoder settings; measured again",
+                      flush=True)
         start = time.perf_counter()
         study = search(SearchOptions(data=task_spec(task), space=str(SPACE), trials=trials, storage=url,
                                      study=task["name"], portfolio=str(path), seed=task["seed"], progress=False,
@@ -267,14 +297,16 @@ def performance(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, floa
     """Task -> kind, and task -> entry -> clean test accuracy at the trial's best epoch: read from the
     suite's studies when the storage file is here (and written to MATRIX, the small record kept in
     git), else from MATRIX. A task the storage lacks keeps its row of MATRIX (a suite run again
-    for some tasks only)."""
+    for some tasks only). MATRIX also keeps each task's study's space fingerprint (``fingerprints``),
+    for :func:`stale_tasks`."""
     doc = json.loads(MATRIX.read_text(encoding="utf-8")) if MATRIX.is_file() else {"kinds": {}, "matrix": {}}
     if not storage.is_file():
         return doc["kinds"], doc["matrix"]
-    kinds, matrix = _read_studies(storage)
+    kinds, matrix, fingerprints = _read_studies(storage)
     kinds, matrix = {**doc["kinds"], **kinds}, {**doc["matrix"], **matrix}
-    MATRIX.write_text(json.dumps({"kinds": kinds, "matrix": matrix}, indent=1, sort_keys=True) + "\n",
-                      encoding="utf-8")
+    fingerprints = {**doc.get("fingerprints", {}), **fingerprints}
+    MATRIX.write_text(json.dumps({"kinds": kinds, "matrix": matrix, "fingerprints": fingerprints}, indent=1,
+                                 sort_keys=True) + "\n", encoding="utf-8")
     return kinds, matrix
 
 
@@ -285,14 +317,15 @@ def stored_tasks(storage: Path) -> set[str]:
     return set(optuna.get_all_study_names(f"sqlite:///{storage}")) if storage.is_file() else set()
 
 
-def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]]]:
+def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]], dict[str, str | None]]:
     import optuna
 
     url = f"sqlite:///{storage}"
-    kinds, matrix = {}, {}
+    kinds, matrix, fingerprints = {}, {}, {}
     for name in sorted(optuna.get_all_study_names(url)):
         study = optuna.load_study(study_name=name, storage=url)
         kinds[name] = "images" if len(study.user_attrs.get("input_shape", [])) == 3 else "vectors"
+        fingerprints[name] = study.user_attrs.get("space_fingerprint")
         row = {}
         for t in study.trials:
             entry = PLAIN if t.user_attrs.get("baseline") else t.user_attrs.get("portfolio")
@@ -300,7 +333,7 @@ def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, fl
             if entry and t.state == optuna.trial.TrialState.COMPLETE and acc is not None:
                 row[entry] = acc
         matrix[name] = row
-    return kinds, matrix
+    return kinds, matrix, fingerprints
 
 
 def regrets(row: dict[str, float]) -> dict[str, float]:
@@ -350,15 +383,21 @@ def greedy(matrix: dict[str, dict[str, float]], size: int) -> tuple[list[str], l
     return chosen, curve
 
 
-def build(storage: Path, size: int) -> None:
+def build(storage: Path, size: int, allow_stale: bool = False) -> None:
     entries_of = pool_entries()
     pool = {e.name: e for entries in entries_of.values() for e in entries}
     kinds, matrix = performance(storage)
+    stale = stale_tasks(matrix)
+    if stale and not allow_stale:
+        sys.exit(f"build: the rows of {len(stale)} of {len(matrix)} tasks do not measure today's suite (made with "
+                 f"another search space or encoder settings than {SPACE.name} gives now, recording none, or no "
+                 f"longer in the suite: {', '.join(stale)}); run `portfolio.py suite` again (it measures them anew), "
+                 "or pass --allow-stale to build from them and say so in the portfolio file")
     doc: dict = {}
     provenance: dict = {"built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                         "by": "benchmarks/portfolio.py build", "commit": commit(), "suite": str(storage.name),
                         "objective": "clean test accuracy at each trial's best epoch (3-fold noisy CV chose it)",
-                        "kinds": {}}
+                        "space": SPACE.name, **({"stale_tasks": stale} if stale else {}), "kinds": {}}
     for kind in ("vectors", "images"):
         tasks_of = {t: row for t, row in matrix.items() if kinds[t] == kind}
         if not tasks_of:
@@ -367,6 +406,7 @@ def build(storage: Path, size: int) -> None:
         doc[kind] = [{"name": e, "params": dict(pool[e].params)} for e in chosen]
         provenance["kinds"][kind] = {
             "tasks": sorted(tasks_of), "pool": sorted({e for row in tasks_of.values() for e in row}),
+            "space_fingerprints": sorted({suite_fingerprint(t) for t in tasks() if t["name"] in tasks_of}),
             "mean_normalized_regret_by_prefix": {f"{i} entries": round(v, 4) for i, v in enumerate(curve)},
         }
         print(f"{kind}: {len(tasks_of)} tasks; portfolio {chosen}; regret by prefix "
@@ -445,6 +485,8 @@ def main() -> None:
     parser.add_argument("--storage", type=Path, default=STORAGE, help=f"the suite's SQLite file ({STORAGE.name})")
     parser.add_argument("--only", help="suite: only these tasks (comma-separated names)")
     parser.add_argument("--size", type=int, default=8, help="build: entries per data kind (8)")
+    parser.add_argument("--allow-stale", action="store_true",
+                        help="build: from rows made with other settings than today's suite (the file says which)")
     parser.add_argument("--trials", type=int, default=30, help="tune: trials per task (30)")
     parser.add_argument("--kind", choices=("vectors", "images"), default="vectors", help="tune: tasks of this kind")
     parser.add_argument("--keep", type=int, default=3,
@@ -455,7 +497,7 @@ def main() -> None:
     elif args.command == "suite":
         run_suite(args.storage.resolve(), args.only.split(",") if args.only else None)
     else:
-        build(args.storage.resolve(), args.size)
+        build(args.storage.resolve(), args.size, args.allow_stale)
 
 
 if __name__ == "__main__":

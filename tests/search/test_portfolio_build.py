@@ -3,6 +3,7 @@ entries taken from a search and which task they belong to."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -11,8 +12,9 @@ import optuna
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import portfolio  # noqa: E402
 from portfolio import (PLAIN, TABLES, best_combinations, greedy, mean_ranks, real_table, refusal, regrets,  # noqa: E402
-                       tasks, tuned_name, tuned_on)
+                       stale_tasks, suite_fingerprint, tasks, tuned_name, tuned_on)
 
 
 def test_the_suite_holds_real_tables_read_offline_with_signal_and_no_held_out_data():
@@ -27,6 +29,17 @@ def test_the_suite_holds_real_tables_read_offline_with_signal_and_no_held_out_da
         assert refusal(task) == ""  # the injected noise leaves the labels a signal
     held_out = ("digits", "cars", "penguin", "mnist")
     assert not any(h in t["name"] or h == t.get("table") for t in suite for h in held_out)
+
+
+def test_rows_made_with_other_settings_or_none_recorded_or_of_a_task_gone_are_stale(tmp_path, monkeypatch):
+    vec, img = tasks()[0], tasks()[12]
+    assert suite_fingerprint(vec) != suite_fingerprint(img)  # a cnn for images: another space
+    record = tmp_path / "matrix.json"
+    record.write_text(json.dumps({"fingerprints": {vec["name"]: suite_fingerprint(vec), img["name"]: "0" * 16,
+                                                   "vec05-gone": suite_fingerprint(vec)}}))
+    monkeypatch.setattr(portfolio, "MATRIX", record)
+    matrix = {vec["name"]: {}, img["name"]: {}, tasks()[1]["name"]: {}, "vec05-gone": {}}
+    assert stale_tasks(matrix) == sorted([img["name"], tasks()[1]["name"], "vec05-gone"])
 
 
 def test_regret_is_zero_for_the_best_and_one_for_the_worst():
