@@ -1,0 +1,71 @@
+"""The reading of ``benchmarks/efficiency.py`` says what its rows say: targets met or missed by how much,
+the default picked by the pre-registered rule, and a partial run called partial."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import efficiency  # noqa: E402
+
+MARKS = [90.0, 180.0, 240.0, 360.0]
+
+
+def row(task: str, seed: int, arm: str, test: float, saved: float, early: float | None = None) -> dict:
+    marks = {}
+    for mark in MARKS:
+        value = early if (early is not None and mark == 90.0) else test
+        marks[str(int(mark))] = {"trials": 10, "fold_epochs": int(round(300 * (1 - saved))), "full_epochs": 300,
+                                 "test": value, "trial": 3}
+    return {"task": task, "seed": seed, "arm": arm, "wall": 360.0, "marks": marks}
+
+
+def runs(rows: list[dict]) -> dict:
+    return {"machine": "2026-12-03; commit abc; 2 CPU cores", "load": "", "budget": 360.0, "marks": MARKS,
+            "rows": rows}
+
+
+def full(racing_sym8: float = 0.90) -> list[dict]:
+    rows = []
+    for seed in efficiency.SEEDS:
+        for task in efficiency.TASKS:
+            rows.append(row(task, seed, "today", 0.85, 0.2, early=0.80))
+            rows.append(row(task, seed, "racing", racing_sym8 if task == "digits symmetric:0.8" else 0.86, 0.6))
+            rows.append(row(task, seed, "halving", 0.84, 0.7, early=0.82))
+            rows.append(row(task, seed, "racing+halving", 0.70, 0.8))
+    return rows
+
+
+def test_a_whole_run_reads_its_targets_and_picks_the_default_by_the_rule():
+    text = efficiency.render(runs(full()))
+    assert "Partial" not in text
+    assert "- **digits symmetric:0.4, 90 s**: the best arm (racing) exports 0.860 against `today` at 240 s 0.850" \
+           " (target: at least as much): met." in text
+    assert "- **Epochs, racing**: 60% of the fold-epochs saved" in text
+    assert "worst task +0.010. Target (>= 50 % saved, every task within 0.01): met." in text
+    assert "- **Epochs, today**: 20%" in text and text.count("**missed**.") == 2  # today, racing+halving (halving: -0.010 is within)
+    assert "the rule picks **racing**." in text
+    assert "- **digits symmetric:0.8 at 240 s** (racing): 0.900 (target >= 0.88: met)." in text
+
+
+def test_a_missed_target_says_by_how_much():
+    text = efficiency.render(runs(full(racing_sym8=0.80)))
+    assert "(target >= 0.88: **missed** by 0.080)" in text
+    assert "- **digits symmetric:0.8, 90 s**: the best arm (halving) exports 0.820 against `today` at 240 s 0.850" \
+           " (target: at least as much): **missed** by 0.030." in text
+
+
+def test_a_tie_goes_to_the_arm_that_trains_fewer_epochs():
+    rows = [r for r in full() if r["arm"] in ("today", "racing")]
+    rows += [{**r, "arm": "halving", "marks": {m: {**v, "fold_epochs": 10} for m, v in r["marks"].items()}}
+             for r in rows if r["arm"] == "racing"]
+    pick, means = efficiency.default_arm(rows, MARKS)
+    assert means["halving"] == means["racing"] and pick == "halving"
+
+
+def test_a_partial_run_says_so():
+    rows = [r for r in full() if r["seed"] == 0]
+    text = efficiency.render(runs(rows))
+    assert "- **Partial**: 20 of 60 searches so far" in text
+    assert "| digits symmetric:0.4 | today" in text
