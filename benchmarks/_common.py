@@ -25,14 +25,16 @@ def cpu_model() -> str:
 
 
 def commit() -> str:
-    """The short commit hash of the code measured (with ``+changes`` when the work tree differs)."""
+    """The short commit hash of the code measured (with ``+changes`` when the work tree differs, apart
+    from what the benchmark scripts write: BENCHMARKS.md and the JSON records beside them)."""
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)BENCHMARKS.md", ":(exclude)benchmarks/*.json"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"
