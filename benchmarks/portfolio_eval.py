@@ -1,25 +1,35 @@
-"""Leave one task out: does the portfolio make a 20-trial search as good as a 60-trial one?
+"""Leave one task out: does the portfolio make a 20-trial search better than a 60-trial one?
 
-For each evaluated suite task (``benchmarks/portfolio.py``), the portfolio is built again from the
-other tasks of its kind only, then four searches run on the task with the default space (20 epochs,
-3-fold cross-validation, best epoch), each for two seeds: portfolio + TPE (20 trials), TPE alone
-(60 trials; its first 20 are "TPE alone, 20", since a search sees its trials in number order, so a
-longer search starts as the shorter one), and random sampling (20 trials). For each, the exported
-pipeline (best noisy cross-validated value) is trained by ``train`` and scored on the task's clean
-test split; and the trials it needed to come within 1 point of the best clean test accuracy any of
-the four reached on that task and seed (each trial's own clean test accuracy at its best epoch,
-best-so-far by the search's objective).
+Pre-registered here, before any run of this version (tasks, seeds, arms, what is scored, target):
 
-    .venv/bin/python benchmarks/portfolio_eval.py [--tasks 8] [--seeds 2] [--reuse | --report]
+- **Tasks** (``TASKS``): the even-numbered generated tasks of each kind of the suite
+  (``benchmarks/portfolio.py``: vec00, vec02, ..., vec10 and img00, img02, ..., img10) and its two
+  largest real tables (tab-cancer, tab-weather): 8 vector and 6 image tasks. Each is left out in
+  turn: the portfolio (``SIZE`` entries, the greedy build) is built again from the other tasks of its
+  kind only, without the entries a tuning search on the task found, so the task never chose an entry.
+- **Seeds** 0-4 (the seed of the searches and of training; a task's split and noise stay its own).
+- **Arms**: ``portfolio + TPE, 20`` (plain CE, the left-one-out portfolio, then TPE), ``TPE alone,
+  60`` (no portfolio; a search sees its trials in number order, so its first 20 are ``TPE alone,
+  20``), ``random, 20``; the default space (20 epochs, 3-fold cross-validation, best epoch, pruning).
+- **Scored**: what a user gets, the export rule's pick (``one-se``, the default of ``export``) among
+  the arm's trials, trained as ``train`` ships it (the fold ensemble) and scored on the task's clean
+  test split; and the trials each arm needed for its best-so-far trial (by the noisy objective) to come
+  within 1 point of the best clean test accuracy any arm reached there.
+- **Target**, for vectors and for images separately: paired over task-seeds, portfolio + TPE at 20
+  minus TPE alone at 60, the 95 % bootstrap interval of the mean (task-seeds resampled 10,000 times,
+  generator seed 0) lies above zero.
+- **Preconditions**: the suite's rows are current (``portfolio.stale_tasks`` empty, as ``build``
+  requires); otherwise the script refuses to run and names the stale tasks.
+- **Order and resumption**: task by task, seeds inside; each finished task-seed is kept in
+  ``.portfolio-eval.partial.json`` and reused only when the package's git tree is identical
+  (``_common.code_tree``); the section says how many were kept.
 
-Rewrites the ``portfolio`` section of BENCHMARKS.md, its reading included, and keeps every run's result
-(clean test accuracy, best-so-far curve, exported entry) in ``portfolio-eval.json``, with the commit it
-ran at, and each run's machine, load and duration (``runs``).
-TPE alone and random do not depend on the portfolio and repeat exactly for a task and seed, so
-``--reuse`` takes their results from that file where it has them and runs only the portfolio arm
-(1.3 min against 2.9 for one task and seed): for trying another portfolio, not after a change to
-training or search. ``--report`` runs nothing and writes the section from that file alone (the
-task-seeds it has for every arm), e.g. after a run cut short.
+    .venv/bin/python benchmarks/portfolio_eval.py            # 14 tasks x 5 seeds: about 3.5 hours on 2 cores, resumable
+    .venv/bin/python benchmarks/portfolio_eval.py --report   # the section again from portfolio-eval.json
+    .venv/bin/python benchmarks/portfolio_eval.py --quick    # one task, one seed, 6 and 12 trials: prints only
+
+Rewrites the ``portfolio`` section of BENCHMARKS.md whole, its reading included, and keeps every
+task-seed's result in ``portfolio-eval.json`` with the commit and machine it ran on.
 """
 
 from __future__ import annotations
@@ -36,21 +46,24 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import busy_cores, commit, machine, table, write_section  # noqa: E402
-from portfolio import STORAGE, greedy, performance, pool_entries, task_spec, tasks, tuned_on  # noqa: E402
+from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain, table, write_section  # noqa: E402
+from portfolio import STORAGE, greedy, performance, pool_entries, stale_tasks, task_spec, tasks, tuned_on  # noqa: E402
 
-RUNS = {"portfolio + TPE, 20": ("portfolio", "tpe", 20), "TPE alone, 20": ("none", "tpe", 20),
-        "TPE alone, 60": ("none", "tpe", 60), "random, 20": ("none", "random", 20)}
-RECORD = HERE / "portfolio-eval.json"  # arm -> "task/seed" -> result, and the commit of each; "runs": how each ran
-BASELINES = [name for name, (pf, _, _) in RUNS.items() if pf == "none"]  # what --reuse may take
+TASKS = ("vec00", "vec02", "vec04", "vec06", "vec08", "vec10", "tab-cancer", "tab-weather",
+         "img00", "img02", "img04", "img06", "img08", "img10")
+SEEDS = (0, 1, 2, 3, 4)
+SIZE = 8
+OURS, LONG, SHORT, RANDOM = "portfolio + TPE, 20", "TPE alone, 60", "TPE alone, 20", "random, 20"
+RUNS = {OURS: ("portfolio", "tpe", 20), LONG: ("none", "tpe", 60), SHORT: ("none", "tpe", 20),
+        RANDOM: ("none", "random", 20)}
+RECORD = HERE / "portfolio-eval.json"
+PARTIAL = HERE / ".portfolio-eval.partial.json"
 
 
-def load_record() -> dict:
-    return json.loads(RECORD.read_text(encoding="utf-8")) if RECORD.is_file() else {}
-
-
-def save_record(record: dict) -> None:
-    RECORD.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+def suite_task(prefix: str, suite: list[dict]) -> dict:
+    """The suite task whose name starts with ``prefix`` and a dash."""
+    (found,) = [t for t in suite if t["name"].startswith(prefix + "-")]
+    return found
 
 
 def portfolio_without(task: str, kind: str, matrix: dict, kinds: dict, folder: Path, size: int) -> Path:
@@ -74,113 +87,127 @@ def random_space(folder: Path) -> Path:
     return path
 
 
-def evaluate(study, trials: int, folder: Path) -> dict:
-    """The exported pipeline of the study's first ``trials`` trials, retrained; and the curve of
-    clean test accuracy of the best-so-far trial."""
+def first_trials(study, trials: int):
+    """A study of ``study``'s first ``trials`` trials (a shorter search of the same sampler)."""
+    import optuna
+
+    view = optuna.create_study(direction="maximize")
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)[:trials]:
+        view.add_trial(optuna.trial.create_trial(
+            state=t.state, value=t.value, params=t.params, distributions=t.distributions,
+            user_attrs={**t.user_attrs, "number": t.number}, intermediate_values=t.intermediate_values))
+    return view
+
+
+def evaluate(study, trials: int, data, folder: Path) -> dict:
+    """What the study's first ``trials`` trials export (the default rule), trained as ``train`` ships
+    it and scored on the clean test split; and the clean test accuracy of its best-so-far trial after
+    each trial (by the noisy objective, each trial's own record at its best epoch)."""
     from dataclasses import replace
 
     from optuna.trial import TrialState
 
     from automl_noisy.pipeline import Pipeline
+    from automl_noisy.search.selection import choose
     from automl_noisy.train import train_pipeline
 
-    first = sorted(study.trials, key=lambda t: t.number)[:trials]
+    view = first_trials(study, trials)
     best, curve = None, []
-    for t in first:
+    for t in view.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE and (best is None or t.value > best.value):
             best = t
         curve.append(best.user_attrs.get("test_accuracy") if best is not None else None)
-    pipeline = replace(Pipeline.from_dict(best.user_attrs["pipeline"]), best_epoch=best.user_attrs["best_epoch"])
-    metrics = train_pipeline(pipeline, folder / f"train-{study.study_name}-{trials}", encoders=folder / "encoders")
-    return {"test": metrics["test_accuracy"], "curve": curve, "exported": best.user_attrs.get("portfolio")
-            or ("plain CE" if best.user_attrs.get("baseline") else f"trial {best.number}")}
+    chosen = choose(view).trial
+    pipeline = replace(Pipeline.from_dict(chosen.user_attrs["pipeline"]), best_epoch=chosen.user_attrs["best_epoch"])
+    metrics = train_pipeline(pipeline, folder / f"train-{study.study_name}-{trials}", data=data,
+                             encoders=folder / "encoders")
+    number = chosen.user_attrs["number"]
+    return {"test": metrics["test_accuracy"], "curve": curve,
+            "exported": chosen.user_attrs.get("portfolio") or chosen.user_attrs.get("reference")
+            or ("plain CE" if chosen.user_attrs.get("baseline") else f"trial {number}")}
+
+
+def task_seed(task: dict, seed: int, portfolio: Path, rspace: Path, folder: Path, short: bool) -> dict:
+    """Every arm on one task and seed: arm -> its result."""
+    from dataclasses import replace
+
+    from automl_noisy.data import load_data
+    from automl_noisy.search.controller import SearchOptions, search
+
+    spec, storage, studies = task_spec(task), f"sqlite:///{folder}/{task['name']}-{seed}.db", {}
+    for name, (pf, sampler, trials) in RUNS.items():
+        if name == SHORT:
+            continue  # the first 20 trials of the 60-trial search
+        studies[name] = search(SearchOptions(
+            data=spec, space=str(rspace) if sampler == "random" else "default",
+            trials=(6 if trials == 20 else 12) if short else trials, storage=storage,
+            study=f"{name.split(',')[0].replace(' ', '').replace('+', '-')}", seed=seed,
+            portfolio=str(portfolio) if pf == "portfolio" else None, progress=False,
+            encoders=str(folder / "encoders")))
+    studies[SHORT] = studies[LONG]
+    data = load_data(replace(spec, seed=seed, folds=studies[LONG].user_attrs["data"]["folds"]))
+    return {name: evaluate(studies[name], (6 if trials == 20 else 12) if short else trials, data, folder)
+            for name, (_, _, trials) in RUNS.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=8, help="evaluated tasks (spread over both kinds)")
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--size", type=int, default=8)
-    parser.add_argument("--kind", choices=("vectors", "images", "both"), default="both")
-    parser.add_argument("--reuse", action="store_true",
-                        help="take TPE alone and random from portfolio-eval.json where it has them")
-    parser.add_argument("--report", action="store_true",
-                        help="run nothing: write the section from portfolio-eval.json (task-seeds with every arm)")
+    parser.add_argument("--report", action="store_true", help="run nothing: the section again from portfolio-eval.json")
+    parser.add_argument("--quick", action="store_true", help="the first task, seed 0, 6- and 12-trial searches: "
+                                                             "prints only")
     args = parser.parse_args()
-    from automl_noisy.search.controller import SearchOptions, search
-
-    kinds, matrix = performance(STORAGE)
-    suite = {t["name"]: t for t in tasks()}
-    pick = [t for t in sorted(matrix) if args.kind == "both" or kinds[t] == args.kind]
-    if args.kind == "both":
-        per = args.tasks // 2
-        pick = ([t for t in pick if kinds[t] == "vectors"][::2][:per]
-                + [t for t in pick if kinds[t] == "images"][::2][:args.tasks - per])
-    else:
-        pick = pick[::max(1, len(pick) // args.tasks)][:args.tasks]
     if args.report:
-        report_from_record(pick, args)
+        record = json.loads(RECORD.read_text(encoding="utf-8"))
+        if "rows" not in record:
+            sys.exit(f"error: {RECORD.name} was written by an earlier version of this script (another plan); "
+                     "run the script to measure this plan")
+        write_section("portfolio", render(record))
         return
-    info, busy = machine(), busy_cores()
-    began = time.perf_counter()
-    results: dict = {}
-    done: list[str] = []
-    record, reused, measured = load_record(), 0, commit()
-    run = {"commit": measured, "machine": info, "busy": round(busy, 2), "planned": len(pick), "seeds": args.seeds,
-           "tasks": 0, "minutes": 0.0, "reused": 0}
-    record.setdefault("runs", []).append(run)
-    with tempfile.TemporaryDirectory() as tmp:
+    kinds, matrix = performance(STORAGE)
+    stale = stale_tasks(matrix)
+    missing = [t for t in TASKS if not any(name.startswith(t + "-") for name in matrix)]
+    if stale or missing:
+        sys.exit("error: the suite's rows are not current; run `benchmarks/portfolio.py suite` first "
+                 f"(stale: {', '.join(stale) or 'none'}; not measured: {', '.join(missing) or 'none'})")
+    suite = tasks()
+    todo = [(TASKS[0], SEEDS[0])] if args.quick else [(t, s) for t in TASKS for s in SEEDS]
+    busy, code, tree = busy_cores(), commit(), code_tree()
+    rows = [] if args.quick else finished_rows(PARTIAL, tree)
+    kept = len(rows)
+    started = time.perf_counter()
+    with OtherLoad() as load, tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         rspace = random_space(folder)
-        for task in pick:
-            spec = task_spec(suite[task])
-            portfolio = portfolio_without(task, kinds[task], matrix, kinds, folder, args.size)
-            for seed in range(args.seeds):
-                storage = f"sqlite:///{folder}/{task}-{seed}.db"
-                key = f"{task}/{seed}"
-                kept = ({name: dict(record[name][key]) for name in BASELINES}
-                        if args.reuse and all(key in record.get(name, {}) for name in BASELINES) else {})
-                reused += bool(kept)
-                studies = {}
-                for name, (pf, sampler, trials) in RUNS.items():
-                    if name == "TPE alone, 20" or name in kept:
-                        continue  # the first 20 trials of the 60-trial search; or reused
-                    studies[name] = search(SearchOptions(
-                        data=spec, space=str(rspace) if sampler == "random" else "default", trials=trials,
-                        storage=storage, study=f"{task}-{name.split(',')[0].replace(' ', '')}", seed=seed,
-                        portfolio=str(portfolio) if pf == "portfolio" else None, progress=False,
-                        encoders=str(folder / "encoders")))
-                if "TPE alone, 60" in studies:
-                    studies["TPE alone, 20"] = studies["TPE alone, 60"]
-                out = {name: kept.get(name) or {**evaluate(studies[name], trials, folder), "commit": measured}
-                       for name, (_, _, trials) in RUNS.items()}
-                for name, r in out.items():
-                    record.setdefault(name, {})[key] = {k: v for k, v in r.items() if k != "needed"}
-                save_record(record)
-                add_results(results, task, seed, out)
-                print(task, seed, {n: (round(r["test"], 3), r["needed"], r["exported"]) for n, r in out.items()},
-                      flush=True)
-            done.append(task)
-            run.update(tasks=len(done), reused=reused, minutes=round((time.perf_counter() - began) / 60, 1))
-            save_record(record)
-            report(results, done, args, run_header(run))
+        for prefix, seed in todo:
+            task = suite_task(prefix, suite)
+            if any((r["task"], r["seed"]) == (task["name"], seed) for r in rows):
+                continue
+            portfolio = portfolio_without(task["name"], task["kind"], matrix, kinds, folder, SIZE)
+            arms = task_seed(task, seed, portfolio, rspace, folder, args.quick)
+            rows.append({"task": task["name"], "kind": task["kind"], "seed": seed, "arms": arms})
+            print(task["name"], seed, {n: (round(r["test"], 3), r["exported"]) for n, r in arms.items()}, flush=True)
+            if args.quick:
+                continue
+            if tree:
+                PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=plain), encoding="utf-8")
+            record = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - started) / 60,
+                      "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence()
+                      + (f" {kept} task-seeds were kept from an interrupted run of the same package (git tree "
+                         f"{tree[:10]} of automl_noisy); the minutes count this run only." if kept else ""),
+                      "rows": rows}
+            RECORD.write_text(json.dumps(record, indent=1, default=plain), encoding="utf-8")
+            write_section("portfolio", render(record))
+    if args.quick:
+        print(render({"machine": machine(), "commit": code, "minutes": (time.perf_counter() - started) / 60,
+                      "load": "", "rows": rows}))
 
 
-def run_header(run: dict) -> str:
-    """How a run went: its machine line, the load when it started, the tasks done and its minutes."""
-    return (f"{run['machine']}. Other load when the run started: {run['busy']:.2f} cores busy. {run['tasks']} of "
-            f"{run['planned']} planned tasks x {run['seeds']} seeds took\n{run['minutes']:.1f} min"
-            f"{reused_text(run.get('reused', 0))}.")
-
-
-def add_results(results: dict, task: str, seed: int, out: dict) -> None:
-    """Add one task-seed's results of every arm, each with the trials it needed to come within 1 point
-    of the best clean test accuracy any arm reached there."""
-    best = max(max((c for c in r["curve"] if c is not None), default=0) for r in out.values())
-    for name, r in out.items():
-        within = [i + 1 for i, c in enumerate(r["curve"]) if c is not None and c >= best - 0.01]
-        r["needed"] = within[0] if within else None
-        results.setdefault(name, []).append({"task": task, "seed": seed, **r})
+def needed(arms: dict) -> dict[str, int | None]:
+    """Per arm of one task-seed, the trials after which its best-so-far trial's clean test accuracy is
+    within 0.01 of the best any arm reached there (None: never)."""
+    best = max(max((c for c in r["curve"] if c is not None), default=0.0) for r in arms.values())
+    return {name: next((i + 1 for i, c in enumerate(r["curve"]) if c is not None and c >= best - 0.01), None)
+            for name, r in arms.items()}
 
 
 def clean_test_rows(task: dict) -> int:
@@ -190,31 +217,10 @@ def clean_test_rows(task: dict) -> int:
     return round(task["rows"] * DataSpec("digits").test_fraction)
 
 
-REFERENCES = {"plain CE": "plain CE (trial 0): its own clean test, not retrained",
-              "best leader": "best trial that led any of the searches: its own clean test, not retrained"}
-
-
-def reference_points(results: dict) -> dict[str, dict]:
-    """Per task-seed, the clean test accuracy (at its best epoch, as a trial scores it) of plain CE,
-    trial 0 of every search, and the best of those of the trials that led a search by its noisy value
-    at some point (the points of the best-so-far curves; the record keeps no other trial's)."""
-    plain: dict = {}
-    best: dict = {}
-    for rs in results.values():
-        for r in rs:
-            key = (r["task"], r["seed"])
-            plain.setdefault(key, r["curve"][0] if r["curve"] else None)
-            points = [c for c in r["curve"] if c is not None]
-            if points:
-                best[key] = max(best.get(key, 0.0), max(points))
-    return {"plain CE": plain, "best leader": best}
-
-
-def paired(results: dict, a: str, b: str) -> dict | None:
+def paired(rows: list[dict], a: str, b: str) -> dict | None:
     """``a`` minus ``b`` on the same task-seeds: how many, the mean, a 95 % bootstrap interval of the mean
-    (task-seeds resampled, seed 0), wins / ties / losses; None when they share no task-seed."""
-    pairs = {(r["task"], r["seed"]): r["test"] for r in results[a]}
-    diffs = np.array([pairs[(r["task"], r["seed"])] - r["test"] for r in results[b] if (r["task"], r["seed"]) in pairs])
+    (task-seeds resampled 10,000 times, generator seed 0), wins / ties / losses; None without rows."""
+    diffs = np.array([r["arms"][a]["test"] - r["arms"][b]["test"] for r in rows])
     if len(diffs) == 0:
         return None
     means = np.random.default_rng(0).choice(diffs, size=(10000, len(diffs))).mean(axis=1)
@@ -224,149 +230,73 @@ def paired(results: dict, a: str, b: str) -> dict | None:
             "ties": ties, "losses": len(diffs) - wins - ties}
 
 
-def paired_difference(results: dict, a: str, b: str, pick: list[str]) -> str:
-    """``a`` minus ``b`` on the same task-seeds (``paired``), in one line; and the size of one test
-    sample on those tasks."""
-    p = paired(results, a, b)
-    if p is None:
-        return ""
-    sizes = [clean_test_rows(t) for t in tasks() if t["name"] in pick]
-    return (f"Paired on the same {p['n']} task-seeds, {a} minus {b}: mean {p['mean']:+.3f}, 95 % bootstrap "
-            f"interval {p['low']:+.3f} to {p['high']:+.3f}; {p['wins']} wins, {p['ties']} ties, {p['losses']} losses. "
-            f"One test sample is worth {1 / max(sizes):.4f} to {1 / min(sizes):.4f} of accuracy on these tasks "
-            f"(test splits of {min(sizes)} to {max(sizes)} rows).")
+def paired_text(p: dict, a: str, b: str) -> str:
+    return (f"{a} minus {b}: mean {p['mean']:+.3f}, 95 % interval {p['low']:+.3f} to {p['high']:+.3f} "
+            f"({p['wins']} wins, {p['ties']} ties, {p['losses']} losses over {p['n']} task-seeds)")
 
 
-def reused_text(reused: int) -> str:
-    return (f"; TPE alone and random of {reused} task-seeds were taken from `{RECORD.name}` (`--reuse`: they do "
-            "not depend on the portfolio), the portfolio arm ran" if reused else "")
+def spread(values: list[float]) -> str:
+    return f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "—"
 
 
-def report_from_record(pick: list[str], args) -> None:
-    """The section from the stored runs alone (``--report``): the task-seeds that have every arm."""
-    record, results, done = load_record(), {}, []
-    for task in pick:
-        keys = [f"{task}/{seed}" for seed in range(args.seeds)]
-        if all(key in record.get(name, {}) for key in keys for name in RUNS):
-            for seed, key in enumerate(keys):
-                add_results(results, task, seed, {name: dict(record[name][key]) for name in RUNS})
-            done.append(task)
-    if not done:
-        sys.exit(f"error: {RECORD.name} has no task with all {args.seeds} seeds of every arm")
-    commits = sorted({r["commit"] for rs in results.values() for r in rs})
-    runs = [run for run in record.get("runs", []) if run["commit"] in commits]
-    told = {run["commit"] for run in runs}
-    lines = [run_header(run) for run in runs] + [f"{c}: no record of how it ran." for c in commits if c not in told]
-    report(results, done, args, "\n".join(lines) + f" Written from the record of {'that run' if len(lines) == 1 else 'those runs'}, "
-                                f"`{RECORD.name}` (`--report`), for {len(done)} of {len(pick)} planned tasks x {args.seeds} seeds.")
-
-
-def reading(results: dict, median_task: dict[str, float], seeds: int, verdict: str) -> str:
-    """What the numbers of the section say, in words: the target on the median task, the paired
-    difference behind it, how far one seed alone moves the median task, the trials each arm needed to
-    come within a point, and sixty trials of TPE against twenty."""
-    ours, tpe60, tpe20 = "portfolio + TPE, 20", "TPE alone, 60", "TPE alone, 20"
-    p = paired(results, ours, tpe60)
-    if p is None:
-        return ""
-    if p["low"] > 0 or p["high"] < 0:
-        who = "portfolio + TPE" if p["low"] > 0 else "TPE alone at 60"
-        tie = f"the difference favours {who}"
-    else:
-        tie = "the two are a tie"
-    by_seed = {name: [float(np.median([r["test"] for r in results[name] if r["seed"] == seed])) for seed in range(seeds)]
-               for name in (ours, tpe60)}
-
-    def needed(name: str) -> float | None:
-        reached = [r["needed"] for r in results[name] if r["needed"] is not None]
-        return float(np.median(reached)) if reached else None
-
-    fast, slow = needed(ours), needed(tpe60)
-    if fast is None or slow is None:
-        speed = ""
-    elif fast < slow:
-        speed = (f" What the portfolio measurably gives is speed: its best-so-far trial comes within a point of the "
-                 f"best any search found after {fast:.0f} trials (median, where it got there) where TPE alone "
-                 f"at 60 needs {slow:.0f}.")
-    else:
-        speed = (f" The portfolio does not make the search faster: its best-so-far trial comes within a point of the "
-                 f"best any search found after {fast:.0f} trials (median, where it got there), TPE alone at 60 "
-                 f"after {slow:.0f}.")
-    more = "better" if median_task[tpe60] > median_task[tpe20] else "not better"
-    return (f"**Reading.** On the median task portfolio + TPE at 20 trials gives {median_task[ours]:.3f} against TPE "
-            f"alone at 60 {median_task[tpe60]:.3f}: {verdict}; but read it with the paired line at the end: over the "
-            f"{p['n']} task-seeds {tie} (mean difference {p['mean']:+.3f}, 95 % interval {p['low']:+.3f} to "
-            f"{p['high']:+.3f}, {p['wins']} wins and {p['losses']} losses), and the median task of one seed alone "
-            f"ranges from {min(by_seed[tpe60]):.3f} to {max(by_seed[tpe60]):.3f} for TPE alone at 60 (from "
-            f"{min(by_seed[ours]):.3f} to {max(by_seed[ours]):.3f} for portfolio + TPE).{speed} Sixty trials of TPE "
-            f"alone are {more} than twenty here ({median_task[tpe60]:.3f} against {median_task[tpe20]:.3f} on the "
-            "median task).")
-
-
-def report(results: dict, pick: list[str], args, header: str) -> None:
-    """Write the portfolio section from the task-seeds done so far (a partial run says so)."""
-    rows = []
-    for name, rs in results.items():
-        tests = [r["test"] for r in rs]
-        needed = [r["needed"] for r in rs]
-        reached = [n for n in needed if n is not None]
-        rows.append([name, f"{np.median(tests):.3f} ({min(tests):.3f}-{max(tests):.3f})",
-                     f"{np.median(reached):.0f}" if reached else "—", f"{len(reached)}/{len(needed)}"])
-    references = reference_points(results)
-    for name, points in references.items():
-        values = [v for v in points.values() if v is not None]
-        rows.append([REFERENCES[name], f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "—",
-                     "—", "—"])
-    task_median = {name: {task: float(np.median([r["test"] for r in results[name] if r["task"] == task]))
-                           for task in pick} for name in RUNS}  # per arm, each task's median over seeds
+def kind_part(rows: list[dict], kind: str) -> tuple[str, str]:
+    """The tables of one data kind, and its reading line (the target's verdict first)."""
+    mine = [r for r in rows if r["kind"] == kind]
+    if not mine:
+        return "", ""
+    names = list(RUNS)
+    reached = {name: [needed(r["arms"])[name] for r in mine] for name in names}
+    overall = [[name, spread([r["arms"][name]["test"] for r in mine]),
+                f"{np.median([n for n in reached[name] if n is not None]):.0f}"
+                if any(n is not None for n in reached[name]) else "—",
+                f"{sum(n is not None for n in reached[name])}/{len(mine)}"] for name in names]
+    plain_ce = [r["arms"][LONG]["curve"][0] for r in mine if r["arms"][LONG]["curve"][0] is not None]
+    overall.append(["plain CE (trial 0, its own record)", spread(plain_ce), "—", "—"])
     per_task = []
-    for task in pick:
-        cells = [task, *(f"{task_median[name][task]:.3f}" for name in RUNS)]
-        for points in references.values():
-            values = [v for (t, _), v in points.items() if t == task and v is not None]
-            cells.append(f"{np.median(values):.3f}" if values else "—")
-        per_task.append(cells)
-    median_task = {name: float(np.median(list(task_median[name].values()))) for name in RUNS}
-    per_seed = [", ".join(f"{name} {np.median([r['test'] for r in results[name] if r['seed'] == seed]):.3f}"
-                          for name in ("portfolio + TPE, 20", "TPE alone, 60"))
-                for seed in range(args.seeds)]
-    paired_line = paired_difference(results, "portfolio + TPE, 20", "TPE alone, 60", pick)
-    verdict = ("met" if median_task["portfolio + TPE, 20"] >= median_task["TPE alone, 60"] else "not met")
-    text = f"""
-## Warm start from the portfolio, leave one task out (`benchmarks/portfolio_eval.py`)
+    for task in dict.fromkeys(r["task"] for r in mine):
+        of = [r for r in mine if r["task"] == task]
+        per_task.append([task, str(len(of)), *(f"{np.median([r['arms'][n]['test'] for r in of]):.3f}" for n in names)])
+    target = paired(mine, OURS, LONG)
+    verdict = "met" if target["low"] > 0 else "**missed**"
+    others = "; ".join(paired_text(paired(mine, OURS, b), OURS, b) for b in (SHORT, RANDOM))
+    tables = f"""**{kind}** ({len(mine)} task-seeds, clean test accuracy of the export, median (min-max))
 
-{header}
-
-{reading(results, median_task, args.seeds, verdict)}
-
-**Setup.** Tasks of the suite (`benchmarks/portfolio.py`, whose section lists them), each left out in turn:
-the portfolio ({args.size} entries) is built again from the other tasks of its kind only, so the
-evaluated task never chose an entry. On each task and seed (the seed of the search and of the
-training; the task's split and noise stay its own), four searches with the default space (20
-epochs, 3-fold cross-validation, best epoch, pruning on): **portfolio + TPE** (plain CE, the
-portfolio, then TPE; 20 trials), **TPE alone** (60 trials; its first 20 are the 20-trial run),
-**random** (20 trials). The exported pipeline (the best noisy out-of-fold value) is trained by
-`train` (final model on the whole pool) and scored on the clean test split. "Trials to within 1
-point": the first trial after which the best-so-far trial's own clean test accuracy (at its best
-epoch) is within 0.01 of the best any of the four reached on that task and seed; "reached": in how
-many task-seeds it got there at all.
-
-| search | exported, retrained: clean test, median (min-max) over tasks and seeds | trials to within 1 point (median) | reached |
-|---|---|---|---|
-{chr(10).join('| ' + ' | '.join(r) + ' |' for r in rows)}
+{table(["search", "exported", "trials to within 1 point (median)", "reached"], overall)}
 
 Per task (median over seeds):
 
-{table(["task", *RUNS, *REFERENCES], per_task)}
-
-Median over tasks: {', '.join(f'{n} {v:.3f}' for n, v in median_task.items())}. Target (portfolio + TPE at
-20 trials at least matches TPE alone at 60 on the median task): **{verdict}**.
-
-Each seed alone, median over tasks: {'; '.join(f'seed {seed}: {text}' for seed, text in enumerate(per_seed))}.
-{paired_line}
+{table(["task", "seeds", *names], per_task)}
 """
-    print(text)
-    write_section("portfolio", text)
+    line = (f"- **{kind}**: {paired_text(target, OURS, LONG)}. Target (the interval above zero): {verdict}. "
+            f"Beside it: {others}.")
+    return tables, line
+
+
+def render(record: dict) -> str:
+    rows = record["rows"]
+    planned = len(TASKS) * len(SEEDS)
+    partial = (f"\n\n**Partial**: {len(rows)} of {planned} planned task-seeds so far (task by task); the lines "
+               "below read what ran and are not the verdict." if len(rows) < planned else "")
+    parts = [kind_part(rows, kind) for kind in ("vectors", "images")]
+    sizes = [clean_test_rows(t) for t in tasks() if t["name"] in {r["task"] for r in rows}]
+    return f"""## Warm start from the portfolio, leave one task out (`benchmarks/portfolio_eval.py`)
+
+{record['machine']}. {record['load']} {record['minutes']:.0f} minutes.{partial}
+
+**Pre-registered** (in the script's docstring before the run): {len(TASKS)} suite tasks ({', '.join(TASKS)}),
+each left out in turn (the portfolio of {SIZE} entries built again from the other tasks of its kind,
+without the entries a tuning search on it found); seeds {', '.join(map(str, SEEDS))}; the default space (20
+epochs, 3 folds, pruning); arms {OURS} (plain CE, the portfolio, then TPE), {LONG} (no portfolio; its
+first 20 trials are {SHORT}) and {RANDOM}. Scored: the export rule's pick (`one-se`) among the arm's
+trials, shipped as `train` ships it (the fold ensemble), on the task's clean test split; "trials to
+within 1 point": the first trial after which the arm's best-so-far trial (by the noisy objective; its
+own clean test record) is within 0.01 of the best any arm reached on that task-seed. Target, per kind:
+the paired 95 % bootstrap interval of {OURS} minus {LONG} lies above zero. One test row is worth
+{1 / max(sizes, default=1):.4f} to {1 / min(sizes, default=1):.4f} of accuracy on these tasks.
+
+{chr(10).join(t for t, _ in parts if t)}
+{chr(10).join(line for _, line in parts if line)}
+"""
 
 
 if __name__ == "__main__":
