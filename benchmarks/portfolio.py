@@ -302,12 +302,21 @@ def performance(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, floa
     doc = json.loads(MATRIX.read_text(encoding="utf-8")) if MATRIX.is_file() else {"kinds": {}, "matrix": {}}
     if not storage.is_file():
         return doc["kinds"], doc["matrix"]
-    kinds, matrix, fingerprints = _read_studies(storage)
+    kinds, matrix, fingerprints, meta = _read_studies(storage)
     kinds, matrix = {**doc["kinds"], **kinds}, {**doc["matrix"], **matrix}
     fingerprints = {**doc.get("fingerprints", {}), **fingerprints}
-    MATRIX.write_text(json.dumps({"kinds": kinds, "matrix": matrix, "fingerprints": fingerprints}, indent=1,
-                                 sort_keys=True) + "\n", encoding="utf-8")
+    meta = {**doc.get("meta", {}), **meta}
+    MATRIX.write_text(json.dumps({"kinds": kinds, "matrix": matrix, "fingerprints": fingerprints, "meta": meta},
+                                 indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return kinds, matrix
+
+
+def task_meta() -> dict[str, dict]:
+    """Task -> its meta-features as a search sees them (``rows`` of the pool it selects with, ``classes``,
+    ``noise``: the noise rate its study estimated), from MATRIX (tasks whose study recorded no noise
+    profile are missing)."""
+    doc = json.loads(MATRIX.read_text(encoding="utf-8")) if MATRIX.is_file() else {}
+    return doc.get("meta", {})
 
 
 def stored_tasks(storage: Path) -> set[str]:
@@ -317,15 +326,21 @@ def stored_tasks(storage: Path) -> set[str]:
     return set(optuna.get_all_study_names(f"sqlite:///{storage}")) if storage.is_file() else set()
 
 
-def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]], dict[str, str | None]]:
+def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, float]], dict[str, str | None],
+                                         dict[str, dict]]:
     import optuna
 
     url = f"sqlite:///{storage}"
-    kinds, matrix, fingerprints = {}, {}, {}
+    kinds, matrix, fingerprints, meta = {}, {}, {}, {}
+    classes = {t["name"]: t["classes"] for t in tasks()}
     for name in sorted(optuna.get_all_study_names(url)):
         study = optuna.load_study(study_name=name, storage=url)
         kinds[name] = "images" if len(study.user_attrs.get("input_shape", [])) == 3 else "vectors"
         fingerprints[name] = study.user_attrs.get("space_fingerprint")
+        profile = study.user_attrs.get("noise_profile")
+        if isinstance(profile, dict) and name in classes:
+            meta[name] = {"rows": int(profile["rows"]), "classes": classes[name],
+                          "noise": round(float(profile["estimated_rate"]), 4)}
         row = {}
         for t in study.trials:
             entry = PLAIN if t.user_attrs.get("baseline") else t.user_attrs.get("portfolio")
@@ -333,7 +348,19 @@ def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, fl
             if entry and t.state == optuna.trial.TrialState.COMPLETE and acc is not None:
                 row[entry] = acc
         matrix[name] = row
-    return kinds, matrix, fingerprints
+    return kinds, matrix, fingerprints, meta
+
+
+def nearest_part(tasks_of: dict[str, dict[str, float]], chosen: list[str], meta: dict[str, dict]) -> list[dict]:
+    """The ``nearest`` records of one kind's portfolio (see ``automl_noisy/search/nearest.py``): per task
+    with meta-features, those and the chosen entries best first on it (by its clean test accuracy;
+    ties in the portfolio's order; entries it did not measure left out)."""
+    out = []
+    for task, row in sorted(tasks_of.items()):
+        if task in meta:
+            order = sorted((e for e in chosen if e in row), key=lambda e: (-row[e], chosen.index(e)))
+            out.append({"task": task, **meta[task], "order": order})
+    return out
 
 
 def regrets(row: dict[str, float]) -> dict[str, float]:
@@ -387,6 +414,7 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
     entries_of = pool_entries()
     pool = {e.name: e for entries in entries_of.values() for e in entries}
     kinds, matrix = performance(storage)
+    meta = task_meta()
     stale = stale_tasks(matrix)
     if stale and not allow_stale:
         sys.exit(f"build: the rows of {len(stale)} of {len(matrix)} tasks do not measure today's suite (made with "
@@ -394,6 +422,7 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
                  f"longer in the suite: {', '.join(stale)}); run `portfolio.py suite` again (it measures them anew), "
                  "or pass --allow-stale to build from them and say so in the portfolio file")
     doc: dict = {}
+    nearest: dict = {}  # per kind, the tasks' meta-features and orders, for --portfolio-order nearest
     provenance: dict = {"built": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                         "by": "benchmarks/portfolio.py build", "commit": commit(), "suite": str(storage.name),
                         "objective": "clean test accuracy at each trial's best epoch (3-fold noisy CV chose it)",
@@ -404,6 +433,8 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
             continue
         chosen, curve = greedy(tasks_of, size)
         doc[kind] = [{"name": e, "params": dict(pool[e].params)} for e in chosen]
+        if nearest_part(tasks_of, chosen, meta):
+            nearest[kind] = nearest_part(tasks_of, chosen, meta)
         provenance["kinds"][kind] = {
             "tasks": sorted(tasks_of), "pool": sorted({e for row in tasks_of.values() for e in row}),
             "space_fingerprints": sorted({suite_fingerprint(t) for t in tasks() if t["name"] in tasks_of}),
@@ -414,8 +445,10 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
     header = ("# The warm-start portfolio: after plain CE, a search runs these pipelines (those its space and\n"
               "# data allow) before the sampler draws. Built by benchmarks/portfolio.py from the suite's\n"
               "# studies; edit it, or pass --portfolio FILE / --no-portfolio. Parameters not given take the\n"
-              "# space's defaults.\n")
-    OUT.write_text(header + yaml.safe_dump({**doc, "provenance": provenance}, sort_keys=False), encoding="utf-8")
+              "# space's defaults. `nearest`: the suite's tasks, their meta-features and the entries best\n"
+              "# first on each, for --portfolio-order nearest.\n")
+    OUT.write_text(header + yaml.safe_dump({**doc, **({"nearest": nearest} if nearest else {}), "provenance": provenance},
+                                           sort_keys=False), encoding="utf-8")
     print(f"wrote {OUT}")
     suite_section(kinds, matrix, doc, provenance, size, stored_tasks(storage), entries_of)
 

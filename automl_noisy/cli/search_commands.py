@@ -22,6 +22,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                             progress=not args.no_progress, cv=args.cv,
                             reproducible=not args.unordered, encoders=args.encoders,
                             portfolio=None if args.no_portfolio else (args.portfolio or "default"),
+                            portfolio_order=args.portfolio_order,
                             warm_start=args.warm_start, warm_start_k=args.warm_start_k, time_budget=args.time_budget)
     study = search(options)
     from optuna.trial import TrialState

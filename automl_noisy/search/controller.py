@@ -31,7 +31,7 @@ from automl_noisy.search.shared import WARM_START_ATTRS
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, open_storage
 from automl_noisy.search.study import (tally, default_study_name, driver_name, fail_interrupted,
-                                       has_baseline, open_study, stored_folds)
+                                       has_baseline, noise_profile, open_study, stored_folds)
 
 
 #: the longest study name Optuna's database tables hold
@@ -56,6 +56,7 @@ class SearchOptions:
     cv: int | None = None  # folds of cross-validation; 1 = one holdout split; None = by size (default_folds)
     encoders: str | None = None  # the folder of pretrained encoders (None: beside the storage, encoder_folder)
     portfolio: str | None = "default"  # a portfolio file run after the baseline; "default": the shipped one; None: off
+    portfolio_order: str = "fixed"  # "fixed": the file's order; "nearest": by the suite tasks nearest the data
     warm_start: str | None = None  # an earlier study (NAME, or STORAGE_URL#NAME) whose best pipelines run first
     warm_start_k: int = 3  # how many of them
     reproducible: bool = True  # trials seen in number order (search/order.py); False: as they finish
@@ -80,6 +81,10 @@ def search(options: SearchOptions) -> optuna.Study:
         raise UserError(f"--time-budget must be a positive duration such as 90s, 5m or 1h, got {budget!r}")
     if options.executor not in ("ray", "local"):
         raise UserError(f"unknown executor {options.executor!r}; choose one of: local, ray")
+    if options.portfolio_order not in ("fixed", "nearest"):
+        raise UserError(f"unknown --portfolio-order {options.portfolio_order!r}; choose one of: fixed, nearest")
+    if options.portfolio_order == "nearest" and not options.portfolio:
+        raise UserError("--portfolio-order nearest has no effect with --no-portfolio; drop one of them")
     if options.workers is not None and options.workers < 1:
         raise UserError(f"--workers must be at least 1, got {options.workers}")
     if options.executor == "local" and options.workers not in (None, 1):
@@ -106,8 +111,10 @@ def search(options: SearchOptions) -> optuna.Study:
     gap = trusted_gap(data) if trusted else None  # a method that needs trusted rows of every class is left out
     notes = _left_out(space.needing_trusted_per_class(), gap)
     space = space.for_shape(data.input_shape, train_rows(data), trusted, gap)
-    planned = _warm_starts(space, data, options)  # mistakes in them: one line before the study is touched
-    study = open_study(storage, options.storage, name, options.data, options.seed, space, data)
+    # the noise profile once: the nearest portfolio order reads it, the study records it
+    profile = noise_profile(data, options.seed) if options.portfolio_order == "nearest" else None
+    planned = _warm_starts(space, data, options, profile)  # mistakes in them: one line before the study is touched
+    study = open_study(storage, options.storage, name, options.data, options.seed, space, data, profile)
     fail_interrupted(study)
     remaining = options.trials - sum(tally(study).values())
     if remaining <= 0:
@@ -176,11 +183,13 @@ def _refuse_overwriting(options: SearchOptions) -> None:
     refuse_inputs([database], inputs, flag="--storage")
 
 
-def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions) -> list[tuple[str, str, dict]]:
+def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
+                 profile: dict | None = None) -> list[tuple[str, str, dict]]:
     """``(attribute, name, params)`` of the pipelines to run after the baseline and before the
     sampler: the references the data calls for (with trusted rows, ``trusted+mixmatch``), the best of
     an earlier study (``--warm-start``), then the portfolio's entries for this kind of data that the
-    space allows."""
+    space allows, in the file's order or (``portfolio_order`` "nearest", with the data's noise
+    ``profile``) in the order of the suite tasks nearest the data (:mod:`automl_noisy.search.nearest`)."""
     from automl_noisy.search.portfolio import (DEFAULT_PORTFOLIO, best_of_study, data_kind, fitting,
                                                load_portfolio, references, resolve)
 
@@ -205,9 +214,26 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions)
     if path == "default":
         path = str(DEFAULT_PORTFOLIO) if DEFAULT_PORTFOLIO.is_file() else None
     if path:
-        entries = load_portfolio(path)[data_kind(data.input_shape)]
+        kind = data_kind(data.input_shape)
+        entries = load_portfolio(path)[kind]
+        if options.portfolio_order == "nearest":
+            entries = _nearest(path, kind, entries, data, profile or noise_profile(data, options.seed))
         out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
     return out
+
+
+def _nearest(path: str, kind: str, entries: list, data: NoisyDataset, profile: dict) -> list:
+    """The portfolio's ``entries`` in the order of the suite tasks nearest the data."""
+    from automl_noisy.search.nearest import load_nearest, nearest_order
+    from automl_noisy.search.portfolio import load_portfolio
+
+    tasks = load_nearest(path, load_portfolio(path)).get(kind)
+    if not tasks:
+        raise UserError(f"{path} records no suite tasks for {kind} data (its 'nearest' part), which "
+                        "--portfolio-order nearest needs; build the portfolio with benchmarks/portfolio.py, or use "
+                        "--portfolio-order fixed")
+    rows = len(data.y_train) + len(data.y_val)  # the pool a search selects with, as the suite's tasks count it
+    return nearest_order(entries, tasks, rows, len(data.class_names), profile["estimated_rate"])
 
 
 def _earlier_study(spec: str, storage_url: str) -> optuna.Study:

@@ -42,10 +42,11 @@ def stored_folds(storage: optuna.storages.BaseStorage, name: str) -> int | None:
 
 
 def open_study(storage: optuna.storages.BaseStorage, url: str, name: str, spec: DataSpec, seed: int,
-               space: SearchSpace, data: NoisyDataset) -> optuna.Study:
+               space: SearchSpace, data: NoisyDataset, profile: dict | None = None) -> optuna.Study:
     """The study ``name`` at ``url`` for a search of ``space`` on ``data`` (loaded from ``spec``) with
-    ``seed``: created with the attributes that identify it, or, when it exists, checked to be an
-    automl-noisy study of the same space, seed, data spec and data (one line otherwise)."""
+    ``seed``: created with the attributes that identify it (``profile``: the data's noise profile when
+    already computed, else computed here), or, when it exists, checked to be an automl-noisy study of
+    the same space, seed, data spec and data (one line otherwise)."""
     identity = {"space_fingerprint": space.fingerprint(), "data": spec.to_dict(), "seed": seed}
     made = dict(study_name=name, storage=storage, sampler=space.make_sampler(seed), pruner=space.make_pruner())
     try:  # created here, atomically: of two searches creating it at once, one creates and one loads
@@ -59,7 +60,7 @@ def open_study(storage: optuna.storages.BaseStorage, url: str, name: str, spec: 
         for key, value in {"data": identity["data"], "seed": identity["seed"], "space": space.to_dict(),
                            "space_name": space.name,
                            "data_fingerprint": data.fingerprint, "noise_rate": data.noise_rate,
-                           "input_shape": list(data.input_shape), "noise_profile": noise_profile(data, seed),
+                           "input_shape": list(data.input_shape), "noise_profile": profile or noise_profile(data, seed),
                            "objective": objective(data),
                            "automl_noisy_version": version("automl-noisy"),
                            "space_fingerprint": identity["space_fingerprint"]}.items():

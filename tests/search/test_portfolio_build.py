@@ -94,3 +94,33 @@ def test_best_combinations_keeps_one_trial_per_combination_and_never_plain_ce():
     best = best_combinations(study, 2)
     assert [t.value for t in best] == [0.9, 0.7]
     assert [t.value for t in best_combinations(study, 5)] == [0.9, 0.7, 0.6]
+
+
+def test_the_nearest_part_records_each_task_s_meta_features_and_its_order_and_the_search_reads_it(tmp_path,
+                                                                                                  monkeypatch):
+    import yaml
+
+    from automl_noisy.search.nearest import load_nearest, nearest_order
+    from automl_noisy.search.portfolio import load_portfolio
+
+    # a suite study as `suite` leaves it: the noise profile the search estimated, trials of the pool
+    suite = tasks()
+    name = suite[0]["name"]
+    storage = tmp_path / "suite.db"
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{storage}", direction="maximize")
+    study.set_user_attr("input_shape", [10])
+    study.set_user_attr("noise_profile", {"estimated_rate": 0.23456, "rows": 288, "confused": []})
+    for entry, acc in ((None, 0.6), ("a", 0.7), ("b", 0.9), ("c", 0.7)):
+        study.add_trial(optuna.trial.create_trial(value=acc, user_attrs={
+            "test_accuracy": acc, **({"portfolio": entry} if entry else {"baseline": True})}))
+    monkeypatch.setattr(portfolio, "MATRIX", tmp_path / "matrix.json")
+    kinds, matrix = portfolio.performance(storage)
+    meta = portfolio.task_meta()
+    assert meta == {name: {"rows": 288, "classes": suite[0]["classes"], "noise": 0.2346}}
+    part = portfolio.nearest_part(matrix, ["c", "a", "b", "d"], meta)
+    assert part == [{"task": name, "rows": 288, "classes": 3, "noise": 0.2346, "order": ["b", "c", "a"]}]  # ties: c, a
+    path = tmp_path / "portfolio.yaml"
+    path.write_text(yaml.safe_dump({"vectors": [{"name": e, "params": {}} for e in "cabd"], "nearest": {"vectors": part}}))
+    entries = load_portfolio(path)
+    tasks_read = load_nearest(path, entries)["vectors"]
+    assert [e.name for e in nearest_order(entries["vectors"], tasks_read, 300, 3, 0.2)] == ["b", "c", "a", "d"]

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import portfolio_eval  # noqa: E402
 from portfolio import tasks  # noqa: E402
-from portfolio_eval import LONG, OURS, RANDOM, RUNS, SHORT, needed, paired, render, suite_task  # noqa: E402
+from portfolio_eval import LONG, NEAR, OURS, RANDOM, RUNS, SHORT, needed, paired, render, suite_task  # noqa: E402
 
 
 def row(task: str, kind: str, seed: int, tests: dict[str, float], reach: dict[str, int] | None = None) -> dict:
@@ -51,8 +51,9 @@ def whole(ours_vectors: float, ours_images: float) -> dict:
         task = suite_task(prefix, suite)
         for seed in portfolio_eval.SEEDS:
             ours = (ours_vectors if task["kind"] == "vectors" else ours_images) + 0.01 * (seed % 2)
-            rows.append(row(task["name"], task["kind"], seed, {OURS: ours, LONG: 0.80, SHORT: 0.78, RANDOM: 0.70},
-                            {OURS: 2, LONG: 9}))
+            near = ours + (0.02 if task["kind"] == "images" else 0.0)
+            rows.append(row(task["name"], task["kind"], seed, {OURS: ours, NEAR: near, LONG: 0.80, SHORT: 0.78,
+                                                              RANDOM: 0.70}, {OURS: 2, LONG: 9}))
     return {"machine": "2026-12-03; commit abc; 2 CPU cores", "load": "", "minutes": 200.0, "rows": rows}
 
 
@@ -65,6 +66,9 @@ def test_a_whole_run_reads_the_target_per_kind():
     assert "(40 wins, 0 ties, 0 losses over 40 task-seeds)" in vectors
     assert "mean -0.006" in images and "**missed**" in images
     assert "portfolio + TPE, 20 minus random, 20" in images
+    assert "nearest portfolio + TPE, 20 minus portfolio + TPE, 20: mean +0.000" in vectors and "not kept" in vectors
+    assert "nearest portfolio + TPE, 20 minus portfolio + TPE, 20: mean +0.020" in images
+    assert "kept: better than the fixed order" in images
     assert "| vectors" not in text and "**images** (30 task-seeds" in text
     assert text.count("| plain CE (trial 0, its own record)") == 2
 
@@ -78,5 +82,6 @@ def test_a_partial_run_says_so_and_reads_only_the_kinds_it_has():
 
 
 def test_the_arms_are_the_issue_s():
-    assert RUNS[OURS] == ("portfolio", "tpe", 20) and RUNS[LONG] == ("none", "tpe", 60)
+    assert RUNS[OURS] == ("fixed", "tpe", 20) and RUNS[NEAR] == ("nearest", "tpe", 20)
+    assert RUNS[LONG] == ("none", "tpe", 60)
     assert RUNS[SHORT] == ("none", "tpe", 20) and RUNS[RANDOM] == ("none", "random", 20)
