@@ -65,6 +65,19 @@ def finished_rows(partial: Path, tree: str) -> list[dict]:
     return kept["rows"] if kept.get("tree") == tree else []
 
 
+def study_of(trials):
+    """An in-memory study holding copies of ``trials`` (each keeps its own number as the user attribute
+    ``number``): a search seen at an earlier moment, for what the export rule would have picked then."""
+    import optuna
+
+    view = optuna.create_study(direction="maximize")
+    for t in trials:
+        view.add_trial(optuna.trial.create_trial(
+            state=t.state, value=t.value, params=t.params, distributions=t.distributions,
+            user_attrs={**t.user_attrs, "number": t.number}, intermediate_values=t.intermediate_values))
+    return view
+
+
 def plain(value):
     """``json.dumps``'s ``default``: numpy numbers as Python numbers, anything else as text."""
     import numpy as np

@@ -49,7 +49,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain, table, write_section  # noqa: E402
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain,  # noqa: E402
+                     study_of, table, write_section)
 
 TASKS = ("digits symmetric:0.4", "digits pair:0.4", "digits symmetric:0.8", "vec01", "vec02")
 SEEDS = (0, 1, 2)
@@ -88,15 +89,8 @@ def arm_space(arm: str, folder: Path) -> str:
 
 def at(study, seconds: float, started: float):
     """The study as it stood ``seconds`` into the search: the trials finished by then."""
-    import optuna
-
-    view = optuna.create_study(direction="maximize")
-    for t in study.get_trials(deepcopy=False):
-        if t.datetime_complete is not None and t.datetime_complete.timestamp() - started <= seconds:
-            view.add_trial(optuna.trial.create_trial(
-                state=t.state, value=t.value, params=t.params, distributions=t.distributions,
-                user_attrs={**t.user_attrs, "number": t.number}, intermediate_values=t.intermediate_values))
-    return view
+    return study_of([t for t in study.get_trials(deepcopy=False)
+                     if t.datetime_complete is not None and t.datetime_complete.timestamp() - started <= seconds])
 
 
 def fold_epochs(trials) -> int:

@@ -49,7 +49,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain, table, write_section  # noqa: E402
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain,  # noqa: E402
+                     study_of, table, write_section)
 from portfolio import (STORAGE, greedy, nearest_part, performance, pool_entries, stale_tasks, task_meta,  # noqa: E402
                        task_spec, tasks, tuned_on)
 
@@ -96,14 +97,7 @@ def random_space(folder: Path) -> Path:
 
 def first_trials(study, trials: int):
     """A study of ``study``'s first ``trials`` trials (a shorter search of the same sampler)."""
-    import optuna
-
-    view = optuna.create_study(direction="maximize")
-    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)[:trials]:
-        view.add_trial(optuna.trial.create_trial(
-            state=t.state, value=t.value, params=t.params, distributions=t.distributions,
-            user_attrs={**t.user_attrs, "number": t.number}, intermediate_values=t.intermediate_values))
-    return view
+    return study_of(sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)[:trials])
 
 
 def evaluate(study, trials: int, data, folder: Path) -> dict:
