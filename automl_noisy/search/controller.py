@@ -27,6 +27,7 @@ from automl_noisy.search.executors import Executor
 from automl_noisy.search.loop import SearchLoop
 from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
+from automl_noisy.search.nearest import ORDERS
 from automl_noisy.search.shared import WARM_START_ATTRS
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, open_storage
@@ -81,8 +82,8 @@ def search(options: SearchOptions) -> optuna.Study:
         raise UserError(f"--time-budget must be a positive duration such as 90s, 5m or 1h, got {budget!r}")
     if options.executor not in ("ray", "local"):
         raise UserError(f"unknown executor {options.executor!r}; choose one of: local, ray")
-    if options.portfolio_order not in ("fixed", "nearest"):
-        raise UserError(f"unknown --portfolio-order {options.portfolio_order!r}; choose one of: fixed, nearest")
+    if options.portfolio_order not in ORDERS:
+        raise UserError(f"unknown --portfolio-order {options.portfolio_order!r}; choose one of: {', '.join(ORDERS)}")
     if options.portfolio_order == "nearest" and not options.portfolio:
         raise UserError("--portfolio-order nearest has no effect with --no-portfolio; drop one of them")
     if options.workers is not None and options.workers < 1:
@@ -214,26 +215,25 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
     if path == "default":
         path = str(DEFAULT_PORTFOLIO) if DEFAULT_PORTFOLIO.is_file() else None
     if path:
-        kind = data_kind(data.input_shape)
-        entries = load_portfolio(path)[kind]
+        kind, portfolio = data_kind(data.input_shape), load_portfolio(path)
+        entries = portfolio[kind]
         if options.portfolio_order == "nearest":
-            entries = _nearest(path, kind, entries, data, profile or noise_profile(data, options.seed))
+            entries = _nearest(path, portfolio, kind, data, profile or noise_profile(data, options.seed))
         out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
     return out
 
 
-def _nearest(path: str, kind: str, entries: list, data: NoisyDataset, profile: dict) -> list:
-    """The portfolio's ``entries`` in the order of the suite tasks nearest the data."""
+def _nearest(path: str, portfolio: dict, kind: str, data: NoisyDataset, profile: dict) -> list:
+    """The ``portfolio``'s entries for ``kind`` in the order of the suite tasks nearest the data."""
     from automl_noisy.search.nearest import load_nearest, nearest_order
-    from automl_noisy.search.portfolio import load_portfolio
 
-    tasks = load_nearest(path, load_portfolio(path)).get(kind)
+    tasks = load_nearest(path, portfolio).get(kind)
     if not tasks:
         raise UserError(f"{path} records no suite tasks for {kind} data (its 'nearest' part), which "
                         "--portfolio-order nearest needs; build the portfolio with benchmarks/portfolio.py, or use "
                         "--portfolio-order fixed")
     rows = len(data.y_train) + len(data.y_val)  # the pool a search selects with, as the suite's tasks count it
-    return nearest_order(entries, tasks, rows, len(data.class_names), profile["estimated_rate"])
+    return nearest_order(portfolio[kind], tasks, rows, len(data.class_names), profile["estimated_rate"])
 
 
 def _earlier_study(spec: str, storage_url: str) -> optuna.Study:
