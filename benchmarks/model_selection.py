@@ -21,7 +21,11 @@ Spearman: between the trials' values and their clean test accuracy. The first se
 ``--repeat`` times, to show how much one command's result varies. Clean labels only score: they
 never choose.
 
-    .venv/bin/python benchmarks/model_selection.py            # 3 noises x 3 seeds x 30 trials: hours on 2 cores
+    .venv/bin/python benchmarks/model_selection.py            # 3 noises x 3 seeds x 30 trials: about 4 hours on 2 cores
+
+A run keeps each finished noise and seed in ``.model-selection.partial.json``; run again with the same
+arguments, it goes on where it stopped, for an identical package (``_common.code_tree``), and the
+section says how many were kept.
     .venv/bin/python benchmarks/model_selection.py --quick    # 1 noise, 1 seed, 4 trials: prints only
     .venv/bin/python benchmarks/model_selection.py --ship     # export rule and final model: benchmarks/ship.py
 """
@@ -29,6 +33,7 @@ never choose.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import tempfile
@@ -36,9 +41,11 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import OtherLoad, busy_cores, fmt, machine, table, write_section
+from _common import OtherLoad, busy_cores, code_tree, finished_rows, fmt, machine, plain, table, write_section
 
 NOISES = ("pair:0.4", "symmetric:0.4", "symmetric:0.8")
+#: the noises and seeds finished so far, kept so that an interrupted run goes on where it stopped
+PARTIAL = Path(__file__).resolve().parent / ".model-selection.partial.json"
 MODES = ("holdout-last", "holdout-best", "kfold-best")
 
 
@@ -176,9 +183,20 @@ def main() -> None:
     busy = busy_cores()
     # the same command runs ``repeat`` times for the first seed (how much one command's result varies)
     modes = tuple(m for m in MODES if m in args.modes)
+    plan = {"trials": trials, "seeds": seeds, "repeat": repeat, "modes": list(modes)}
+    tree = "" if args.quick else code_tree()
+    kept = {(r["noise"], r["seed"]): r["modes"] for r in finished_rows(PARTIAL, tree) if r["plan"] == plan}
+    results, resumed = dict(kept), len(kept)
     with OtherLoad() as other:
-        results = {(noise, seed): one_setting(noise, seed, trials, repeat if seed == 0 else 1, modes)
-                   for noise in noises for seed in range(seeds)}
+        for noise in noises:
+            for seed in range(seeds):
+                if (noise, seed) in results:
+                    continue
+                results[(noise, seed)] = one_setting(noise, seed, trials, repeat if seed == 0 else 1, modes)
+                if tree:
+                    PARTIAL.write_text(json.dumps({"tree": tree, "rows": [
+                        {"noise": n, "seed": s, "plan": plan, "modes": m} for (n, s), m in results.items()]},
+                        default=plain), encoding="utf-8")
     from automl_noisy.data import DataSpec, load_data
 
     test_rows = len(load_data(DataSpec("digits")).y_test)  # the clean test split every retrained model is scored on
@@ -208,7 +226,9 @@ def main() -> None:
     title = "Model selection on small noisy data" + (f" ({', '.join(noises)})" if args.section != "model-selection" else "")
     body = f"""## {title} (`benchmarks/model_selection.py`)
 
-{machine()}. Other load when the run started: {busy:.2f} cores busy. {other.sentence()}{load}
+{machine()}. Other load when the run started: {busy:.2f} cores busy. {other.sentence()}{load}{
+f" {resumed} of the {len(noises) * seeds} noise-seeds were kept from an interrupted run of the same package (git tree "
+f"{tree[:10]} of automl_noisy); the load describes this run only." if resumed else ""}
 
 **Method.** Digits, default space, Ray with every core; per noise and seed a {trials}-trial 3-fold search{
 ", then a holdout search given the same wall time" if len(modes) > 1 else " (the holdout searches not run)"}; each exported pipeline retrained and scored on the

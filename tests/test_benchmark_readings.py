@@ -7,6 +7,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import model_selection  # noqa: E402
 import reliability  # noqa: E402
@@ -72,3 +74,35 @@ def test_the_other_load_sentence_is_written_from_its_samples():
     assert load.skewed and load.busy_minutes == [3.2, 16.1]
     assert load.sentence() == ("Other load during the run: 0.50 cores busy on average; more than 0.2 in 2 of 4 samples "
                                "(one every 10 s), from minute 3 to minute 16 of 25, up to 1.00.")
+
+
+def test_model_selection_goes_on_where_an_interrupted_run_stopped(tmp_path, monkeypatch):
+    """Each finished noise-seed is kept for an identical package; a second run with the same plan runs
+    only the rest, and the section says how many were kept."""
+    calls, written, interrupt = [], {}, [("symmetric:0.8", 1)]
+
+    def one_setting(noise, seed, trials, repeat, modes):
+        calls.append((noise, seed))
+        if (noise, seed) in interrupt:
+            interrupt.clear()
+            raise KeyboardInterrupt  # the first run stops here
+        return {"kfold-best": [{"exported": 0.8, "plain_ce": 0.7, "oracle": 0.9, "loss": 0.1, "spearman": 0.5,
+                                "trials": 4, "seconds": 1.0, "run": 0}]}
+
+    monkeypatch.setattr(model_selection, "one_setting", one_setting)
+    monkeypatch.setattr(model_selection, "PARTIAL", tmp_path / "partial.json")
+    monkeypatch.setattr(model_selection, "code_tree", lambda: "tree0123456789")
+    monkeypatch.setattr(model_selection, "write_section", lambda name, body: written.update({name: body}))
+    argv = ["model_selection.py", "--noise", "symmetric:0.8", "--seeds", "2", "--trials", "4", "--modes", "kfold-best",
+            "--section", "test"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(KeyboardInterrupt):
+        model_selection.main()
+    assert calls == [("symmetric:0.8", 0), ("symmetric:0.8", 1)] and not written
+    model_selection.main()
+    assert calls[2:] == [("symmetric:0.8", 1)]  # seed 0 was kept
+    assert "1 of the 2 noise-seeds were kept from an interrupted run of the same package (git tree tree012345" \
+        in written["test"]
+    monkeypatch.setattr(sys, "argv", [*argv[:4], "3", *argv[5:]])  # another plan: nothing is reused
+    model_selection.main()
+    assert calls[3:] == [("symmetric:0.8", 0), ("symmetric:0.8", 1), ("symmetric:0.8", 2)]
