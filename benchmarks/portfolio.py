@@ -226,10 +226,25 @@ def pool_file(pool: dict[str, list]) -> Path:
     return path
 
 
+def drop_if_other_space(url: str, name: str, fingerprint: str) -> None:
+    """Delete the study ``name`` at ``url`` when it was made with a space whose fingerprint is not
+    ``fingerprint`` (another space file or encoder settings): its trials measured something else, and
+    the search would refuse to resume it. It is then measured again, and the run says so."""
+    import optuna
+
+    if name in optuna.get_all_study_names(url):
+        made = optuna.load_study(study_name=name, storage=url).user_attrs.get("space_fingerprint")
+        if made != fingerprint:
+            optuna.delete_study(study_name=name, storage=url)
+            print(f"{name}: its study measured another space or encoder settings; measured again", flush=True)
+
+
 def run_tuning(trials: int, kind: str, only: list[str] | None, keep: int) -> None:
     """A TPE search per task; its best trials by the noisy objective, one per combination of methods,
-    become ``tuned-<task>``, ``tuned-<task>.2``, ... (a search already stored is read, not rerun)."""
+    become ``tuned-<task>``, ``tuned-<task>.2``, ... (a search already stored with today's default space
+    is read, not rerun; one made with another is measured again)."""
     from automl_noisy.search.controller import SearchOptions, search
+    from automl_noisy.search.space import load_space
 
     found = yaml.safe_load(TUNED.read_text()) if TUNED.is_file() else {}
     found = {k: v for k, v in (found or {}).items() if k in ("vectors", "images")}
@@ -241,6 +256,8 @@ def run_tuning(trials: int, kind: str, only: list[str] | None, keep: int) -> Non
         if why := refusal(task):
             print(f"{task['name']}: left out: {why}", flush=True)
             continue
+        drop_if_other_space(url, f"tune-{task['name']}",
+                            load_space("default").for_shape(tuple(task["shape"])).fingerprint())
         start = time.perf_counter()
         study = search(SearchOptions(data=task_spec(task), space="default", trials=trials, storage=url,
                                      study=f"tune-{task['name']}", portfolio=None, seed=task["seed"],
@@ -277,12 +294,7 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
             print(f"{task['name']}: left out: {why}", flush=True)
             continue
         trials = 1 + len(pool[task["kind"]])
-        if task["name"] in optuna.get_all_study_names(url):
-            made = optuna.load_study(study_name=task["name"], storage=url).user_attrs.get("space_fingerprint")
-            if made != suite_fingerprint(task):
-                optuna.delete_study(study_name=task["name"], storage=url)
-                print(f"{task['name']}: its study measured another space or encoder settings; measured again",
-                      flush=True)
+        drop_if_other_space(url, task["name"], suite_fingerprint(task))
         start = time.perf_counter()
         study = search(SearchOptions(data=task_spec(task), space=str(SPACE), trials=trials, storage=url,
                                      study=task["name"], portfolio=str(path), seed=task["seed"], progress=False,

@@ -124,3 +124,14 @@ def test_the_nearest_part_records_each_task_s_meta_features_and_its_order_and_th
     entries = load_portfolio(path)
     tasks_read = load_nearest(path, entries)["vectors"]
     assert [e.name for e in nearest_order(entries["vectors"], tasks_read, 300, 3, 0.2)] == ["b", "c", "a", "d"]
+
+
+def test_a_stored_study_of_another_space_is_measured_again_and_one_of_the_same_is_kept(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/tuning.db"
+    for name, made in (("tune-a", "0" * 16), ("tune-b", "1" * 16)):
+        optuna.create_study(study_name=name, storage=url).set_user_attr("space_fingerprint", made)
+    portfolio.drop_if_other_space(url, "tune-a", "1" * 16)
+    portfolio.drop_if_other_space(url, "tune-b", "1" * 16)
+    portfolio.drop_if_other_space(url, "tune-c", "1" * 16)  # none stored: nothing to do
+    assert optuna.get_all_study_names(url) == ["tune-b"]
+    assert "tune-a: its study measured another space" in capsys.readouterr().out
