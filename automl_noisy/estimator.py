@@ -65,7 +65,8 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
       rows), as ``train --ensemble`` / ``--refit``; with a holdout split there is one model either way
       (the default: :data:`~automl_noisy.final_model.DEFAULT_FINAL_MODEL`);
     - ``rule``: which trial is trained, as ``export --rule``: ``"one-se"`` (the simplest trial within
-      one paired standard error of the best, the default) or ``"best"`` (the highest value);
+      one paired standard error of the best, the default), ``"ce-guard"`` (plain CE when it is within one
+      paired standard error of the best, else the best) or ``"best"`` (the highest value);
     - ``verbose``: 0 silent, 1 the search's progress bar and a summary line, 2 also training epochs.
 
     Bad input or a bad parameter raises :class:`~automl_noisy.errors.UserValueError`: a
@@ -220,8 +221,8 @@ class NoisyLabelSearch(ClassifierMixin, BaseEstimator):
                                      f"got {value!r}")
         if not isinstance(self.portfolio, (bool, np.bool_)):
             raise UserValueError(f"portfolio must be True or False, got {self.portfolio!r}")
-        if self.rule not in ("one-se", "best"):
-            raise UserValueError(f"rule must be 'one-se' or 'best', got {self.rule!r}")
+        if self.rule not in ("one-se", "ce-guard", "best"):
+            raise UserValueError(f"rule must be 'one-se', 'ce-guard' or 'best', got {self.rule!r}")
         if not isinstance(self.final_model, str) or self.final_model not in FINAL_MODELS:
             raise UserValueError(f"final_model must be one of {', '.join(map(repr, FINAL_MODELS))}, "
                                  f"got {self.final_model!r}")

@@ -106,3 +106,24 @@ def test_model_selection_goes_on_where_an_interrupted_run_stopped(tmp_path, monk
     monkeypatch.setattr(sys, "argv", [*argv[:4], "3", *argv[5:]])  # another plan: nothing is reused
     model_selection.main()
     assert calls[3:] == [("symmetric:0.8", 0), ("symmetric:0.8", 1), ("symmetric:0.8", 2)]
+
+
+def test_the_ship_section_reads_the_ce_guard_arm_when_its_rows_have_it():
+    import ship
+
+    def row(seed, best, new, guard, guard_acc):
+        return {"task": "digits pair:0.4", "seed": seed, "default": "ensemble", "minutes": 4.0, "trials": 20,
+                "best_trial": best, "new_trial": new, "ce_trial": 0, "new_methods": {}, "best_recorded": 0.90,
+                "ce_recorded": 0.70, "today": 0.90, "new_ensemble": 0.80, "new_refit": 0.78, "ce_ensemble": 0.70,
+                "test_rows": 360, "new_ensemble_vs_ce": [0.10, 0.02], "new_refit_vs_ce": [0.08, 0.02],
+                "guard_trial": guard, "guard_ensemble": guard_acc, "guard_ensemble_vs_ce": [guard_acc - 0.70, 0.02]}
+
+    runs = {"machine": "2026-12-03; commit abc", "load": "", "minutes": 12.0,
+            "rows": [row(0, 8, 7, 8, 0.91), row(1, 8, 1, 0, 0.70), row(2, 5, 5, 5, 0.89)]}
+    text = ship.render(runs)
+    line = next(x for x in text.splitlines() if x.startswith("- **ce-guard + ensemble**"))
+    assert "on 0 of 3 searches: met" in line and "median -0.010 (met)" in line
+    assert "worst -0.200 (**missed**)" in line and "another trial than the best in 1 searches" in line
+    assert "8=8 0<8 5=5" in text  # the ce-guard pick against the best, by seed
+    old = {**runs, "rows": [{k: v for k, v in r.items() if not k.startswith("guard")} for r in runs["rows"]]}
+    assert "ce-guard" not in ship.render(old)  # a record from before the arm reads as it did

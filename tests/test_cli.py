@@ -81,6 +81,8 @@ def test_train_on_other_data_and_csv_flow(tmp_path, capsys):
     code, _, err = run(capsys, "search", "--data", f"csv:{csv}", "--label-column", "target", "--trials", "2",
                        "--space", "quick", "--executor", "local", "--storage", db, "--no-progress")
     assert code == 0, err
+    code, out, _ = run(capsys, "export", "--storage", db, "--rule", "ce-guard", "-o", str(tmp_path / "guard.yaml"))
+    assert code == 0 and "rule ce-guard: " in out
     assert run(capsys, "export", "--storage", db, "-o", str(tmp_path / "best.yaml"))[0] == 0
     code, out, err = run(capsys, "train", str(tmp_path / "best.yaml"), "-o", str(tmp_path / "out"))
     assert code == 0, err

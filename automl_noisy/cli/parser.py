@@ -76,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="write the chosen trial's complete pipeline as YAML")
     e.add_argument("-o", "--output", default="best.yaml", help="output file (default: best.yaml)")
-    e.add_argument("--rule", choices=("one-se", "best"), default="one-se",
+    e.add_argument("--rule", choices=("one-se", "ce-guard", "best"), default="one-se",
                    help="which trial: one-se, the simplest (fewest methods) within one paired standard error of "
-                        "the best, compared row by row on the same rows (default); best, the highest value")
+                        "the best, compared row by row on the same rows (default); ce-guard, plain CE when it is "
+                        "within one paired standard error of the best, else the best; best, the highest value")
     _storage_flags(e)
 
     t = sub.add_parser("train", help="train an exported pipeline; save weights, metrics, label issues")

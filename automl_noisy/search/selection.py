@@ -16,6 +16,12 @@ The rules:
   (``value(best) - value(t) <= se(best, t)``), take the simplest: the fewest methods (plain CE has
   none), then the higher value, then the earlier trial. A best trial that is not clearly better than
   something simpler is noise in the ranking, and the simpler pipeline is the safer one to ship.
+- ``ce-guard``: the guard against plain CE alone: plain CE when it is within one paired standard error
+  of the best (the search cannot tell the best from it), else the best. Where the one-se rule trades a
+  better pipeline for a simpler one that the noisy ranking cannot separate from it, this rule keeps
+  the best unless nothing at all is shown gained over plain CE. Under heavy label noise the noisy
+  accuracy separates pipelines poorly (a clean difference shrinks by ``1 - R K/(K-1)`` at symmetric
+  rate R, while its standard error does not), so the one-se rule then falls back far more often.
 - ``best``: the trial with the highest value (Optuna's ``best_trial``).
 
 A trial that recorded no rows (a study of an older version) is compared by neither: the rule then
@@ -46,7 +52,7 @@ from optuna.trial import FrozenTrial, TrialState
 from automl_noisy.errors import UserError
 from automl_noisy.train.trainer import pack_rows, unpack_rows  # noqa: F401 - pack_rows: the doctest's
 
-RULES = ("one-se", "best")
+RULES = ("one-se", "ce-guard", "best")
 DEFAULT_RULE = "one-se"
 #: choices that add no method to a pipeline
 NO_METHOD = ("none", "single", "random", "ce")
@@ -129,8 +135,10 @@ def choose(study: optuna.Study, rule: str = DEFAULT_RULE) -> Choice:
     if rule == "best":
         return Choice(best, best, rule, f"rule best: trial {best.number}, the highest value ({best.value:.4f})")
     if correct_rows(best) is None:
-        return Choice(best, best, rule, f"rule one-se: trial {best.number}, the best, kept as it is: it recorded no "
+        return Choice(best, best, rule, f"rule {rule}: trial {best.number}, the best, kept as it is: it recorded no "
                                         "per-row results to compare (a study of an older version)")
+    if rule == "ce-guard":
+        return _guard(study, best)
     near = [(methods(best.user_attrs.get("combination")), -(best.value or 0.0), best.number, best, None)]
     for t in complete:
         p = paired(best, t)
@@ -146,6 +154,22 @@ def choose(study: optuna.Study, rule: str = DEFAULT_RULE) -> Choice:
                   f"rule one-se: trial {chosen.number} ({chosen.value:.4f}, {what}) is within one paired standard "
                   f"error of the best, trial {best.number} ({best.value:.4f} = {chosen.value:.4f} {p.text()}), "
                   f"and has fewer methods ({fewest} against {best_methods})")
+
+
+def _guard(study: optuna.Study, best: FrozenTrial) -> Choice:
+    """The ``ce-guard`` rule: plain CE when it is within one paired standard error of ``best``."""
+    baseline = baseline_of(study)
+    p = paired(best, baseline) if baseline is not None and baseline.number != best.number else None
+    if p is None or p.difference > p.stderr:
+        why = ("is plain CE" if baseline is not None and baseline.number == best.number
+               else "has no plain CE to compare" if p is None
+               else f"is ahead of plain CE, trial {baseline.number}, by more than one paired standard error "
+                    f"({p.text()})")
+        return Choice(best, best, "ce-guard", f"rule ce-guard: trial {best.number}, the best ({best.value:.4f}), {why}")
+    return Choice(baseline, best, "ce-guard",
+                  f"rule ce-guard: plain CE, trial {baseline.number} ({baseline.value:.4f}), is within one paired "
+                  f"standard error of the best, trial {best.number} ({best.value:.4f} = {baseline.value:.4f} "
+                  f"{p.text()})")
 
 
 def versus_baseline(study: optuna.Study, trial: FrozenTrial) -> str | None:

@@ -67,6 +67,31 @@ def test_the_one_se_rule_takes_the_simplest_trial_the_best_cannot_be_told_from()
     assert choose(three).trial.number == 0
 
 
+def test_the_ce_guard_keeps_the_best_unless_plain_ce_cannot_be_told_from_it():
+    rng = np.random.default_rng(1)
+    ce = rng.random(1000) < 0.70
+    far = ce.copy()
+    far[np.flatnonzero(~ce)[:60]] = True  # +0.060 over plain CE: clear of it
+    simpler = far.copy()
+    simpler[np.flatnonzero(far)[:23]] = False  # 23 rows worse, 20 better: -0.003 ± 0.0066, within
+    simpler[np.flatnonzero(~far)[:20]] = True
+    busy = {"loss": "gce", "mixing": "mixup", "penalty": "weight_decay+l1"}
+    study = _study(_trial(ce, {"loss": "ce"}, baseline=True), _trial(far, busy), _trial(simpler, {"loss": "gce"}))
+    assert choose(study, "one-se").trial.number == 2  # the simpler trial the best cannot be told from
+    guard = choose(study, "ce-guard")
+    assert guard.trial.number == 1 and guard.best.number == 1
+    assert guard.reason.startswith("rule ce-guard: trial 1, the best (0.") and "ahead of plain CE, trial 0" in guard.reason
+    close = ce.copy()
+    close[np.flatnonzero(~ce)[:30]] = True  # +0.004 ± 0.0075 over plain CE
+    close[np.flatnonzero(ce)[:26]] = False
+    noisy = _study(_trial(ce, {"loss": "ce"}, baseline=True), _trial(close, busy))
+    guard = choose(noisy, "ce-guard")
+    assert guard.trial.number == 0 and guard.best.number == 1
+    assert guard.reason.startswith("rule ce-guard: plain CE, trial 0 (0.") and "within one paired standard error" in guard.reason
+    alone = _study(_trial(far, {"loss": "ce"}, baseline=True), _trial(ce, busy))  # plain CE is the best
+    assert choose(alone, "ce-guard").reason.endswith("is plain CE")
+
+
 def test_trials_without_row_records_keep_the_best():
     ce, better = np.zeros(10, bool), np.ones(10, bool)
     study = _study(_trial(ce, {"loss": "ce"}, baseline=True, record=False), _trial(better, {"loss": "gce"}, record=False))
