@@ -187,6 +187,7 @@ class Trainer:
         self._epochs_done = 0
         self._train_cache: tuple[int, Tensor] | None = None  # (epochs done, log-probs of x_train)
         self._autocast = autocast_for(self.device)
+        self._rng = self._global_rng()  # this trainer's place in torch's global random stream
 
     def _trusted_rows(self, mask: np.ndarray | None, seed: int) -> TrustedRows | None:
         """Batches of the trusted training rows (``x_train[trusted]``, their labels), None without any."""
@@ -255,6 +256,7 @@ class Trainer:
         stop = self.pipeline.stop_epoch
         for epoch in range(1, stop + 1):
             start = time.perf_counter()
+            self._global_rng(self._rng)  # where this trainer left it, whatever ran in between
             if epoch - 1 in self._restarts:
                 self._restart(epoch - 1)
             labels = self.y_train
@@ -293,6 +295,7 @@ class Trainer:
             last = epoch == stop
             auroc = detection_quality(self.data, self.suspicion_scores()).get("label_issue_auroc") if last else None
             correct = self.correct(self.x_val, self.y_val)
+            self._rng = self._global_rng()
             noisy = float(correct.mean()) if len(correct) else float("nan")
             if self._scored is not None:  # a clean objective: the trusted rows rank, every row is recorded
                 correct = correct[self._scored]
@@ -300,6 +303,20 @@ class Trainer:
                                time.perf_counter() - start, auroc,
                                pack_rows(correct) if len(correct) or self._scored is not None else None,
                                noisy if self._scored is not None else None)
+
+    def _global_rng(self, state: tuple[Tensor, Tensor | None] | None = None) -> tuple[Tensor, Tensor | None]:
+        """torch's global random state (the CPU's, and this trainer's GPU's), set to ``state`` first
+        when given. Methods draw from it (mixup and MixMatch permutations, augmented views), so two
+        trainers alive in one process at once (the fold jobs of a local search, advanced epoch by epoch
+        in turn) would otherwise draw from one stream in an order that depends on the interleaving,
+        and a trial's record would differ from the fold models ``train`` trains one after another.
+        Each trainer resumes its own stream at every epoch; trained alone, nothing changes."""
+        cuda = self.device.type == "cuda"
+        if state is not None:
+            torch.set_rng_state(state[0])
+            if cuda and state[1] is not None:
+                torch.cuda.set_rng_state(state[1], self.device)
+        return torch.get_rng_state(), torch.cuda.get_rng_state(self.device) if cuda else None
 
     def outputs(self, x: Tensor, network: int, features: bool = False) -> Tensor:
         """One network's logits (or features) in evaluation mode, computed in chunks."""

@@ -142,3 +142,22 @@ def _imports_file(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found.add(node.module.split(".")[0])
     return found
+
+
+def test_trainers_alive_at_once_draw_as_if_each_trained_alone(tiny_data):
+    """Mixup and MixMatch draw from torch's global random stream; the fold jobs of a local search
+    advance epoch by epoch in turn. Each trainer resumes its own stream, so interleaved fold jobs give
+    exactly the records of the same folds trained one after another (what ``train`` rebuilds)."""
+    from dataclasses import replace
+
+    pipeline = Pipeline(model=ComponentSpec("mlp", {"width": 32, "depth": 1}), mixing=ComponentSpec("mixup"),
+                        selection=ComponentSpec("gmm", {"warmup_epochs": 1}), semi=ComponentSpec("mixmatch"),
+                        epochs=3, data=replace(tiny_data.spec, folds=3))
+    data = replace(tiny_data, spec=pipeline.data)
+    alone = [[m.val_correct for m in run_trial(pipeline, data, fold=i)] for i in range(3)]
+    jobs = [run_trial(pipeline, data, fold=i) for i in range(3)]
+    together = [[], [], []]
+    for _ in range(3):
+        for i, job in enumerate(jobs):
+            together[i].append(next(job).val_correct)
+    assert together == alone
