@@ -25,6 +25,7 @@ def test_dividemix_is_made_of_parts():
     # the noise unknown, outside a search: no confidence penalty, lambda_u 25; weight decay as the paper
     assert [(q.name, q.params) for q in p.penalty] == [("weight_decay", {"coef": 5e-4})]
     assert p.semi.params["lambda_u"] == 25.0
+    assert p.selection.params["per_class"] is False  # one GMM on all losses, as the paper
 
 
 @pytest.mark.parametrize("noise,penalty,lambda_u", [
@@ -51,8 +52,10 @@ def test_dividemix_warmup_counts_sgd_steps(rows, batch, epochs, warmup):
 
 def test_a_search_decides_what_undeclared_noise_leaves_open():
     space = parse_space({"families": {"loss": ["ce"]}, "presets": ["dividemix"]})
+    always = {"preset.dividemix.per_class"}  # beyond the paper: no declared noise settles it
     for noise, open_params in (("none", {"preset.dividemix.confidence_penalty", "preset.dividemix.lambda_u"}),
                                ("symmetric:0.4", set()), ("instance:0.4", {"preset.dividemix.confidence_penalty"})):
+        open_params = open_params | always
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
         seen = set()
         for _ in range(20):
@@ -66,6 +69,7 @@ def test_a_search_decides_what_undeclared_noise_leaves_open():
                 assert ("confidence_penalty" in penalties) == trial.params["preset.dividemix.confidence_penalty"]
             if "preset.dividemix.lambda_u" in trial.params:
                 assert pipeline.semi.params["lambda_u"] == trial.params["preset.dividemix.lambda_u"]
+            assert pipeline.selection.params["per_class"] == trial.params["preset.dividemix.per_class"]
         assert seen == open_params
 
 
