@@ -234,6 +234,14 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def spread(values: list[float | None]) -> str:
+    """Median (min-max) of the values given (None left out) for a table cell; a dash for none."""
+    import statistics
+
+    values = [v for v in values if v is not None]
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})" if values else "—"
+
+
 def median(rows: list[dict], key: str) -> float:
     """The median of ``row[key]`` over the rows that have a number there (NaN if none)."""
     import statistics

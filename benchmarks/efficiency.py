@@ -50,7 +50,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain,  # noqa: E402
-                     study_of, table, write_section)
+                     spread, study_of, table, write_section)
 
 TASKS = ("digits symmetric:0.4", "digits pair:0.4", "digits symmetric:0.8", "vec01", "vec02")
 SEEDS = (0, 1, 2)
@@ -128,11 +128,6 @@ def one(task: str, seed: int, arm: str, budget: float, marks: tuple[float, ...])
             out["marks"][str(int(mark))] = row
         print(json.dumps(out), flush=True)
         return out
-
-
-def spread(values: list[float]) -> str:
-    values = [v for v in values if v is not None]
-    return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})" if values else "—"
 
 
 def exported(rows: list[dict], task: str, arm: str, mark: float) -> float | None:

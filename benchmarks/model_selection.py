@@ -41,7 +41,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import OtherLoad, busy_cores, code_tree, finished_rows, fmt, machine, plain, table, write_section
+from _common import OtherLoad, busy_cores, code_tree, finished_rows, fmt, machine, plain, spread, table, write_section
 
 NOISES = ("pair:0.4", "symmetric:0.4", "symmetric:0.8")
 #: the noises and seeds finished so far, kept so that an interrupted run goes on where it stopped
@@ -116,10 +116,6 @@ def one_setting(noise: str, seed: int, trials: int, repeat: int, modes=MODES) ->
                 rows[mode].append({**evaluate(study, rule), "seconds": seconds, "run": r})
                 print(f"{noise} seed {seed} run {r} {mode}: {rows[mode][-1]}", flush=True)
     return rows
-
-
-def spread(values: list[float]) -> str:
-    return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})" if values else "—"
 
 
 def reading(results: dict, noises: list[str], modes: tuple[str, ...], seeds: int, test_rows: int) -> str:

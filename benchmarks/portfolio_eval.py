@@ -50,7 +50,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain,  # noqa: E402
-                     study_of, table, write_section)
+                     spread, study_of, table, write_section)
 from portfolio import (STORAGE, greedy, nearest_part, performance, pool_entries, stale_tasks, task_meta,  # noqa: E402
                        task_spec, tasks, tuned_on)
 
@@ -237,10 +237,6 @@ def paired(rows: list[dict], a: str, b: str) -> dict | None:
 def paired_text(p: dict, a: str, b: str) -> str:
     return (f"{a} minus {b}: mean {p['mean']:+.3f}, 95 % interval {p['low']:+.3f} to {p['high']:+.3f} "
             f"({p['wins']} wins, {p['ties']} ties, {p['losses']} losses over {p['n']} task-seeds)")
-
-
-def spread(values: list[float]) -> str:
-    return f"{np.median(values):.3f} ({min(values):.3f}-{max(values):.3f})" if values else "—"
 
 
 def kind_part(rows: list[dict], kind: str) -> tuple[str, str]:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain, table, write_section
+from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain, spread, table, write_section
 
 RECORD = Path(__file__).resolve().parent / "model-selection-ship.json"
 #: the rows finished so far, kept after each search so that an interrupted run goes on where it stopped
@@ -137,11 +137,6 @@ def ship_one(task: str, noise: str, seed: int) -> dict:
             row[f"new_{how}_vs_ce"] = paired_test(ship(new, how)[1], ship(ce, "ensemble")[1])
         print(f"{row['task']} seed {seed}: {row}", flush=True)
         return row
-
-
-def spread(values: list[float]) -> str:
-    """Median (min-max)."""
-    return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})" if values else "—"
 
 
 def verdict(met: bool) -> str:

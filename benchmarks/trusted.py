@@ -51,7 +51,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain, table, write_section
+from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain, spread, table, write_section
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted.json"
@@ -168,11 +168,6 @@ def plan() -> list[tuple[str, str, int, float]]:
     """Every run, in the pre-registered order: (kind, task, seed, fraction)."""
     runs = [("methods", t, s, f) for t in TASKS for f in FRACTIONS for s in SEEDS]
     return runs + [("search", t, s, f) for f in SEARCH_ORDER for t in TASKS for s in SEEDS]
-
-
-def spread(values: list[float]) -> str:
-    """Median (min-max)."""
-    return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})" if values else "—"
 
 
 def _median(rows: list[dict], task: str, fraction: float, arm: str) -> float | None:

@@ -218,13 +218,14 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
         kind, portfolio = data_kind(data.input_shape), load_portfolio(path)
         entries = portfolio[kind]
         if options.portfolio_order == "nearest":
-            entries = _nearest(path, portfolio, kind, data, profile or noise_profile(data, options.seed))
+            entries = _nearest(path, portfolio, kind, data, profile)
         out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
     return out
 
 
-def _nearest(path: str, portfolio: dict, kind: str, data: NoisyDataset, profile: dict) -> list:
-    """The ``portfolio``'s entries for ``kind`` in the order of the suite tasks nearest the data."""
+def _nearest(path: str, portfolio: dict, kind: str, data: NoisyDataset, profile: dict | None) -> list:
+    """The ``portfolio``'s entries for ``kind`` in the order of the suite tasks nearest the data (``profile``:
+    the data's noise profile, which ``search`` computes once when this order is asked for)."""
     from automl_noisy.search.nearest import load_nearest, nearest_order
 
     tasks = load_nearest(path, portfolio).get(kind)
@@ -233,6 +234,7 @@ def _nearest(path: str, portfolio: dict, kind: str, data: NoisyDataset, profile:
                         "--portfolio-order nearest needs; build the portfolio with benchmarks/portfolio.py, or use "
                         "--portfolio-order fixed")
     rows = len(data.y_train) + len(data.y_val)  # the pool a search selects with, as the suite's tasks count it
+    assert profile is not None, "search computes the noise profile for the nearest order"
     return nearest_order(portfolio[kind], tasks, rows, len(data.class_names), profile["estimated_rate"])
 
 
