@@ -118,9 +118,11 @@ def busy_cores(seconds: float = 2.0) -> float:
     return cores * (1 - (idle1 - idle0) / max(1, total1 - total0))
 
 
-def _tree_jiffies(root: int) -> int:
-    """CPU time (clock ticks) of process ``root`` and its descendants, with the children they reaped."""
-    stats: dict[int, tuple[int, int]] = {}  # pid -> (parent, ticks)
+def _tree_ticks(root: int) -> dict[tuple[int, int], int]:
+    """CPU time (clock ticks, user + system) of process ``root`` and each of its live descendants, keyed
+    by (pid, start time) so that a reused pid is another process. Children's reaped time is left out: a
+    reaped child was counted while it lived, and adding it again when it ends would count it twice."""
+    stats: dict[int, tuple[int, int, int]] = {}  # pid -> (parent, start time, ticks)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -128,12 +130,23 @@ def _tree_jiffies(root: int) -> int:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone since the listing
             continue
-        stats[int(entry.name)] = (int(fields[1]), sum(int(v) for v in fields[11:15]))  # utime stime cutime cstime
+        stats[int(entry.name)] = (int(fields[1]), int(fields[19]), int(fields[11]) + int(fields[12]))
     tree, grew = {root}, True
     while grew:
-        more = {pid for pid, (parent, _) in stats.items() if parent in tree} - tree
+        more = {pid for pid, (parent, _, _) in stats.items() if parent in tree} - tree
         tree, grew = tree | more, bool(more)
-    return sum(stats[pid][1] for pid in tree if pid in stats)
+    return {(pid, stats[pid][1]): stats[pid][2] for pid in tree if pid in stats}
+
+
+def _ticks_between(before: dict[tuple[int, int], int], now: dict[tuple[int, int], int]) -> int:
+    """The clock ticks the processes of ``now`` used since ``before`` (all of them for one started since).
+    A process that ended in between is left out, so its end never reads as negative time, which made the
+    other load of a whole sample jump when a local Ray shut down; its last moments count as other load.
+
+    >>> _ticks_between({(7, 1): 50, (8, 1): 900}, {(7, 1): 80, (9, 5): 4})
+    34
+    """
+    return sum(ticks - before.get(key, 0) for key, ticks in now.items())
 
 
 def _machine_jiffies() -> tuple[int, int]:
@@ -157,6 +170,7 @@ class OtherLoad:
         import threading
 
         self.every, self.threshold = every, threshold
+        self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.samples: list[tuple[float, float]] = []  # (minutes since the start, cores busy with other work)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -165,14 +179,15 @@ class OtherLoad:
         hz = os.sysconf("SC_CLK_TCK")
         began = last_time = time.monotonic()
         try:
-            last_machine, last_own = _machine_jiffies(), _tree_jiffies(os.getpid())
+            last_machine, last_own = _machine_jiffies(), _tree_ticks(os.getpid())
         except (OSError, ValueError, IndexError):
             return  # no /proc here: nothing to say
         while not self._stop.wait(self.every):
-            now, machine_now, own = time.monotonic(), _machine_jiffies(), _tree_jiffies(os.getpid())
+            now, machine_now, own = time.monotonic(), _machine_jiffies(), _tree_ticks(os.getpid())
             seconds = max(now - last_time, 1e-6)
             busy = ((machine_now[0] - last_machine[0]) - (machine_now[1] - last_machine[1])) / hz / seconds
-            self.samples.append(((now - began) / 60, max(0.0, busy - (own - last_own) / hz / seconds)))
+            other = busy - _ticks_between(last_own, own) / hz / seconds
+            self.samples.append(((now - began) / 60, min(max(0.0, other), float(self._cores))))
             last_time, last_machine, last_own = now, machine_now, own
 
     def __enter__(self) -> "OtherLoad":

@@ -4,6 +4,7 @@ during a run (``benchmarks/_common.py``)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import model_selection  # noqa: E402
 import reliability  # noqa: E402
-from _common import OtherLoad  # noqa: E402
+from _common import OtherLoad, _ticks_between, _tree_ticks  # noqa: E402
 
 KILLED = {"completed before the kill": 4, "lost": 0, "RUNNING after the kill": 2,
           "marked by the rerun": {"FAIL (interrupted)": 2}, "rerun exit": 0, "total reached": "12/12",
@@ -74,6 +75,23 @@ def test_the_other_load_sentence_is_written_from_its_samples():
     assert load.skewed and load.busy_minutes == [3.2, 16.1]
     assert load.sentence() == ("Other load during the run: 0.50 cores busy on average; more than 0.2 in 2 of 4 samples "
                                "(one every 10 s), from minute 3 to minute 16 of 25, up to 1.00.")
+
+
+def test_a_child_that_ends_between_samples_is_not_read_as_other_load():
+    """A process of the benchmark's tree that exits (a local Ray shutting down) leaves the next sample
+    without a negative share: before, its vanished CPU time read as hundreds of busy cores."""
+    import subprocess
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        before = _tree_ticks(os.getpid())
+        assert any(pid == child.pid for pid, _ in before)  # a live descendant is counted
+    finally:
+        child.kill()
+        child.wait()
+    after = _tree_ticks(os.getpid())
+    assert all(pid != child.pid for pid, _ in after)
+    assert _ticks_between(before, after) >= 0
 
 
 def test_model_selection_goes_on_where_an_interrupted_run_stopped(tmp_path, monkeypatch):
