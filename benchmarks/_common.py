@@ -54,15 +54,47 @@ def code_tree() -> str:
     return "" if dirty else tree
 
 
-def finished_rows(partial: Path, tree: str) -> list[dict]:
+def finished_rows(partial: Path, tree: str, plan: dict | None = None) -> list[dict]:
     """The rows an interrupted run of the same package kept in ``partial`` (none when the package
-    changed since, see :func:`code_tree`)."""
+    changed since, see :func:`code_tree`, or, with ``plan``, when the run kept another plan: the
+    script's tasks, seeds, arms, budgets or the files it reads).
+
+    >>> import json, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "p.json"
+    ...     _ = path.write_text(json.dumps({"tree": "t1", "plan": {"marks": [90, 180]}, "rows": [{"a": 1}]}))
+    ...     finished_rows(path, "t1", {"marks": (90, 180)}), finished_rows(path, "t1", {"marks": (90,)})
+    ([{'a': 1}], [])
+    """
     import json
 
     if not tree or not partial.exists():
         return []
     kept = json.loads(partial.read_text(encoding="utf-8"))
+    if plan is not None and kept.get("plan") != json.loads(json.dumps(plan, default=plain)):
+        return []
     return kept["rows"] if kept.get("tree") == tree else []
+
+
+def file_digest(*paths: Path) -> str:
+    """A short digest of the files' bytes (a missing file counts as empty), for a plan that depends on them."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return digest.hexdigest()[:16]
+
+
+def train_reuse(study, number: int) -> dict:
+    """What ``train`` of trial ``number``'s export reuses from its search, as keyword arguments of
+    ``train_pipeline``: the search's encoder folder and its encoder thread count (a missing encoder is
+    pretrained again as the search did) and the trial's kept fold models (shipped as they are when
+    they are exactly what it would train), as ``export`` writes them into the provenance."""
+    attrs = study.user_attrs
+    folder = attrs.get("fold_models")
+    return {"encoders": attrs.get("encoder_folder"), "encoder_threads": attrs.get("encoder_threads", 1),
+            "kept": str(Path(folder) / f"trial-{number}") if folder else None}
 
 
 def study_of(trials):

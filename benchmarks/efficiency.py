@@ -14,9 +14,11 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   finish), Ray on every core of an idle machine. What it would have exported after 90 s, 3 min, 4 min
   (the README's 20-trial default search took 3 min 58 s) and 6 min is the one-se rule's pick among the
   trials finished by then (``export`` at that moment),
-  trained as ``train`` ships it (the fold ensemble) and scored on the clean test split; beside it the
+  trained as ``train`` ships it (the fold ensemble; the search's encoders and kept fold models reused
+  as ``train`` of the export reuses them) and scored on the clean test split; beside it the
   fold-epochs trained by then and the share saved against training every trial to the end on every
-  fold.
+  fold. A mark at which no trial had finished exports nothing: it counts below any model in the
+  medians and scores 0 in the rules below (the user has no model yet).
 - **Targets** (the issue's): the README's search (digits, 20 trials) finishes in <= 90 s and exports
   at least what the 3 min 58 s default exported, at each digits noise; epochs saved >= 50 % against
   no pruning at equal exported accuracy; with about 4 minutes, digits symmetric:0.8 exports >= 0.88.
@@ -25,10 +27,15 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   its export at 6 min within 0.01 of ``today``'s on every task ("equal accuracy"); (3) the default
   arm's export at 4 min on digits symmetric:0.8. **The default** is the arm with the highest mean, over
   the five tasks and four marks, of its median export; a tie within 0.005 goes to the arm that trains
-  fewer fold-epochs.
+  fewer fold-epochs. These tasks are benchmark data, not a user's: the clean test split picks the
+  default here as any benchmark picks a default, and the figures of the arm it picks are read on the
+  same scores (so they lean optimistic). The shipped portfolio holds entries tuned on ``vec01`` and
+  ``vec02`` (``portfolio.py tune``), so every arm starts well there: the arms compare on equal terms,
+  but the absolute exports of those two tasks are not those of unseen data.
 - **Order and resumption**: seed-major (every task and arm at seed 0, then seed 1, then seed 2), so an
   interrupted run leaves whole seeds; each finished search is kept in ``.efficiency.partial.json`` and
-  reused only when the package's git tree is identical (``_common.code_tree``).
+  reused only when the package's git tree is identical (``_common.code_tree``) and the plan is the
+  same (tasks and their data specs, seeds, arms, budget, marks).
 
     .venv/bin/python benchmarks/efficiency.py            # 4 arms x 5 tasks x 3 seeds x 6 min: about 8 hours on 2 cores, resumable
     .venv/bin/python benchmarks/efficiency.py --quick    # one arm pair on digits symmetric:0.4, 90 s: prints only
@@ -50,7 +57,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain,  # noqa: E402
-                     spread, study_of, table, write_section)
+                     spread, study_of, table, train_reuse, write_section)
 
 TASKS = ("digits symmetric:0.4", "digits pair:0.4", "digits symmetric:0.8", "vec01", "vec02")
 SEEDS = (0, 1, 2)
@@ -97,6 +104,13 @@ def fold_epochs(trials) -> int:
     return sum(int(t.user_attrs.get("fold_epochs", 0)) for t in trials)
 
 
+def plan() -> dict:
+    """What a kept row depends on besides the package (whose tree covers the space and portfolio files):
+    the plan above, with each task's data as ``portfolio.py`` makes it."""
+    return {"tasks": {task: repr(task_spec(task, 0)) for task in TASKS}, "seeds": SEEDS, "arms": ARMS,
+            "budget": BUDGET, "marks": MARKS}
+
+
 def one(task: str, seed: int, arm: str, budget: float, marks: tuple[float, ...]) -> dict:
     from automl_noisy.data import load_data
     from automl_noisy.pipeline import Pipeline
@@ -113,6 +127,7 @@ def one(task: str, seed: int, arm: str, budget: float, marks: tuple[float, ...])
         data = load_data(replace(spec, folds=study.user_attrs["data"]["folds"]))
         folds, epochs = data.spec.folds, study.user_attrs["space"]["epochs"]
         out = {"task": task, "seed": seed, "arm": arm, "wall": wall, "marks": {}}
+        shipped: dict[int, float] = {}  # trial number -> clean test accuracy of what train ships for it
         for mark in marks:
             view = at(study, mark, started)
             trials = view.get_trials(deepcopy=False)
@@ -121,20 +136,41 @@ def one(task: str, seed: int, arm: str, budget: float, marks: tuple[float, ...])
                    "full_epochs": len(trained) * folds * epochs, "test": None}
             if any(t.state.name == "COMPLETE" for t in trials):
                 chosen = choose(view).trial
-                pipeline = replace(Pipeline.from_dict(chosen.user_attrs["pipeline"]), best_epoch=chosen.user_attrs["best_epoch"])
-                with tempfile.TemporaryDirectory() as model:
-                    row["test"] = train_pipeline(pipeline, model, data=data)["test_accuracy"]
-                row["trial"] = chosen.user_attrs.get("number", chosen.number)
+                number = chosen.user_attrs.get("number", chosen.number)
+                if number not in shipped:  # as `train` of its export: the search's encoders and kept fold models
+                    pipeline = replace(Pipeline.from_dict(chosen.user_attrs["pipeline"]),
+                                       best_epoch=chosen.user_attrs["best_epoch"])
+                    with tempfile.TemporaryDirectory() as model:
+                        shipped[number] = train_pipeline(pipeline, model, data=data,
+                                                         **train_reuse(study, number))["test_accuracy"]
+                row["test"], row["trial"] = shipped[number], number
             out["marks"][str(int(mark))] = row
         print(json.dumps(out), flush=True)
         return out
 
 
 def exported(rows: list[dict], task: str, arm: str, mark: float) -> float | None:
-    """The median over seeds of what ``arm`` exported on ``task`` by ``mark`` seconds."""
-    got = [r["marks"][str(int(mark))]["test"] for r in rows if r["task"] == task and r["arm"] == arm]
-    got = [g for g in got if g is not None]
-    return statistics.median(got) if got else None
+    """The median over seeds of what ``arm`` exported on ``task`` by ``mark`` seconds, a seed that had
+    exported nothing by then (no trial finished) counting below any model: None when that is the
+    median, or when the arm has no rows there.
+
+    >>> rows = [{"task": "t", "arm": "a", "marks": {"90": {"test": v}}} for v in (0.8, None, 0.9)]
+    >>> exported(rows, "t", "a", 90), exported(rows[1:], "t", "a", 90), exported(rows[:1], "t", "a", 90)
+    (0.8, None, 0.8)
+    """
+    got = sorted((r["marks"][str(int(mark))]["test"] for r in rows if r["task"] == task and r["arm"] == arm),
+                 key=lambda g: -1.0 if g is None else g)
+    middle = got[(len(got) - 1) // 2: len(got) // 2 + 1]
+    return None if not middle or None in middle else statistics.mean(middle)
+
+
+def score(value: float | None) -> float:
+    """A median export for the rules: nothing exported scores 0 (the user has no model yet)."""
+    return 0.0 if value is None else value
+
+
+def said(value: float | None) -> str:
+    return "nothing (no trial finished)" if value is None else fmt(value)
 
 
 def saved(rows: list[dict], arm: str, mark: float) -> list[float]:
@@ -148,9 +184,7 @@ def default_arm(rows: list[dict], marks: list[float]) -> tuple[str, dict[str, fl
     tasks, arms = list(dict.fromkeys(r["task"] for r in rows)), list(dict.fromkeys(r["arm"] for r in rows))
     means = {}
     for arm in arms:
-        values = [exported(rows, t, arm, m) for t in tasks for m in marks]
-        if all(v is not None for v in values):
-            means[arm] = statistics.mean(values)
+        means[arm] = statistics.mean(score(exported(rows, t, arm, m)) for t in tasks for m in marks)
     if not means:
         return "", means
     top = max(means.values())
@@ -168,18 +202,23 @@ def reading(runs: dict) -> list[str]:
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     first, four, last = marks[0], 240.0 if 240.0 in marks else marks[-1], marks[-1]
     for task in [t for t in TASKS if t.startswith("digits")]:
-        base = exported(rows, task, "today", four)
-        best = max(((exported(rows, task, a, first), a) for a in arms if exported(rows, task, a, first) is not None),
-                    default=None)
-        if base is None or best is None:
+        if not any(r["task"] == task for r in rows) or "today" not in arms:
             continue
-        verdict = "met" if best[0] >= base else f"**missed** by {base - best[0]:.3f}"
+        base = exported(rows, task, "today", four)
+        best = max(((score(exported(rows, task, a, first)), a) for a in arms if any(
+            r["task"] == task and r["arm"] == a for r in rows)), key=lambda pair: pair[0])
+        if best[0] == 0.0:
+            lines.append(f"- **{task}, {int(first)} s**: no arm had exported a model by then (`today` at {int(four)} s: "
+                         f"{said(base)}): **missed**.")
+            continue
+        verdict = "met" if best[0] >= score(base) else f"**missed** by {score(base) - best[0]:.3f}"
         lines.append(f"- **{task}, {int(first)} s**: the best arm ({best[1]}) exports {fmt(best[0])} against "
-                     f"`today` at {int(four)} s {fmt(base)} (target: at least as much): {verdict}.")
+                     f"`today` at {int(four)} s {said(base)} (target: at least as much): {verdict}.")
     for arm in arms:
         share = saved(rows, arm, last)
-        gaps = [(exported(rows, t, arm, last), exported(rows, t, "today", last)) for t in TASKS]
-        gaps = [a - b for a, b in gaps if a is not None and b is not None]
+        tasks = [t for t in TASKS if any(r["task"] == t and r["arm"] == arm for r in rows)
+                 and any(r["task"] == t and r["arm"] == "today" for r in rows)]
+        gaps = [score(exported(rows, t, arm, last)) - score(exported(rows, t, "today", last)) for t in tasks]
         if not share or not gaps:
             continue
         met = statistics.median(share) >= 0.5 and min(gaps) >= -0.01 - 1e-9  # 0.84 - 0.85 is within
@@ -192,9 +231,10 @@ def reading(runs: dict) -> list[str]:
         ranked = ", ".join(f"{a} {means[a]:.3f}" for a in sorted(means, key=means.get, reverse=True))
         lines.append(f"- **Default**: mean over tasks and marks of the median export: {ranked}; the rule picks "
                      f"**{pick}**.")
-        sym8 = exported(rows, "digits symmetric:0.8", pick, four)
-        if sym8 is not None:
-            lines.append(f"- **digits symmetric:0.8 at {int(four)} s** ({pick}): {fmt(sym8)} (target >= 0.88: "
+        if any(r["task"] == "digits symmetric:0.8" and r["arm"] == pick for r in rows):
+            sym8 = score(exported(rows, "digits symmetric:0.8", pick, four))
+            lines.append(f"- **digits symmetric:0.8 at {int(four)} s** ({pick}): "
+                         f"{said(exported(rows, 'digits symmetric:0.8', pick, four))} (target >= 0.88: "
                          f"{'met' if sym8 >= 0.88 else f'**missed** by {0.88 - sym8:.3f}'}).")
     return lines
 
@@ -210,8 +250,9 @@ def render(runs: dict) -> str:
             for mark in runs["marks"]:
                 got = [r["marks"][str(int(mark))] for r in mine]
                 share = [1 - g["fold_epochs"] / g["full_epochs"] for g in got if g["full_epochs"]]
-                cells += [spread([g["test"] for g in got]), spread([float(g["trials"]) for g in got]),
-                          spread(share)]
+                nothing = sum(g["test"] is None for g in got)
+                cells += [spread([g["test"] for g in got]) + (f", nothing in {nothing}" if nothing else ""),
+                          spread([float(g["trials"]) for g in got]), spread(share)]
             lines.append(cells)
     headers = ["task", "arm", "seeds"] + [f"{name} at {int(m)} s" for m in runs["marks"]
                                           for name in ("exported", "trials", "epochs saved")]
@@ -221,9 +262,13 @@ def render(runs: dict) -> str:
 
 Pre-registered in the script's docstring: tasks, seeds, arms, the {int(runs['budget'])} s budget, the
 marks at which the export is taken and the rule that picks the default. "Exported": the one-se pick
-among the trials finished by then, trained as `train` ships it and scored on the clean test split;
-"epochs saved": fold-epochs not trained against every trial run to the end on every fold. Medians
-over seeds (min-max).
+among the trials finished by then, trained as `train` ships it (the search's encoders and kept fold
+models reused) and scored on the clean test split ("nothing in N": seeds where no trial had finished
+yet); "epochs saved": fold-epochs not trained against every trial run to the end on every fold.
+Medians over seeds (min-max). The clean test split picks the default arm here (benchmark tasks, not a
+user's data), so the picked arm's figures lean optimistic; the shipped portfolio holds entries tuned
+on vec01 and vec02, so their absolute exports are not those of unseen data (the arms compare on equal
+terms).
 
 {table(headers, lines)}
 
@@ -244,7 +289,7 @@ def main() -> None:
             else [(task, seed, arm) for seed in SEEDS for task in TASKS for arm in ARMS])
     budget, marks = (90.0, (45.0, 90.0)) if args.quick else (BUDGET, MARKS)
     busy, code, tree = busy_cores(), commit(), code_tree()
-    rows = [] if args.quick else finished_rows(PARTIAL, tree)
+    rows = [] if args.quick else finished_rows(PARTIAL, tree, plan())
     resumed = (f" {len(rows)} searches were kept from an interrupted run of the same package (git tree {tree[:10]} "
                "of automl_noisy)." if rows else "")
     with OtherLoad() as load:
@@ -255,7 +300,8 @@ def main() -> None:
             if args.quick:
                 continue
             if tree:
-                PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=plain), encoding="utf-8")
+                PARTIAL.write_text(json.dumps({"tree": tree, "plan": plan(), "rows": rows}, default=plain),
+                                   encoding="utf-8")
             runs = {"machine": machine(), "commit": code, "budget": budget, "marks": list(marks), "rows": rows,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed}
             RECORD.write_text(json.dumps(runs, indent=1, default=plain), encoding="utf-8")

@@ -25,7 +25,9 @@ Pre-registered here, before any run of this version (tasks, seeds, arms, what is
   requires); otherwise the script refuses to run and names the stale tasks.
 - **Order and resumption**: task by task, seeds inside; each finished task-seed is kept in
   ``.portfolio-eval.partial.json`` and reused only when the package's git tree is identical
-  (``_common.code_tree``); the section says how many were kept.
+  (``_common.code_tree``) and the plan is the same (the tasks, seeds, arms and size above, the suite's
+  performance matrix and meta-features, the pool files); the section says how many were kept. Each
+  shipped pick reuses its search's encoders and kept fold models, as ``train`` of its export does.
 
     .venv/bin/python benchmarks/portfolio_eval.py            # 14 tasks x 5 seeds: about 4.5 hours on 2 cores, resumable
     .venv/bin/python benchmarks/portfolio_eval.py --report   # the section again from portfolio-eval.json
@@ -38,6 +40,7 @@ task-seed's result in ``portfolio-eval.json`` with the commit and machine it ran
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -49,9 +52,9 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain,  # noqa: E402
-                     spread, study_of, table, write_section)
-from portfolio import (STORAGE, greedy, nearest_part, performance, pool_entries, stale_tasks, task_meta,  # noqa: E402
+from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, machine,  # noqa: E402
+                     plain, spread, study_of, table, train_reuse, write_section)
+from portfolio import (POOL, STORAGE, TUNED, greedy, nearest_part, performance, pool_entries, stale_tasks, task_meta,  # noqa: E402
                        task_spec, tasks, tuned_on)
 
 TASKS = ("vec00", "vec02", "vec04", "vec06", "vec08", "vec10", "tab-cancer", "tab-weather",
@@ -120,9 +123,9 @@ def evaluate(study, trials: int, data, folder: Path) -> dict:
         curve.append(best.user_attrs.get("test_accuracy") if best is not None else None)
     chosen = choose(view).trial
     pipeline = replace(Pipeline.from_dict(chosen.user_attrs["pipeline"]), best_epoch=chosen.user_attrs["best_epoch"])
-    metrics = train_pipeline(pipeline, folder / f"train-{study.study_name}-{trials}", data=data,
-                             encoders=folder / "encoders")
     number = chosen.user_attrs["number"]
+    reuse = {**train_reuse(study, number), "encoders": folder / "encoders"}  # the search's encoders and kept fold models
+    metrics = train_pipeline(pipeline, folder / f"train-{study.study_name}-{trials}", data=data, **reuse)
     return {"test": metrics["test_accuracy"], "curve": curve,
             "exported": chosen.user_attrs.get("portfolio") or chosen.user_attrs.get("reference")
             or ("plain CE" if chosen.user_attrs.get("baseline") else f"trial {number}")}
@@ -176,7 +179,10 @@ def main() -> None:
     suite = tasks()
     todo = [(TASKS[0], SEEDS[0])] if args.quick else [(t, s) for t in TASKS for s in SEEDS]
     busy, code, tree = busy_cores(), commit(), code_tree()
-    rows = [] if args.quick else finished_rows(PARTIAL, tree)
+    plan = {"tasks": TASKS, "seeds": SEEDS, "size": SIZE, "runs": RUNS,
+            "suite": hashlib.sha256(json.dumps([kinds, matrix, meta], sort_keys=True, default=str).encode()).hexdigest()[:16],
+            "pool": file_digest(POOL, TUNED)}  # rows of a run on another suite are not mixed in
+    rows = [] if args.quick else finished_rows(PARTIAL, tree, plan)
     kept = len(rows)
     started = time.perf_counter()
     with OtherLoad() as load, tempfile.TemporaryDirectory() as tmp:
@@ -193,7 +199,8 @@ def main() -> None:
             if args.quick:
                 continue
             if tree:
-                PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=plain), encoding="utf-8")
+                PARTIAL.write_text(json.dumps({"tree": tree, "plan": plan, "rows": rows}, default=plain),
+                                   encoding="utf-8")
             record = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - started) / 60,
                       "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence()
                       + (f" {kept} task-seeds were kept from an interrupted run of the same package (git tree "

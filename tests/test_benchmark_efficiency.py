@@ -3,6 +3,7 @@ the default picked by the pre-registered rule, and a partial run called partial.
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -69,3 +70,37 @@ def test_a_partial_run_says_so():
     text = efficiency.render(runs(rows))
     assert "- **Partial**: 20 of 60 searches so far" in text
     assert "| digits symmetric:0.4 | today" in text
+
+
+def test_a_mark_with_nothing_exported_reads_as_a_miss_and_scores_zero():
+    """Before any trial has finished (encoders still pretraining at 90 s), an arm exports nothing: the
+    target reads missed, the table says so, and the default rule counts it as 0, not as absent."""
+    rows = []
+    for seed in efficiency.SEEDS:
+        for task in efficiency.TASKS:
+            rows.append(row(task, seed, "today", 0.85, 0.2, early=None))
+            rows.append(row(task, seed, "racing", 0.84, 0.6, early=None if seed else 0.80))
+    for r in rows:
+        if r["arm"] == "today":
+            r["marks"]["90"]["test"] = None
+        if r["arm"] == "racing" and r["seed"]:
+            r["marks"]["90"]["test"] = None
+    text = efficiency.render(runs(rows))
+    assert "- **digits symmetric:0.4, 90 s**: no arm had exported a model by then (`today` at 240 s: 0.850): " \
+           "**missed**." in text
+    assert "| —, nothing in 3 " in text and "0.800 (0.800-0.800), nothing in 2 " in text
+    pick, means = efficiency.default_arm(rows, MARKS)
+    assert means["today"] == statistics.mean([0.0, 0.85, 0.85, 0.85])  # nothing at 90 s counts 0, not absent
+    assert pick == "today"
+
+
+def test_rows_of_another_plan_are_not_reused(tmp_path, monkeypatch):
+    import json
+
+    from _common import finished_rows
+
+    partial = tmp_path / "partial.json"
+    partial.write_text(json.dumps({"tree": "t", "plan": json.loads(json.dumps(efficiency.plan())), "rows": [{"x": 1}]}))
+    assert finished_rows(partial, "t", efficiency.plan()) == [{"x": 1}]
+    monkeypatch.setattr(efficiency, "MARKS", (90.0, 180.0))
+    assert finished_rows(partial, "t", efficiency.plan()) == []
