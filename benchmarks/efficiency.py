@@ -164,6 +164,11 @@ def exported(rows: list[dict], task: str, arm: str, mark: float) -> float | None
     return None if not middle or None in middle else statistics.mean(middle)
 
 
+def ran(rows: list[dict], task: str, arm: str) -> bool:
+    """Whether ``arm`` has a search on ``task`` among ``rows``."""
+    return any(r["task"] == task and r["arm"] == arm for r in rows)
+
+
 def score(value: float | None) -> float:
     """A median export for the rules: nothing exported scores 0 (the user has no model yet)."""
     return 0.0 if value is None else value
@@ -202,11 +207,11 @@ def reading(runs: dict) -> list[str]:
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     first, four, last = marks[0], 240.0 if 240.0 in marks else marks[-1], marks[-1]
     for task in [t for t in TASKS if t.startswith("digits")]:
-        if not any(r["task"] == task for r in rows) or "today" not in arms:
+        if not ran(rows, task, "today"):
             continue
         base = exported(rows, task, "today", four)
-        best = max(((score(exported(rows, task, a, first)), a) for a in arms if any(
-            r["task"] == task and r["arm"] == a for r in rows)), key=lambda pair: pair[0])
+        best = max(((score(exported(rows, task, a, first)), a) for a in arms if ran(rows, task, a)),
+                   key=lambda pair: pair[0])
         if best[0] == 0.0:
             lines.append(f"- **{task}, {int(first)} s**: no arm had exported a model by then (`today` at {int(four)} s: "
                          f"{said(base)}): **missed**.")
@@ -216,8 +221,7 @@ def reading(runs: dict) -> list[str]:
                      f"`today` at {int(four)} s {said(base)} (target: at least as much): {verdict}.")
     for arm in arms:
         share = saved(rows, arm, last)
-        tasks = [t for t in TASKS if any(r["task"] == t and r["arm"] == arm for r in rows)
-                 and any(r["task"] == t and r["arm"] == "today" for r in rows)]
+        tasks = [t for t in TASKS if ran(rows, t, arm) and ran(rows, t, "today")]
         gaps = [score(exported(rows, t, arm, last)) - score(exported(rows, t, "today", last)) for t in tasks]
         if not share or not gaps:
             continue
@@ -231,11 +235,10 @@ def reading(runs: dict) -> list[str]:
         ranked = ", ".join(f"{a} {means[a]:.3f}" for a in sorted(means, key=means.get, reverse=True))
         lines.append(f"- **Default**: mean over tasks and marks of the median export: {ranked}; the rule picks "
                      f"**{pick}**.")
-        if any(r["task"] == "digits symmetric:0.8" and r["arm"] == pick for r in rows):
-            sym8 = score(exported(rows, "digits symmetric:0.8", pick, four))
-            lines.append(f"- **digits symmetric:0.8 at {int(four)} s** ({pick}): "
-                         f"{said(exported(rows, 'digits symmetric:0.8', pick, four))} (target >= 0.88: "
-                         f"{'met' if sym8 >= 0.88 else f'**missed** by {0.88 - sym8:.3f}'}).")
+        if ran(rows, "digits symmetric:0.8", pick):
+            sym8 = exported(rows, "digits symmetric:0.8", pick, four)
+            lines.append(f"- **digits symmetric:0.8 at {int(four)} s** ({pick}): {said(sym8)} (target >= 0.88: "
+                         f"{'met' if score(sym8) >= 0.88 else f'**missed** by {0.88 - score(sym8):.3f}'}).")
     return lines
 
 
@@ -288,8 +291,8 @@ def main() -> None:
     todo = ([(TASKS[0], SEEDS[0], arm) for arm in ("today", "racing")] if args.quick
             else [(task, seed, arm) for seed in SEEDS for task in TASKS for arm in ARMS])
     budget, marks = (90.0, (45.0, 90.0)) if args.quick else (BUDGET, MARKS)
-    busy, code, tree = busy_cores(), commit(), code_tree()
-    rows = [] if args.quick else finished_rows(PARTIAL, tree, plan())
+    busy, code, tree, planned = busy_cores(), commit(), code_tree(), plan()
+    rows = [] if args.quick else finished_rows(PARTIAL, tree, planned)
     resumed = (f" {len(rows)} searches were kept from an interrupted run of the same package (git tree {tree[:10]} "
                "of automl_noisy)." if rows else "")
     with OtherLoad() as load:
@@ -300,7 +303,7 @@ def main() -> None:
             if args.quick:
                 continue
             if tree:
-                PARTIAL.write_text(json.dumps({"tree": tree, "plan": plan(), "rows": rows}, default=plain),
+                PARTIAL.write_text(json.dumps({"tree": tree, "plan": planned, "rows": rows}, default=plain),
                                    encoding="utf-8")
             runs = {"machine": machine(), "commit": code, "budget": budget, "marks": list(marks), "rows": rows,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed}
