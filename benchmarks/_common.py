@@ -76,6 +76,35 @@ def finished_rows(partial: Path, tree: str, plan: dict | None = None) -> list[di
     return kept["rows"] if kept.get("tree") == tree else []
 
 
+def keep_rows(partial: Path, tree: str, rows: list, plan: dict | None = None) -> None:
+    """Keep the finished ``rows`` of a run of the package with git tree ``tree`` (and ``plan``) in
+    ``partial``, for :func:`finished_rows`; written whole or not at all (see :func:`write_whole`), so a
+    run stopped while it writes keeps the rows it had.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "p.json"
+    ...     keep_rows(path, "t1", [{"a": 1}], {"marks": (90,)})
+    ...     finished_rows(path, "t1", {"marks": (90,)})
+    [{'a': 1}]
+    """
+    import json
+
+    kept = {"tree": tree, "rows": rows} if plan is None else {"tree": tree, "plan": plan, "rows": rows}
+    write_whole(partial, json.dumps(kept, default=plain))
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and one rename: a reader (or a run
+    stopped mid-write) sees the old file or the new one, never half of one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def file_digest(*paths: Path) -> str:
     """A short digest of the files' bytes (a missing file counts as empty), for a plan that depends on them."""
     import hashlib
@@ -265,7 +294,7 @@ def write_section(name: str, body: str, path: Path = REPORT) -> None:
         text = pattern.sub(lambda _: block, text)
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text, encoding="utf-8")
+    write_whole(path, text)
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

@@ -56,8 +56,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, machine, plain,  # noqa: E402
-                     spread, study_of, table, train_reuse, write_section)
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, keep_rows,  # noqa: E402
+                     machine, plain, spread, study_of, table, train_reuse, write_section, write_whole)
 
 TASKS = ("digits symmetric:0.4", "digits pair:0.4", "digits symmetric:0.8", "vec01", "vec02")
 SEEDS = (0, 1, 2)
@@ -303,11 +303,10 @@ def main() -> None:
             if args.quick:
                 continue
             if tree:
-                PARTIAL.write_text(json.dumps({"tree": tree, "plan": planned, "rows": rows}, default=plain),
-                                   encoding="utf-8")
+                keep_rows(PARTIAL, tree, rows, planned)
             runs = {"machine": machine(), "commit": code, "budget": budget, "marks": list(marks), "rows": rows,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed}
-            RECORD.write_text(json.dumps(runs, indent=1, default=plain), encoding="utf-8")
+            write_whole(RECORD, json.dumps(runs, indent=1, default=plain))
             write_section(SECTION, render(runs))
     if args.quick:
         print(render({"machine": machine(), "load": "", "budget": budget, "marks": list(marks), "rows": rows}))

@@ -36,7 +36,6 @@ section says how many were kept.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import tempfile
@@ -44,7 +43,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import OtherLoad, busy_cores, code_tree, finished_rows, fmt, machine, plain, spread, table, write_section
+from _common import (OtherLoad, busy_cores, code_tree, finished_rows, fmt, keep_rows, machine, spread, table,
+                     write_section)
 
 NOISES = ("pair:0.4", "symmetric:0.4", "symmetric:0.8")
 #: the noises and seeds finished so far, kept so that an interrupted run goes on where it stopped
@@ -193,9 +193,8 @@ def main() -> None:
                     continue
                 results[(noise, seed)] = one_setting(noise, seed, trials, repeat if seed == 0 else 1, modes)
                 if tree:
-                    PARTIAL.write_text(json.dumps({"tree": tree, "rows": [
-                        {"noise": n, "seed": s, "plan": plan, "modes": m} for (n, s), m in results.items()]},
-                        default=plain), encoding="utf-8")
+                    keep_rows(PARTIAL, tree, [{"noise": n, "seed": s, "plan": plan, "modes": m}
+                                              for (n, s), m in results.items()])
     from automl_noisy.data import DataSpec, load_data
 
     test_rows = len(load_data(DataSpec("digits")).y_test)  # the clean test split every retrained model is scored on

@@ -49,7 +49,7 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import commit, machine  # noqa: E402
+from _common import commit, machine, write_whole  # noqa: E402
 
 STORAGE = HERE / "portfolio-suite.db"  # the suite's studies (not in git: regenerate with `suite`)
 MATRIX = HERE / "portfolio-suite.json"  # their performance matrix, what `build` needs, kept in git
@@ -318,8 +318,8 @@ def performance(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, floa
     kinds, matrix = {**doc["kinds"], **kinds}, {**doc["matrix"], **matrix}
     fingerprints = {**doc.get("fingerprints", {}), **fingerprints}
     meta = {**doc.get("meta", {}), **meta}
-    MATRIX.write_text(json.dumps({"kinds": kinds, "matrix": matrix, "fingerprints": fingerprints, "meta": meta},
-                                 indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    write_whole(MATRIX, json.dumps({"kinds": kinds, "matrix": matrix, "fingerprints": fingerprints, "meta": meta},
+                                   indent=1, sort_keys=True) + "\n")
     return kinds, matrix
 
 

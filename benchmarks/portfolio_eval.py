@@ -52,8 +52,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, machine,  # noqa: E402
-                     plain, spread, study_of, table, train_reuse, write_section)
+from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, keep_rows,  # noqa: E402
+                     machine, plain, spread, study_of, table, train_reuse, write_section, write_whole)
 from portfolio import (POOL, STORAGE, TUNED, greedy, nearest_part, performance, pool_entries, stale_tasks, task_meta,  # noqa: E402
                        task_spec, tasks, tuned_on)
 
@@ -199,14 +199,13 @@ def main() -> None:
             if args.quick:
                 continue
             if tree:
-                PARTIAL.write_text(json.dumps({"tree": tree, "plan": plan, "rows": rows}, default=plain),
-                                   encoding="utf-8")
+                keep_rows(PARTIAL, tree, rows, plan)
             record = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - started) / 60,
                       "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence()
                       + (f" {kept} task-seeds were kept from an interrupted run of the same package (git tree "
                          f"{tree[:10]} of automl_noisy); the minutes count this run only." if kept else ""),
                       "rows": rows}
-            RECORD.write_text(json.dumps(record, indent=1, default=plain), encoding="utf-8")
+            write_whole(RECORD, json.dumps(record, indent=1, default=plain))
             write_section("portfolio", render(record))
     if args.quick:
         print(render({"machine": machine(), "commit": code, "minutes": (time.perf_counter() - started) / 60,

@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain, spread, table,
-                     train_reuse, write_section)
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, plain, spread,
+                     table, train_reuse, write_section, write_whole)
 
 RECORD = Path(__file__).resolve().parent / "model-selection-ship.json"
 #: the rows finished so far, kept after each search so that an interrupted run goes on where it stopped
@@ -259,7 +259,7 @@ def run(quick: bool = False) -> None:
                     continue
                 rows.append(ship_one(task, noise, seed))
                 if not quick and tree:
-                    PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=plain), encoding="utf-8")
+                    keep_rows(PARTIAL, tree, rows)
     order = {(f"{t} {n}", s): i for i, (t, n, s) in enumerate((t, n, s) for t, n in tasks for s in seeds)}
     rows.sort(key=lambda r: order[(r["task"], r["seed"])])
     resumed_note = (f" {resumed} of the {len(rows)} searches were kept from an interrupted run of the same package "
@@ -269,7 +269,7 @@ def run(quick: bool = False) -> None:
     print(render(runs))
     if quick:
         return
-    RECORD.write_text(json.dumps(runs, indent=1, default=plain), encoding="utf-8")
+    write_whole(RECORD, json.dumps(runs, indent=1, default=plain))
     write_section(SECTION, render(runs))
     PARTIAL.unlink(missing_ok=True)
     print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")

@@ -51,7 +51,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import OtherLoad, busy_cores, code_tree, commit, finished_rows, machine, plain, spread, table, write_section
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, plain, spread, table,
+                     write_section, write_whole)
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted.json"
@@ -259,11 +260,11 @@ def run(quick: bool = False) -> None:
             if quick:
                 continue
             if tree:
-                PARTIAL.write_text(json.dumps({"tree": tree, "rows": rows}, default=plain), encoding="utf-8")
+                keep_rows(PARTIAL, tree, rows)
             runs = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed,
                     "rows": rows}
-            RECORD.write_text(json.dumps(runs, indent=1, default=plain), encoding="utf-8")
+            write_whole(RECORD, json.dumps(runs, indent=1, default=plain))
             write_section(SECTION, render(runs))
     if quick:
         print(render({"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,

@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import model_selection  # noqa: E402
 import reliability  # noqa: E402
-from _common import OtherLoad, _ticks_between, _tree_ticks  # noqa: E402
+from _common import OtherLoad, _ticks_between, _tree_ticks, write_whole  # noqa: E402
 
 KILLED = {"completed before the kill": 4, "lost": 0, "RUNNING after the kill": 2,
           "marked by the rerun": {"FAIL (interrupted)": 2}, "rerun exit": 0, "total reached": "12/12",
@@ -145,3 +145,21 @@ def test_the_ship_section_reads_the_ce_guard_arm_when_its_rows_have_it():
     assert "8=8 0<8 5=5" in text  # the ce-guard pick against the best, by seed
     old = {**runs, "rows": [{k: v for k, v in r.items() if not k.startswith("guard")} for r in runs["rows"]]}
     assert "ce-guard" not in ship.render(old)  # a record from before the arm reads as it did
+
+
+def test_a_write_that_fails_leaves_the_kept_rows_as_they_were(tmp_path, monkeypatch):
+    """The partial files hold hours of searches: a run stopped while writing one must not leave half a
+    file. ``write_whole`` writes beside it and renames, so the old file stays until the new one is whole."""
+    kept = tmp_path / "partial.json"
+    write_whole(kept, '{"rows": [1]}')
+    assert kept.read_text(encoding="utf-8") == '{"rows": [1]}' and [p.name for p in tmp_path.iterdir()] == [kept.name]
+
+    def stopped(self, text, encoding=None):
+        Path.write_bytes(self, text[:5].encode())  # half written, then the run stops
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        write_whole(kept, '{"rows": [1, 2]}')
+    monkeypatch.undo()
+    assert kept.read_text(encoding="utf-8") == '{"rows": [1]}' and [p.name for p in tmp_path.iterdir()] == [kept.name]
