@@ -94,6 +94,13 @@ def keep_rows(partial: Path, tree: str, rows: list, plan: dict | None = None) ->
     write_whole(partial, json.dumps(kept, default=plain))
 
 
+def write_record(path: Path, record: dict) -> None:
+    """A benchmark's record (the JSON its section is written from, kept in git), written whole."""
+    import json
+
+    write_whole(path, json.dumps(record, indent=1, default=plain))
+
+
 def write_whole(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file beside it and one rename: a reader (or a run
     stopped mid-write) sees the old file or the new one, never half of one."""

@@ -57,7 +57,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, keep_rows,  # noqa: E402
-                     machine, plain, spread, study_of, table, train_reuse, write_section, write_whole)
+                     machine, spread, study_of, table, train_reuse, write_record, write_section)
 
 TASKS = ("digits symmetric:0.4", "digits pair:0.4", "digits symmetric:0.8", "vec01", "vec02")
 SEEDS = (0, 1, 2)
@@ -306,7 +306,7 @@ def main() -> None:
                 keep_rows(PARTIAL, tree, rows, planned)
             runs = {"machine": machine(), "commit": code, "budget": budget, "marks": list(marks), "rows": rows,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed}
-            write_whole(RECORD, json.dumps(runs, indent=1, default=plain))
+            write_record(RECORD, runs)
             write_section(SECTION, render(runs))
     if args.quick:
         print(render({"machine": machine(), "load": "", "budget": budget, "marks": list(marks), "rows": rows}))

@@ -53,7 +53,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, keep_rows,  # noqa: E402
-                     machine, plain, spread, study_of, table, train_reuse, write_section, write_whole)
+                     machine, spread, study_of, table, train_reuse, write_record, write_section)
 from portfolio import (POOL, STORAGE, TUNED, greedy, nearest_part, performance, pool_entries, stale_tasks, task_meta,  # noqa: E402
                        task_spec, tasks, tuned_on)
 
@@ -205,7 +205,7 @@ def main() -> None:
                       + (f" {kept} task-seeds were kept from an interrupted run of the same package (git tree "
                          f"{tree[:10]} of automl_noisy); the minutes count this run only." if kept else ""),
                       "rows": rows}
-            write_whole(RECORD, json.dumps(record, indent=1, default=plain))
+            write_record(RECORD, record)
             write_section("portfolio", render(record))
     if args.quick:
         print(render({"machine": machine(), "commit": code, "minutes": (time.perf_counter() - started) / 60,

@@ -45,8 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, plain, spread,
-                     table, train_reuse, write_section, write_whole)
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, spread,
+                     table, train_reuse, write_record, write_section)
 
 RECORD = Path(__file__).resolve().parent / "model-selection-ship.json"
 #: the rows finished so far, kept after each search so that an interrupted run goes on where it stopped
@@ -269,7 +269,7 @@ def run(quick: bool = False) -> None:
     print(render(runs))
     if quick:
         return
-    write_whole(RECORD, json.dumps(runs, indent=1, default=plain))
+    write_record(RECORD, runs)
     write_section(SECTION, render(runs))
     PARTIAL.unlink(missing_ok=True)
     print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")

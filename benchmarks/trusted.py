@@ -51,8 +51,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, plain, spread, table,
-                     write_section, write_whole)
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, spread, table,
+                     write_record, write_section)
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted.json"
@@ -264,7 +264,7 @@ def run(quick: bool = False) -> None:
             runs = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed,
                     "rows": rows}
-            write_whole(RECORD, json.dumps(runs, indent=1, default=plain))
+            write_record(RECORD, runs)
             write_section(SECTION, render(runs))
     if quick:
         print(render({"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,
