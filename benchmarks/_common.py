@@ -54,6 +54,33 @@ def code_tree() -> str:
     return "" if dirty else tree
 
 
+def package_since(code: str) -> str:
+    """A sentence for a section written from a record measured at ``code`` (as :func:`commit` says it)
+    when the package has changed since: which files of it differ now. Empty when it is the same package
+    (or the record's commit is not in this checkout's history).
+
+    >>> package_since("unknown commit")
+    ''
+    """
+    import subprocess
+
+    parts = code.split()
+    if len(parts) < 2 or parts[0] != "commit":
+        return ""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        changed = subprocess.run(["git", "diff", "--name-only", parts[1], "--", "automl_noisy"], cwd=root,
+                                 capture_output=True, text=True, check=True).stdout.split()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    if not changed:
+        return ""
+    shown = ", ".join(f"`{name.removeprefix('automl_noisy/')}`" for name in changed[:6])
+    more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
+    return (f"Measured at the package of {code}; this section was written later, when the package differed from "
+            f"it in {len(changed)} file{'s' if len(changed) > 1 else ''} ({shown}{more}).")
+
+
 def finished_rows(partial: Path, tree: str, plan: dict | None = None) -> list[dict]:
     """The rows an interrupted run of the same package kept in ``partial`` (none when the package
     changed since, see :func:`code_tree`, or, with ``plan``, when the run kept another plan: the
@@ -155,8 +182,10 @@ def plain(value):
     return str(value)
 
 
-def machine() -> str:
-    """One line: date, code commit, cores, CPU model, Python, torch and ray versions."""
+def machine(code: str | None = None) -> str:
+    """One line: date, code commit, cores, CPU model, Python, torch and ray versions. ``code`` is the
+    commit a run took when it started (:func:`commit`), so a record written while the checkout moves on
+    names the code it measured; by default the checkout's commit now."""
     import torch
 
     try:
@@ -166,7 +195,7 @@ def machine() -> str:
         ray_version = "not installed"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{datetime.date.today().isoformat()}; {commit()}; {cores} CPU cores ({cpu_model()}), {gpu}; "
+    return (f"{datetime.date.today().isoformat()}; {code or commit()}; {cores} CPU cores ({cpu_model()}), {gpu}; "
             f"Python {platform.python_version()}, torch {torch.__version__}, ray {ray_version}")
 
 

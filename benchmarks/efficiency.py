@@ -35,7 +35,10 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
 - **Order and resumption**: seed-major (every task and arm at seed 0, then seed 1, then seed 2), so an
   interrupted run leaves whole seeds; each finished search is kept in ``.efficiency.partial.json`` and
   reused only when the package's git tree is identical (``_common.code_tree``) and the plan is the
-  same (tasks and their data specs, seeds, arms, budget, marks).
+  same (tasks and their data specs, seeds, arms, budget, marks). The partial file is kept in git, since
+  the whole run outlasts one working session on one machine: a run resumes from a checkout of the
+  commit it started at (``git worktree add``, ``PYTHONPATH`` set to it) while main moves on, and
+  ``--report`` writes the section from the record, saying when the package has changed since.
 
     .venv/bin/python benchmarks/efficiency.py            # 4 arms x 5 tasks x 3 seeds x 6 min: about 8 hours on 2 cores, resumable
     .venv/bin/python benchmarks/efficiency.py --quick    # one arm pair on digits symmetric:0.4, 90 s: prints only
@@ -57,7 +60,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, keep_rows,  # noqa: E402
-                     machine, spread, study_of, table, train_reuse, write_record, write_section)
+                     machine, package_since, spread, study_of, table, train_reuse, write_record,
+                     write_section)
 
 TASKS = ("digits symmetric:0.4", "digits pair:0.4", "digits symmetric:0.8", "vec01", "vec02")
 SEEDS = (0, 1, 2)
@@ -261,7 +265,7 @@ def render(runs: dict) -> str:
                                           for name in ("exported", "trials", "epochs saved")]
     return f"""## Search efficiency (`benchmarks/efficiency.py`)
 
-{runs['machine']}. {runs['load']}
+{runs['machine']}. {runs['load']}{(" " + package_since(runs["commit"])) if runs.get("commit") else ""}
 
 Pre-registered in the script's docstring: tasks, seeds, arms, the {int(runs['budget'])} s budget, the
 marks at which the export is taken and the rule that picks the default. "Exported": the one-se pick
@@ -304,7 +308,7 @@ def main() -> None:
                 continue
             if tree:
                 keep_rows(PARTIAL, tree, rows, planned)
-            runs = {"machine": machine(), "commit": code, "budget": budget, "marks": list(marks), "rows": rows,
+            runs = {"machine": machine(code), "commit": code, "budget": budget, "marks": list(marks), "rows": rows,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed}
             write_record(RECORD, runs)
             write_section(SECTION, render(runs))

@@ -43,7 +43,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import (OtherLoad, busy_cores, code_tree, finished_rows, fmt, keep_rows, machine, spread, table,
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, keep_rows, machine, spread, table,
                      write_section)
 
 NOISES = ("pair:0.4", "symmetric:0.4", "symmetric:0.8")
@@ -183,7 +183,7 @@ def main() -> None:
     # the same command runs ``repeat`` times for the first seed (how much one command's result varies)
     modes = tuple(m for m in MODES if m in args.modes)
     plan = {"trials": trials, "seeds": seeds, "repeat": repeat, "modes": list(modes)}
-    tree = "" if args.quick else code_tree()
+    tree, code = "" if args.quick else code_tree(), commit()
     kept = {(r["noise"], r["seed"]): r["modes"] for r in finished_rows(PARTIAL, tree) if r["plan"] == plan}
     results, resumed = dict(kept), len(kept)
     with OtherLoad() as other:
@@ -224,7 +224,7 @@ def main() -> None:
     title = "Model selection on small noisy data" + (f" ({', '.join(noises)})" if args.section != "model-selection" else "")
     body = f"""## {title} (`benchmarks/model_selection.py`)
 
-{machine()}. Other load when the run started: {busy:.2f} cores busy. {other.sentence()}{load}{
+{machine(code)}. Other load when the run started: {busy:.2f} cores busy. {other.sentence()}{load}{
 f" {resumed} of the {len(noises) * seeds} noise-seeds were kept from an interrupted run of the same package (git tree "
 f"{tree[:10]} of automl_noisy); the load describes this run only." if resumed else ""}
 

@@ -200,7 +200,7 @@ def main() -> None:
                 continue
             if tree:
                 keep_rows(PARTIAL, tree, rows, plan)
-            record = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - started) / 60,
+            record = {"machine": machine(code), "commit": code, "minutes": (time.perf_counter() - started) / 60,
                       "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence()
                       + (f" {kept} task-seeds were kept from an interrupted run of the same package (git tree "
                          f"{tree[:10]} of automl_noisy); the minutes count this run only." if kept else ""),
@@ -208,7 +208,7 @@ def main() -> None:
             write_record(RECORD, record)
             write_section("portfolio", render(record))
     if args.quick:
-        print(render({"machine": machine(), "commit": code, "minutes": (time.perf_counter() - started) / 60,
+        print(render({"machine": machine(code), "commit": code, "minutes": (time.perf_counter() - started) / 60,
                       "load": "", "rows": rows}))
 
 

@@ -264,7 +264,7 @@ def run(quick: bool = False) -> None:
     rows.sort(key=lambda r: order[(r["task"], r["seed"])])
     resumed_note = (f" {resumed} of the {len(rows)} searches were kept from an interrupted run of the same package "
                     f"(git tree {tree[:10]} of automl_noisy); the minutes count this run only." if resumed else "")
-    runs = {"machine": machine(), "commit": code, "load": f"Other load when it started: {busy:.2f} cores busy. "
+    runs = {"machine": machine(code), "commit": code, "load": f"Other load when it started: {busy:.2f} cores busy. "
             + load.sentence() + resumed_note, "minutes": (time.perf_counter() - start) / 60, "rows": rows}
     print(render(runs))
     if quick:

@@ -261,13 +261,13 @@ def run(quick: bool = False) -> None:
                 continue
             if tree:
                 keep_rows(PARTIAL, tree, rows)
-            runs = {"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,
+            runs = {"machine": machine(code), "commit": code, "minutes": (time.perf_counter() - start) / 60,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed,
                     "rows": rows}
             write_record(RECORD, runs)
             write_section(SECTION, render(runs))
     if quick:
-        print(render({"machine": machine(), "commit": code, "minutes": (time.perf_counter() - start) / 60,
+        print(render({"machine": machine(code), "commit": code, "minutes": (time.perf_counter() - start) / 60,
                       "load": "", "rows": rows}))
         return
     print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")

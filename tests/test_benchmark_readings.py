@@ -1,10 +1,11 @@
 """The prose of the benchmark sections is written by their scripts from the results: the readings of
-``benchmarks/reliability.py`` and ``benchmarks/model_selection.py``, and the sentence on other load
-during a run (``benchmarks/_common.py``)."""
+``benchmarks/reliability.py`` and ``benchmarks/model_selection.py``, the sentence on other load
+during a run and the lines that name the code measured (``benchmarks/_common.py``)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import model_selection  # noqa: E402
 import reliability  # noqa: E402
-from _common import OtherLoad, _ticks_between, _tree_ticks, write_whole  # noqa: E402
+from _common import OtherLoad, _ticks_between, _tree_ticks, machine, package_since, write_whole  # noqa: E402
 
 KILLED = {"completed before the kill": 4, "lost": 0, "RUNNING after the kill": 2,
           "marked by the rerun": {"FAIL (interrupted)": 2}, "rerun exit": 0, "total reached": "12/12",
@@ -163,3 +164,23 @@ def test_a_write_that_fails_leaves_the_kept_rows_as_they_were(tmp_path, monkeypa
         write_whole(kept, '{"rows": [1, 2]}')
     monkeypatch.undo()
     assert kept.read_text(encoding="utf-8") == '{"rows": [1]}' and [p.name for p in tmp_path.iterdir()] == [kept.name]
+
+
+def test_a_record_names_the_code_it_measured_not_the_code_it_was_written_at():
+    """A run of hours names the commit it started at, and a section written from its record at a later
+    package says which files of the package differ."""
+    root = Path(__file__).resolve().parents[1]
+    assert "; commit 0123abc; " in machine("commit 0123abc")
+    assert package_since("unknown commit") == ""
+    listed = subprocess.run(["git", "log", "--format=%h", "--", "automl_noisy"], cwd=root, capture_output=True,
+                            text=True)
+    commits = listed.stdout.split()
+    if listed.returncode or len(commits) < 2:
+        pytest.skip("no git history of the package here")
+    now = subprocess.run(["git", "status", "--porcelain", "--", "automl_noisy"], cwd=root, capture_output=True,
+                         text=True).stdout.strip()
+    if not now:  # the checkout's package is its last commit's
+        assert package_since(f"commit {commits[0]}") == ""
+    first = commits[-1]  # the package's first commit differs from today's in nearly every file
+    said = package_since(f"commit {first}")
+    assert said.startswith(f"Measured at the package of commit {first}; ") and " differed from it in " in said
