@@ -270,6 +270,7 @@ class OtherLoad:
         self._cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.samples: list[tuple[float, float]] = []  # (minutes since the start, cores busy with other work)
         self._stop = threading.Event()
+        self.paused = threading.Event()  # set while the run waits between measurements: no samples then
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -281,6 +282,9 @@ class OtherLoad:
             return  # no /proc here: nothing to say
         while not self._stop.wait(self.every):
             now, machine_now, own = time.monotonic(), _machine_jiffies(), _tree_ticks(os.getpid())
+            if self.paused.is_set():  # between measurements (see paused_between): nothing is measured
+                last_time, last_machine, last_own = now, machine_now, own
+                continue
             seconds = max(now - last_time, 1e-6)
             busy = ((machine_now[0] - last_machine[0]) - (machine_now[1] - last_machine[1])) / hz / seconds
             other = busy - _ticks_between(last_own, own) / hz / seconds
@@ -381,3 +385,26 @@ def top_count_flags(scores, truth):
     flags = np.zeros(len(scores), dtype=bool)
     flags[np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")[:int(np.sum(truth))]] = True
     return flags
+
+
+def paused_between(flag: Path, load: OtherLoad | None = None, every: float = 5.0) -> None:
+    """Wait, before the next measurement of a run of hours, while the file ``flag`` exists: the machine
+    can then do other work without skewing a timed search (none is under way, and ``load`` takes no
+    samples meanwhile). Remove the file to go on.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     paused_between(Path(tmp) / "absent.pause")  # no flag: returns at once
+    """
+    if not flag.exists():
+        return
+    print(f"paused before the next measurement until {flag} is removed", flush=True)
+    if load is not None:
+        load.paused.set()
+    try:
+        while flag.exists():
+            time.sleep(every)
+    finally:
+        if load is not None:
+            load.paused.clear()
+    print("resumed", flush=True)

@@ -38,7 +38,9 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   same (tasks and their data specs, seeds, arms, budget, marks). The partial file is kept in git, since
   the whole run outlasts one working session on one machine: a run resumes from a checkout of the
   commit it started at (``git worktree add``, ``PYTHONPATH`` set to it) while main moves on, and
-  ``--report`` writes the section from the record, saying when the package has changed since.
+  ``--report`` writes the section from the record, saying when the package has changed since. While
+  ``benchmarks/.efficiency.pause`` exists the run waits before its next search (no search is timed
+  and no load sampled meanwhile), so the machine can do other work between searches.
 
     .venv/bin/python benchmarks/efficiency.py            # 4 arms x 5 tasks x 3 seeds x 6 min: about 8 hours on 2 cores, resumable
     .venv/bin/python benchmarks/efficiency.py --quick    # one arm pair on digits symmetric:0.4, 90 s: prints only
@@ -60,7 +62,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, keep_rows,  # noqa: E402
-                     machine, package_since, spread, study_of, table, train_reuse, write_record,
+                     machine, package_since, paused_between, spread, study_of, table, train_reuse, write_record,
                      write_section)
 
 TASKS = ("digits symmetric:0.4", "digits pair:0.4", "digits symmetric:0.8", "vec01", "vec02")
@@ -73,6 +75,7 @@ BUDGET = 360.0
 MARKS = (90.0, 180.0, 240.0, 360.0)
 RECORD = HERE / "efficiency.json"
 PARTIAL = HERE / ".efficiency.partial.json"
+PAUSE = HERE / ".efficiency.pause"  # while it exists, the run waits before its next search (see paused_between)
 SECTION = "efficiency"
 
 
@@ -303,6 +306,7 @@ def main() -> None:
         for task, seed, arm in todo:
             if any((r["task"], r["seed"], r["arm"]) == (task, seed, arm) for r in rows):
                 continue
+            paused_between(PAUSE, load)
             rows.append(one(task, seed, arm, budget, marks))
             if args.quick:
                 continue

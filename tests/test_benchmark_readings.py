@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import model_selection  # noqa: E402
 import reliability  # noqa: E402
-from _common import OtherLoad, _ticks_between, _tree_ticks, machine, package_since, write_whole  # noqa: E402
+from _common import OtherLoad, _ticks_between, _tree_ticks, machine, package_since, paused_between, write_whole  # noqa: E402
 
 KILLED = {"completed before the kill": 4, "lost": 0, "RUNNING after the kill": 2,
           "marked by the rerun": {"FAIL (interrupted)": 2}, "rerun exit": 0, "total reached": "12/12",
@@ -184,3 +185,18 @@ def test_a_record_names_the_code_it_measured_not_the_code_it_was_written_at():
     first = commits[-1]  # the package's first commit differs from today's in nearly every file
     said = package_since(f"commit {first}")
     assert said.startswith(f"Measured at the package of commit {first}; ") and " differed from it in " in said
+
+
+def test_a_run_waits_between_searches_while_its_pause_file_exists(tmp_path):
+    """Between two timed searches a run can be paused (by a file) so the machine does other work; no
+    load is sampled meanwhile, and it goes on once the file is gone."""
+    flag = tmp_path / "run.pause"
+    flag.touch()
+    with OtherLoad(every=0.01) as load:
+        waiting = threading.Thread(target=paused_between, args=(flag, load, 0.01))
+        waiting.start()
+        assert load.paused.wait(timeout=60)  # it is waiting: the load samples nothing now
+        assert waiting.is_alive()
+        flag.unlink()
+        waiting.join(timeout=60)
+        assert not waiting.is_alive() and not load.paused.is_set()
