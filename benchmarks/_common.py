@@ -24,29 +24,45 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def package_root() -> Path:
+    """The checkout whose ``automl_noisy`` this process imports: the scripts' own, or another one put
+    first on ``PYTHONPATH`` (a run of hours resumed at the package it started with, see efficiency.py)."""
+    import automl_noisy
+
+    return Path(automl_noisy.__file__).resolve().parent.parent
+
+
 def commit() -> str:
     """The short commit hash of the code measured (with ``+changes`` when the work tree differs, apart
-    from what the benchmark scripts write: BENCHMARKS.md and the JSON records beside them)."""
+    from what the benchmark scripts write: BENCHMARKS.md and the JSON records beside them). Where the
+    package is imported from another checkout (:func:`package_root`), its commit comes first and the
+    scripts' follows."""
     import subprocess
 
-    root = Path(__file__).resolve().parent.parent
-    try:
+    def head_of(root: Path, *paths: str) -> str:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)BENCHMARKS.md", ":(exclude)benchmarks/*.json"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
+        return f"{head}{' +changes' if dirty else ''}"
+
+    root, package = Path(__file__).resolve().parent.parent, package_root()
+    try:
+        scripts = head_of(root, ".", ":(exclude)BENCHMARKS.md", ":(exclude)benchmarks/*.json")
+        if package == root:
+            return f"commit {scripts}"
+        return f"commit {head_of(package, 'automl_noisy')} (the package; the scripts of commit {scripts})"
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"
-    return f"commit {head}{' +changes' if dirty else ''}"
 
 
 def code_tree() -> str:
-    """The git tree hash of the package measured: rows of an interrupted run are reused only when the
-    package is the same, byte for byte (a commit that changes only this script keeps them)."""
+    """The git tree hash of the package measured (the one imported, :func:`package_root`): rows of an
+    interrupted run are reused only when the package is the same, byte for byte (a commit that changes
+    only a script keeps them)."""
     import subprocess
 
-    root = Path(__file__).resolve().parent.parent
+    root = package_root()
     dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "automl_noisy"], cwd=root,
                            capture_output=True, text=True, check=True).stdout.strip()
     tree = subprocess.run(["git", "rev-parse", "HEAD:automl_noisy"], cwd=root, capture_output=True, text=True,

@@ -11,7 +11,12 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   in place of the median pruner), ``racing+halving`` (both). Hyperband is left out for time (it runs
   successive halving in several brackets).
 - **Budget**: one search per arm, task and seed, stopped by ``--time-budget 6m`` (its trials then
-  finish), Ray on every core of an idle machine. What it would have exported after 90 s, 3 min, 4 min
+  finish), Ray on every core of an idle machine. Budgets and marks are in **reference seconds**: the
+  machines this project runs on differ in speed by up to 2.7 times between sessions (a plain PyTorch
+  training loop of the overhead benchmark took 0.676 s on the machine of 2026-11-24 and 1.75 s on that
+  of 2026-12-03), so before its first search a run times that loop (``speed_factor``: the median of 3,
+  after a warm-up) and runs each search for ``f`` times the budget, ``f`` = its time / 0.676 s, taking
+  each mark at ``f`` times its seconds. Every arm of a run has the same ``f``; a row keeps its ``f``. What it would have exported after 90 s, 3 min, 4 min
   (the README's 20-trial default search took 3 min 58 s) and 6 min is the one-se rule's pick among the
   trials finished by then (``export`` at that moment),
   trained as ``train`` ships it (the fold ensemble; the search's encoders and kept fold models reused
@@ -35,14 +40,20 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
 - **Order and resumption**: seed-major (every task and arm at seed 0, then seed 1, then seed 2), so an
   interrupted run leaves whole seeds; each finished search is kept in ``.efficiency.partial.json`` and
   reused only when the package's git tree is identical (``_common.code_tree``) and the plan is the
-  same (tasks and their data specs, seeds, arms, budget, marks). The partial file is kept in git, since
+  same (tasks and their data specs, seeds, arms, budget, marks, the reference of the speed factor). The partial file is kept in git, since
   the whole run outlasts one working session on one machine: a run resumes from a checkout of the
   commit it started at (``git worktree add``, ``PYTHONPATH`` set to it) while main moves on, and
   ``--report`` writes the section from the record, saying when the package has changed since. While
   ``benchmarks/.efficiency.pause`` exists the run waits before its next search (no search is timed
   and no load sampled meanwhile), so the machine can do other work between searches.
 
-    .venv/bin/python benchmarks/efficiency.py            # 4 arms x 5 tasks x 3 seeds x 6 min: about 8 hours on 2 cores, resumable
+- **History of the plan**: the first runs (2026-12-03) took the budgets in wall seconds; 5 searches of
+  one run were lost with its machine, and the next one's machine proved 2.7 times slower (its first
+  search had finished 5 trials by 6 min where the machine of the earlier run had finished about 20), so
+  the budgets became reference seconds before any arm was compared on it. Tasks, seeds, arms, marks and
+  targets did not change.
+
+    .venv/bin/python benchmarks/efficiency.py            # 4 arms x 5 tasks x 3 seeds x 6 reference min: about 8 hours at f = 1, resumable
     .venv/bin/python benchmarks/efficiency.py --quick    # one arm pair on digits symmetric:0.4, 90 s: prints only
 """
 
@@ -73,6 +84,9 @@ ARMS = {"today": {}, "racing": {"racing": {"folds": 1, "z": 2.0}},
                            "pruner": {"name": "successive_halving", "min_resource": 2, "reduction_factor": 3}}}
 BUDGET = 360.0
 MARKS = (90.0, 180.0, 240.0, 360.0)
+#: seconds of ``overhead.plain_trial`` (mlp, 30 epochs, digits symmetric:0.4, one thread) on the machine
+#: the budgets are written for: the overhead section of 2026-11-24 (AMD EPYC, 2 cores)
+REFERENCE_PLAIN_SECONDS = 0.676
 RECORD = HERE / "efficiency.json"
 PARTIAL = HERE / ".efficiency.partial.json"
 PAUSE = HERE / ".efficiency.pause"  # while it exists, the run waits before its next search (see paused_between)
@@ -115,10 +129,28 @@ def plan() -> dict:
     """What a kept row depends on besides the package (whose tree covers the space and portfolio files):
     the plan above, with each task's data as ``portfolio.py`` makes it."""
     return {"tasks": {task: repr(task_spec(task, 0)) for task in TASKS}, "seeds": SEEDS, "arms": ARMS,
-            "budget": BUDGET, "marks": MARKS}
+            "budget": BUDGET, "marks": MARKS, "reference_seconds": REFERENCE_PLAIN_SECONDS}
 
 
-def one(task: str, seed: int, arm: str, budget: float, marks: tuple[float, ...]) -> dict:
+def speed_factor(repeats: int = 3) -> float:
+    """How much slower than the reference machine this one trains: the median seconds of
+    ``overhead.plain_trial`` (a plain PyTorch loop, one thread; no package code in the loop, so a
+    change of the package does not move it) over ``repeats`` runs after a warm-up, divided by
+    ``REFERENCE_PLAIN_SECONDS``."""
+    import overhead
+    from automl_noisy.data import DataSpec, load_data
+    from automl_noisy.pipeline import ComponentSpec, Pipeline
+
+    data = load_data(DataSpec("digits", "symmetric:0.4"))
+    pipeline = Pipeline(model=ComponentSpec("mlp"), epochs=30, batch_size=64)
+    overhead.plain_trial(pipeline, data)  # warm-up
+    seconds = statistics.median(overhead.plain_trial(pipeline, data)[0] for _ in range(repeats))
+    return seconds / REFERENCE_PLAIN_SECONDS
+
+
+def one(task: str, seed: int, arm: str, budget: float, marks: tuple[float, ...], factor: float = 1.0) -> dict:
+    """One search of ``arm`` on ``task`` at ``seed`` for ``factor`` times ``budget`` wall seconds, and
+    what it would have exported at each of ``marks`` (reference seconds, taken at ``factor`` times)."""
     from automl_noisy.data import load_data
     from automl_noisy.pipeline import Pipeline
     from automl_noisy.search.controller import SearchOptions, search
@@ -128,15 +160,15 @@ def one(task: str, seed: int, arm: str, budget: float, marks: tuple[float, ...])
     with tempfile.TemporaryDirectory() as tmp:
         spec = task_spec(task, seed)
         started = time.time()
-        study = search(SearchOptions(spec, space=arm_space(arm, Path(tmp)), trials=10_000, time_budget=budget,
+        study = search(SearchOptions(spec, space=arm_space(arm, Path(tmp)), trials=10_000, time_budget=budget * factor,
                                      storage=f"sqlite:///{tmp}/s.db", seed=seed, progress=False))
         wall = time.time() - started
         data = load_data(replace(spec, folds=study.user_attrs["data"]["folds"]))
         folds, epochs = data.spec.folds, study.user_attrs["space"]["epochs"]
-        out = {"task": task, "seed": seed, "arm": arm, "wall": wall, "marks": {}}
+        out = {"task": task, "seed": seed, "arm": arm, "wall": wall, "factor": factor, "marks": {}}
         shipped: dict[int, float] = {}  # trial number -> clean test accuracy of what train ships for it
         for mark in marks:
-            view = at(study, mark, started)
+            view = at(study, mark * factor, started)
             trials = view.get_trials(deepcopy=False)
             trained = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]  # a failed trial saved nothing
             row = {"trials": len(trials), "fold_epochs": fold_epochs(trained),
@@ -249,6 +281,22 @@ def reading(runs: dict) -> list[str]:
     return lines
 
 
+def speed(rows: list[dict]) -> str:
+    """A sentence on the speed factors the rows ran at (budgets and marks are in reference seconds).
+
+    >>> print(speed([{"factor": 1.0}, {"factor": 2.6}, {}]))
+    Budgets and marks are in reference seconds; searches ran for f times as long, f = 1.00-2.60 (the run's plain-loop time / 0.676 s; 2 rows with f, 1 without: wall seconds).
+    """
+    factors = [r["factor"] for r in rows if "factor" in r]
+    if not factors:
+        return "Budgets and marks are in wall seconds of this machine."
+    without = len(rows) - len(factors)
+    span = f"{min(factors):.2f}" if min(factors) == max(factors) else f"{min(factors):.2f}-{max(factors):.2f}"
+    tail = f"; {len(factors)} rows with f, {without} without: wall seconds" if without else ""
+    return (f"Budgets and marks are in reference seconds; searches ran for f times as long, f = {span} (the "
+            f"run's plain-loop time / {REFERENCE_PLAIN_SECONDS} s{tail}).")
+
+
 def render(runs: dict) -> str:
     rows, lines = runs["rows"], []
     for task in dict.fromkeys(r["task"] for r in rows):
@@ -269,6 +317,7 @@ def render(runs: dict) -> str:
     return f"""## Search efficiency (`benchmarks/efficiency.py`)
 
 {runs['machine']}. {runs['load']}{(" " + package_since(runs["commit"])) if runs.get("commit") else ""}
+{speed(rows)}
 
 Pre-registered in the script's docstring: tasks, seeds, arms, the {int(runs['budget'])} s budget, the
 marks at which the export is taken and the rule that picks the default. "Exported": the one-se pick
@@ -302,12 +351,14 @@ def main() -> None:
     rows = [] if args.quick else finished_rows(PARTIAL, tree, planned)
     resumed = (f" {len(rows)} searches were kept from an interrupted run of the same package (git tree {tree[:10]} "
                "of automl_noisy)." if rows else "")
+    factor = 1.0 if args.quick else speed_factor()
+    print(f"speed factor {factor:.2f}: each search runs {budget * factor:.0f} s", flush=True)
     with OtherLoad() as load:
         for task, seed, arm in todo:
             if any((r["task"], r["seed"], r["arm"]) == (task, seed, arm) for r in rows):
                 continue
             paused_between(PAUSE, load)
-            rows.append(one(task, seed, arm, budget, marks))
+            rows.append(one(task, seed, arm, budget, marks, factor))
             if args.quick:
                 continue
             if tree:

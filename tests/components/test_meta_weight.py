@@ -30,8 +30,9 @@ def _info(trusted: np.ndarray | None, n: int = 10) -> TrainInfo:
 
 def test_the_meta_step_is_the_gradient_through_a_hand_computed_lookahead():
     """A linear softmax model, one batch: ``theta``'s gradient is that of the trusted rows' CE after
-    the step ``W' = W - lr sum_i v_i (p_i - e_y_i) x_i^T / sum_i v_i`` written out by hand, and Adam's
-    first step moves each of ``theta`` by ``meta_lr * sign(g)``; the network is untouched."""
+    the step ``W' = W - lr sum_i v_i (p_i - e_y_i) x_i^T / sum_i v_i`` written out by hand (``v_i = 1``
+    for the batch's trusted rows, ``V(l_i)`` for the others), and Adam's first step moves each of
+    ``theta`` by ``meta_lr * sign(g)``; the network is untouched."""
     g = torch.Generator().manual_seed(0)
     net = Classifier(nn.Identity(), 3, 2)
     x, y = torch.randn(6, 3, generator=g), torch.tensor([0, 1, 1, 0, 1, 0])
@@ -47,22 +48,28 @@ def test_the_meta_step_is_the_gradient_through_a_hand_computed_lookahead():
     p = (x @ W.T + b).softmax(dim=1)
     losses = -p[torch.arange(6), y].log()
     v = torch.sigmoid(F.linear(F.linear(losses[:, None], theta[0], theta[1]).relu(), theta[2], theta[3])).squeeze(1)
+    batch_trusted = torch.tensor([True, False, True, False, False, False])  # rows 0 and 2 of the data's ten
+    v = torch.where(batch_trusted, torch.ones_like(v), v)
     residual = (p - F.one_hot(y, 2)) * (v / v.sum())[:, None]  # (B, K): sum_i v_i (p_i - e_y_i) / sum v
     W2, b2 = W - lr * residual.T @ x, b - lr * residual.sum(dim=0)
     expected = torch.autograd.grad(F.cross_entropy(xm @ W2.T + b2, ym), theta)
 
+    idx = torch.tensor([0, 5, 2, 6, 7, 8])
     look = Lookahead(net, lambda ps: F.cross_entropy(functional_logits(net, ps, x), y, reduction="none"),
                      lambda param: lr, lambda n: (xm, ym))
+    sel.observe(x @ W.T + b, y, idx)  # the step shows each batch to the selector before the lookahead
     sel.lookahead(look)
     for param, want, old in zip(sel._net.parameters(), expected, theta):
         assert torch.allclose(param.grad, want, atol=1e-7, rtol=1e-5)
         assert torch.allclose(param.detach(), old.detach() - 0.01 * want / (want.abs() + 1e-8), atol=1e-6)
     for name, param in net.named_parameters():
         assert torch.equal(param, before[name]) and param.grad is None
-    # the weights are V at the new theta, detached, and the candidates mask keeps its zeros
-    w = sel.weights(losses, p, y, torch.arange(6), candidates=torch.tensor([True] * 5 + [False]))
+    # the weights are V at the new theta, detached, 1 for a trusted row; the candidates mask keeps its zeros
+    w = sel.weights(losses, p, y, idx, candidates=torch.tensor([True] * 5 + [False]))
     assert not w.requires_grad and w[5] == 0
-    assert torch.allclose(w[:5], sel.weight_of(losses).detach()[:5])
+    assert w[0] == 1 and w[2] == 1
+    assert torch.allclose(w[[1, 3, 4]], sel.weight_of(losses).detach()[[1, 3, 4]])
+    assert (sel.weight_of(losses) < 1).all()
 
 
 def _blobs(tmp_path, n: int = 800, k: int = 4) -> DataSpec:
@@ -76,7 +83,8 @@ def _blobs(tmp_path, n: int = 800, k: int = 4) -> DataSpec:
 
 def test_weights_learn_to_trust_the_clean_rows(tmp_path):
     """At 60 % symmetric noise, after a few epochs the noisy rows weigh far less than the clean
-    ones (the true noise mask only checks), and V falls with the loss."""
+    untrusted ones (the true noise mask only checks), the trusted rows weigh 1, and V falls with the
+    loss."""
     spec = _blobs(tmp_path)
     data = load_data(spec)
     trainer = Trainer(Pipeline(model=MLP, selection=ComponentSpec("meta_weight"), epochs=8, batch_size=32, data=spec),
@@ -86,9 +94,10 @@ def test_weights_learn_to_trust_the_clean_rows(tmp_path):
     list(trainer.epochs())
     scores = sel.scores()
     assert scores.shape == (len(data.y_train),) and np.isfinite(scores).all()
-    weight, noisy = 1 - scores, data.noise_mask
-    assert 0.5 < noisy.mean() < 0.6
-    assert weight[noisy].mean() < 0.5 * weight[~noisy].mean()
+    weight, noisy, trusted = 1 - scores, data.noise_mask, data.trusted_train
+    assert 0.5 < noisy[~trusted].mean() < 0.6 and not noisy[trusted].any()
+    assert (weight[trusted] == 1).all()
+    assert weight[noisy].mean() < 0.5 * weight[~noisy & ~trusted].mean()
     v = sel.weight_of(torch.tensor([0.1, 1.0, 2.0, 4.0])).tolist()
     assert v == sorted(v, reverse=True) and v[0] > 5 * v[-1]
 

@@ -33,8 +33,8 @@ class MetaWeightNet(Selector):
     * meta step: ``theta <- theta - beta grad_theta mean_j CE(f(x_j; w'(theta)), y_j)`` over
       ``meta_batch_size`` random trusted rows (labels verified clean), by Adam at ``meta_lr`` with
       ``weight_decay`` (the paper's 1e-3 and 1e-4);
-    * weights: ``w_i = V(l_i(w); theta_new)``, detached; the step trains with
-      ``sum_i w_i l_i / sum_i w_i``.
+    * weights: ``w_i = V(l_i(w); theta_new)``, detached, and ``w_i = 1`` for a trusted row (its label
+      is verified, in the lookahead as in the step); the step trains with ``sum_i w_i l_i / sum_i w_i``.
 
     Cost: about three forward/backward passes of the network per batch (the lookahead's, the meta
     loss's through the lookahead, second order, and the step's own), per network. For
@@ -46,8 +46,11 @@ class MetaWeightNet(Selector):
     step's rule for every selector), not by the batch size as the paper does, so the lookahead is
     the step the network takes and only relative weights matter. The lookahead is a plain SGD step
     whatever the optimizer (momentum and Adam's scaling left out, as in the paper's virtual step).
-    The trusted rows are training rows too (the paper keeps its meta set apart); drawn without
-    replacement per batch, all of them when there are fewer than ``meta_batch_size``.
+    The trusted rows are training rows too (the paper keeps its meta set apart), at weight 1: ``V``
+    weighs only the labels it cannot know to be right (weighed by ``V`` like the rest, the trusted rows
+    counted no more than any other row in the step: on digits at 5 % trusted rows it scored below
+    training on the trusted rows alone, at symmetric:0.8 and pair:0.4). The meta batch draws them
+    without replacement per batch, all of them when there are fewer than ``meta_batch_size``.
 
     The weights are soft, in (0, 1), never 0: nothing is set aside as unlabeled, so the pipeline
     takes no semi-supervised method (``divides``). With input mixing the lookahead sees the mixed
@@ -70,9 +73,13 @@ class MetaWeightNet(Selector):
     _net: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
     _optimizer: torch.optim.Optimizer | None = field(default=None, init=False, repr=False, compare=False)
     _last: Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    _trusted: Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    _batch_trusted: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     def setup(self, info: TrainInfo) -> None:
-        info.trusted_rows("selection meta_weight (Meta-Weight-Net)")
+        trusted = info.trusted_rows("selection meta_weight (Meta-Weight-Net)")
+        self._trusted = torch.as_tensor(trusted, dtype=torch.bool, device=info.device)
+        self._batch_trusted = None
         self._k, self._epoch = info.num_classes, 1
         with torch.random.fork_rng(devices=[]):  # its own seeded init: the run's random stream is untouched
             torch.manual_seed(info.seed)
@@ -93,6 +100,14 @@ class MetaWeightNet(Selector):
         assert net is not None, "setup first"
         return torch.sigmoid(net(losses.float().unsqueeze(1))).squeeze(1)
 
+    def _trusted_in(self, idx: Tensor) -> Tensor:
+        """Which rows of the batch ``idx`` are trusted, a bool mask ``(B,)``."""
+        assert self._trusted is not None, "setup first"
+        return self._trusted[idx.to(self._trusted.device)]
+
+    def observe(self, logits: Tensor, labels: Tensor, idx: Tensor) -> None:
+        self._batch_trusted = self._trusted_in(idx).to(logits.device)  # the batch the lookahead sees next
+
     def lookahead(self, look: Lookahead) -> None:
         """The meta step: ``theta`` learns from the trusted rows' loss one lookahead step ahead."""
         if self.warming_up():
@@ -101,6 +116,8 @@ class MetaWeightNet(Selector):
             raise ValueError("meta_weight looks ahead on trusted rows, and the step has none")
         losses = look.loss(look.params)
         v = self.weight_of(losses.detach())
+        if self._batch_trusted is not None and self._batch_trusted.shape == v.shape:
+            v = torch.where(self._batch_trusted.to(v.device), torch.ones_like(v), v)
         inner = (v * losses).sum() / v.sum().clamp_min(1e-8)
         grads = torch.autograd.grad(inner, list(look.params.values()), create_graph=True, allow_unused=True)
         x, y = look.trusted(self.meta_batch_size)
@@ -117,6 +134,7 @@ class MetaWeightNet(Selector):
         else:
             with torch.no_grad():
                 w = self.weight_of(per_sample.detach()).to(per_sample.dtype)
+                w = torch.where(self._trusted_in(idx).to(w.device), torch.ones_like(w), w)
             self._last[idx.to(self._last.device)] = w.float().to(self._last.device)  # type: ignore[index,union-attr]
         return w if candidates is None else w * candidates
 
