@@ -51,9 +51,10 @@ def test_estimate_is_the_mean_prediction_per_clean_class_and_the_identity_withou
 
 def test_first_stage_trains_on_the_untrusted_rows_and_second_stage_corrects_only_them():
     trusted = np.array([True, False, False, True, False, False])
-    glc = GoldLossCorrection(warmup_epochs=2)
+    glc = GoldLossCorrection(warmup_epochs=2, retrain=True)
     glc.setup(_info(trusted))
-    assert glc.restart_after() == 2 and glc.corruption is None
+    assert glc.restart_after() == 2 and glc.corruption is None  # the paper's new network
+    assert GoldLossCorrection(warmup_epochs=2).restart_after() is None  # by default the same network goes on
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(4, 3, generator=g, requires_grad=True)
     targets = one_hot(torch.tensor([0, 1, 2, 1]), 3)
