@@ -49,9 +49,10 @@ def commit() -> str:
     root, package = Path(__file__).resolve().parent.parent, package_root()
     try:
         scripts = head_of(root, ".", ":(exclude)BENCHMARKS.md", ":(exclude)benchmarks/*.json")
-        if package == root:
+        imported = head_of(package, "automl_noisy") if package != root else scripts
+        if imported == scripts:
             return f"commit {scripts}"
-        return f"commit {head_of(package, 'automl_noisy')} (the package; the scripts of commit {scripts})"
+        return f"commit {imported} (the package; the scripts of commit {scripts})"
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"
 
@@ -93,7 +94,7 @@ def package_since(code: str) -> str:
         return ""
     shown = ", ".join(f"`{name.removeprefix('automl_noisy/')}`" for name in changed[:6])
     more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
-    return (f"Measured at the package of {code}; this section was written later, when the package differed from "
+    return (f"Measured at the package of commit {parts[1]}; this section was written later, when the package differed from "
             f"it in {len(changed)} file{'s' if len(changed) > 1 else ''} ({shown}{more}).")
 
 
