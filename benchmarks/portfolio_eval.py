@@ -26,7 +26,9 @@ Pre-registered here, before any run of this version (tasks, seeds, arms, what is
 - **Order and resumption**: task by task, seeds inside; each finished task-seed is kept in
   ``.portfolio-eval.partial.json`` and reused only when the package's git tree is identical
   (``_common.code_tree``) and the plan is the same (the tasks, seeds, arms and size above, the suite's
-  performance matrix and meta-features, the pool files); the section says how many were kept. Each
+  performance matrix and meta-features, the pool files); the section says how many were kept. The
+  partial file is kept in git (the whole run outlasts a working session); while
+  ``benchmarks/.portfolio-eval.pause`` exists the run waits before its next task-seed. Each
   shipped pick reuses its search's encoders and kept fold models, as ``train`` of its export does.
 
     .venv/bin/python benchmarks/portfolio_eval.py            # 14 tasks x 5 seeds: about 4.5 hours on 2 cores, resumable
@@ -53,7 +55,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, keep_rows,  # noqa: E402
-                     machine, spread, study_of, table, train_reuse, write_record, write_section)
+                     machine, paused_between, spread, study_of, table, train_reuse, write_record, write_section)
 from portfolio import (POOL, STORAGE, TUNED, greedy, nearest_part, performance, pool_entries, stale_tasks, task_meta,  # noqa: E402
                        task_spec, tasks, tuned_on)
 
@@ -67,6 +69,7 @@ RUNS = {OURS: ("fixed", "tpe", 20), NEAR: ("nearest", "tpe", 20), LONG: ("none",
         SHORT: ("none", "tpe", 20), RANDOM: ("none", "random", 20)}
 RECORD = HERE / "portfolio-eval.json"
 PARTIAL = HERE / ".portfolio-eval.partial.json"
+PAUSE = HERE / ".portfolio-eval.pause"  # while it exists, the run waits before its next run (see paused_between)
 
 
 def suite_task(prefix: str, suite: list[dict]) -> dict:
@@ -192,6 +195,7 @@ def main() -> None:
             task = suite_task(prefix, suite)
             if any((r["task"], r["seed"]) == (task["name"], seed) for r in rows):
                 continue
+            paused_between(PAUSE, load)
             portfolio = portfolio_without(task["name"], task["kind"], matrix, kinds, meta, folder, SIZE)
             arms = task_seed(task, seed, portfolio, rspace, folder, args.quick)
             rows.append({"task": task["name"], "kind": task["kind"], "seed": seed, "arms": arms})

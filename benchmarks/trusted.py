@@ -26,8 +26,9 @@ split (clean labels only score):
 
 The runs go in this order, so that an interrupted run has measured the targets first: every
 single-model arm, then the searches at 5 %, at 0 %, at 2 %, at 10 %. Each finished run is kept in
-``.trusted.partial.json`` and reused only when the package's git tree is identical; the section is
-written after each run and says how many of the planned runs it holds.
+``.trusted.partial.json`` (kept in git: the whole run outlasts a working session) and reused only
+when the package's git tree is identical; the section is written after each run and says how many of
+the planned runs it holds. While ``benchmarks/.trusted.pause`` exists the run waits before its next run.
 
 Targets (the issue's), medians over the three seeds: with 5 % trusted, the search's export scores
 >= 0.93 at symmetric:0.8 and >= 0.97 at pair:0.4; at symmetric:0.8 with 5 % trusted, glc and
@@ -51,12 +52,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, spread, table,
-                     write_record, write_section)
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, paused_between,
+                     spread, table, write_record, write_section)
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted.json"
 PARTIAL = HERE / ".trusted.partial.json"
+PAUSE = HERE / ".trusted.pause"  # while it exists, the run waits before its next run (see paused_between)
 SECTION = "trusted"
 
 TASKS = ("symmetric:0.8", "pair:0.4")  # on digits
@@ -253,6 +255,7 @@ def run(quick: bool = False) -> None:
             if any((r["arm"] == "search") == (kind == "search") and (r["task"], r["seed"], r["fraction"])
                    == (task, seed, fraction) for r in rows):
                 continue
+            paused_between(PAUSE, load)
             if kind == "methods":
                 rows += method_runs(task, seed, fraction)
             else:
