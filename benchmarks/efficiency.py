@@ -43,7 +43,11 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   same (tasks and their data specs, seeds, arms, budget, marks, the reference of the speed factor). The partial file is kept in git, since
   the whole run outlasts one working session on one machine: a run resumes from a checkout of the
   commit it started at (``git worktree add``, ``PYTHONPATH`` set to it) while main moves on, and
-  ``--report`` writes the section from the record, saying when the package has changed since. While
+  ``--report`` writes the section from the record, saying when the package has changed since. To
+  resume at the commit ``efficiency.json`` names (its "commit"), from the main checkout:
+  ``git worktree add --detach ../pkg COMMIT && (cd ../pkg && PYTHONPATH=$PWD ../main/.venv/bin/python
+  ../main/benchmarks/efficiency.py)``: the scripts are main's, the package the worktree's, and the
+  partial file, record and section are written into main's checkout. While
   ``benchmarks/.efficiency.pause`` exists the run waits before its next search (no search is timed
   and no load sampled meanwhile), so the machine can do other work between searches.
 
