@@ -104,3 +104,17 @@ def test_rows_of_another_plan_are_not_reused(tmp_path, monkeypatch):
     assert finished_rows(partial, "t", efficiency.plan()) == [{"x": 1}]
     monkeypatch.setattr(efficiency, "MARKS", (90.0, 180.0))
     assert finished_rows(partial, "t", efficiency.plan()) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(efficiency, "REFERENCE_PLAIN_SECONDS", 1.0)  # budgets of another reference machine
+    assert finished_rows(partial, "t", efficiency.plan()) == []
+
+
+def test_the_section_says_in_which_seconds_its_budgets_are():
+    """Rows of runs on machines of different speed keep their factor; the section says the budgets are
+    reference seconds and which factors the searches ran at."""
+    assert efficiency.speed([]) == "Budgets and marks are in wall seconds of this machine."
+    said = efficiency.speed([{"factor": 3.04}, {"factor": 1.1}])
+    assert "reference seconds" in said and "f = 1.10-3.04" in said
+    assert "1 rows with f" not in efficiency.speed([{"factor": 2.0}])
+    text = efficiency.render(runs([{**row("digits symmetric:0.4", 0, "today", 0.98, 0.1), "factor": 2.5}]))
+    assert "f = 2.50" in text

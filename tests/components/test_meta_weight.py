@@ -70,6 +70,12 @@ def test_the_meta_step_is_the_gradient_through_a_hand_computed_lookahead():
     assert w[0] == 1 and w[2] == 1
     assert torch.allclose(w[[1, 3, 4]], sel.weight_of(losses).detach()[[1, 3, 4]])
     assert (sel.weight_of(losses) < 1).all()
+    # a batch of trusted rows alone has no weight to learn: no meta step
+    theta = [q.detach().clone() for q in sel._net.parameters()]
+    sel.observe(x[:2], y[:2], torch.tensor([0, 2]))
+    sel.lookahead(Lookahead(net, lambda ps: F.cross_entropy(functional_logits(net, ps, x[[0, 2]]), y[[0, 2]],
+                                                            reduction="none"), lambda param: lr, lambda n: (xm, ym)))
+    assert all(torch.equal(a, b) for a, b in zip(theta, sel._net.parameters()))
 
 
 def _blobs(tmp_path, n: int = 800, k: int = 4) -> DataSpec:

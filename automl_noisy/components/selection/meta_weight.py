@@ -114,10 +114,13 @@ class MetaWeightNet(Selector):
             return
         if look.trusted is None:
             raise ValueError("meta_weight looks ahead on trusted rows, and the step has none")
+        trusted = self._batch_trusted
+        if trusted is not None and bool(trusted.all()):
+            return  # every row of the batch is trusted: no weight to learn from it
         losses = look.loss(look.params)
         v = self.weight_of(losses.detach())
-        if self._batch_trusted is not None and self._batch_trusted.shape == v.shape:
-            v = torch.where(self._batch_trusted.to(v.device), torch.ones_like(v), v)
+        if trusted is not None and trusted.shape == v.shape:
+            v = torch.where(trusted.to(v.device), torch.ones_like(v), v)
         inner = (v * losses).sum() / v.sum().clamp_min(1e-8)
         grads = torch.autograd.grad(inner, list(look.params.values()), create_graph=True, allow_unused=True)
         x, y = look.trusted(self.meta_batch_size)
