@@ -152,27 +152,27 @@ class GoldLossCorrection(TargetAdjustment):
     rows alone (the trusted rows' logits are detached, so they give no gradient; the batch mean
     still counts them. A network fitted to them would predict their clean labels and push ``C``
     towards the identity); ``C`` is then estimated from its eval-mode predictions ``p(. | x)`` on
-    the trusted training rows, grouped by their (clean) labels, and the networks start over
-    (``restart_after``) to train with the correction for the remaining epochs (with
-    ``warmup_epochs`` at or past the last epoch, the run is the first stage alone).
+    the trusted training rows, grouped by their (clean) labels, and the networks train with the
+    correction for the remaining epochs (with ``warmup_epochs`` at or past the last epoch, the run
+    is the first stage alone). Every class needs a trusted training row, for its row of ``C``:
+    ``setup`` refuses a training split whose trusted rows miss a class (when given its labels;
+    ``estimate`` alone gives such a class the identity row, taking its labels as they are), and a
+    search leaves glc out for data where one would. The loss applied to the returned logits is the
+    pipeline's (CE in the paper); extra outputs (columns beyond K) keep their probabilities. Needs
+    trusted rows (``--trusted``, ``--trusted-fraction``); with input mixing a row counts as trusted
+    by its first sample.
 
-    Where it departs from the paper, by default (``retrain``, which the search may choose; as
-    ``forward``'s): the first stage's network goes on with the correction instead of a new one.
-    Measured on digits with 5 % of the rows trusted (the default space's baseline: mlp, SGD at 0.05,
-    20 epochs, 10 warm-up epochs; last epoch, seeds 0-2): a new network scored 0.18, 0.42, 0.58 at
-    80 % symmetric noise, where ``C`` is nearly flat (the corrected loss's gradient is a small
-    fraction of CE's, the collapse ``forward`` describes) and the trusted rows are about three per
-    batch, against 0.55, 0.61, 0.67 for the network that goes on; at 40 % pair noise 0.947, 0.939,
-    0.931 against 0.972, 0.956, 0.944. The paper's MNIST runs train with Adam, whose per-parameter
-    scaling undoes the small gradient: with Adam at 1e-3 a new network scored 0.86, 0.91, 0.89 at
-    80 % symmetric noise (plain CE 0.76 with either optimizer). These are the benchmark's own tasks,
-    so the default leans on them. Every class
-    needs a trusted training row, for its row of ``C``: ``setup`` refuses a training split whose
-    trusted rows miss a class (when given its labels; ``estimate`` alone gives such a class the
-    identity row, taking its labels as they are), and a search leaves glc out for data where one
-    would. The loss applied to the returned logits is the pipeline's (CE in the paper); extra
-    outputs (columns beyond K) keep their probabilities. Needs trusted rows (``--trusted``,
-    ``--trusted-fraction``); with input mixing a row counts as trusted by its first sample.
+    Where it departs from the paper, by default: the first stage's network goes on with the
+    correction, where the paper trains a new one (``retrain``, which the search may choose; the
+    networks then start over, ``restart_after``, as ``forward``'s do). Measured on digits with 5 % of
+    the rows trusted (the default space's baseline: mlp, SGD at 0.05, 20 epochs, 10 warm-up epochs;
+    last epoch, seeds 0-2): a new network scored 0.18, 0.42, 0.58 at 80 % symmetric noise, where
+    ``C`` is nearly flat (the corrected loss's gradient is a small fraction of CE's, the collapse
+    ``forward`` describes) and the trusted rows are about three per batch, against 0.55, 0.61, 0.67
+    for the network that goes on; at 40 % pair noise 0.947, 0.939, 0.931 against 0.972, 0.956,
+    0.944. The paper's MNIST runs train with Adam, whose per-parameter scaling undoes the small
+    gradient: with Adam at 1e-3 a new network scored 0.86, 0.91, 0.89 at 80 % symmetric noise (plain
+    CE 0.76 with either optimizer). These are the benchmark's own tasks, so the default leans on them.
     """
 
     needs_trusted = True
