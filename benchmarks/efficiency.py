@@ -14,9 +14,9 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   finish), Ray on every core of an idle machine. Budgets and marks are in **reference seconds**: the
   machines this project runs on differ in speed by up to 2.7 times between sessions (a plain PyTorch
   training loop of the overhead benchmark took 0.676 s on the machine of 2026-11-24 and 1.75 s on that
-  of 2026-12-03), so before its first search a run times that loop (``speed_factor``: the median of 3,
-  after a warm-up) and runs each search for ``f`` times the budget, ``f`` = its time / 0.676 s, taking
-  each mark at ``f`` times its seconds. Every arm of a run has the same ``f``; a row keeps its ``f``. What it would have exported after 90 s, 3 min, 4 min
+  of 2026-12-03), so before each search the run times that loop (``speed_factor``: the median of 3,
+  after a warm-up) and runs the search for ``f`` times the budget, ``f`` = its time / 0.676 s, taking
+  each mark at ``f`` times its seconds; a row keeps its ``f``. What it would have exported after 90 s, 3 min, 4 min
   (the README's 20-trial default search took 3 min 58 s) and 6 min is the one-se rule's pick among the
   trials finished by then (``export`` at that moment),
   trained as ``train`` ships it (the fold ensemble; the search's encoders and kept fold models reused
@@ -54,8 +54,10 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
 - **History of the plan**: the first runs (2026-12-03) took the budgets in wall seconds; 5 searches of
   one run were lost with its machine, and the next one's machine proved 2.7 times slower (its first
   search had finished 5 trials by 6 min where the machine of the earlier run had finished about 20), so
-  the budgets became reference seconds before any arm was compared on it. Tasks, seeds, arms, marks and
-  targets did not change.
+  the budgets became reference seconds before any arm was compared on it. ``f`` was first timed once,
+  before a run's first search (3.04 for the first 5 rows kept); the next run, hours later on the same
+  machine, timed 2.04-2.27, so from the sixth search on ``f`` is timed before each search. Tasks,
+  seeds, arms, marks and targets did not change.
 
     .venv/bin/python benchmarks/efficiency.py            # 4 arms x 5 tasks x 3 seeds x 6 reference min: about 8 hours at f = 1, resumable
     .venv/bin/python benchmarks/efficiency.py --quick    # one arm pair on digits symmetric:0.4, 90 s: prints only
@@ -288,8 +290,9 @@ def reading(runs: dict) -> list[str]:
 def speed(rows: list[dict]) -> str:
     """A sentence on the speed factors the rows ran at (budgets and marks are in reference seconds).
 
-    >>> print(speed([{"factor": 1.0}, {"factor": 2.6}, {}]))
-    Budgets and marks are in reference seconds; searches ran for f times as long, f = 1.00-2.60 (the run's plain-loop time / 0.676 s; 2 rows with f, 1 without: wall seconds).
+    >>> print(speed([{"factor": 1.0}, {"factor": 2.6}, {}]))  # doctest: +NORMALIZE_WHITESPACE
+    Budgets and marks are in reference seconds; searches ran for f times as long, f = 1.00-2.60 (the plain-loop time
+    before the search / 0.676 s; 2 rows with f, 1 without: wall seconds).
     """
     factors = [r["factor"] for r in rows if "factor" in r]
     if not factors:
@@ -298,7 +301,7 @@ def speed(rows: list[dict]) -> str:
     span = f"{min(factors):.2f}" if min(factors) == max(factors) else f"{min(factors):.2f}-{max(factors):.2f}"
     tail = f"; {len(factors)} rows with f, {without} without: wall seconds" if without else ""
     return (f"Budgets and marks are in reference seconds; searches ran for f times as long, f = {span} (the "
-            f"run's plain-loop time / {REFERENCE_PLAIN_SECONDS} s{tail}).")
+            f"plain-loop time before the search / {REFERENCE_PLAIN_SECONDS} s{tail}).")
 
 
 def render(runs: dict) -> str:
@@ -355,13 +358,13 @@ def main() -> None:
     rows = [] if args.quick else finished_rows(PARTIAL, tree, planned)
     resumed = (f" {len(rows)} searches were kept from an interrupted run of the same package (git tree {tree[:10]} "
                "of automl_noisy)." if rows else "")
-    factor = 1.0 if args.quick else speed_factor()
-    print(f"speed factor {factor:.2f}: each search runs {budget * factor:.0f} s", flush=True)
     with OtherLoad() as load:
         for task, seed, arm in todo:
             if any((r["task"], r["seed"], r["arm"]) == (task, seed, arm) for r in rows):
                 continue
             paused_between(PAUSE, load)
+            factor = 1.0 if args.quick else speed_factor()  # before each search: a machine's speed drifts
+            print(f"speed factor {factor:.2f}: {task} seed {seed} {arm} runs {budget * factor:.0f} s", flush=True)
             rows.append(one(task, seed, arm, budget, marks, factor))
             if args.quick:
                 continue
