@@ -5,14 +5,14 @@ To add a method, write one class in its family's module, decorate it with the fa
 ``tests/components`` then cover it.
 
 >>> from automl_noisy.components import build
->>> from automl_noisy.pipeline import ComponentSpec
+>>> from automl_noisy.pipeline import ComponentSpec, Pipeline
 >>> build("loss", ComponentSpec("gce", {"q": 0.5}))
 GeneralizedCrossEntropy(q=0.5)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from automl_noisy.components.adjustment import adjustments
 from automl_noisy.components.correction import corrections
@@ -25,7 +25,7 @@ from automl_noisy.components.pretraining import pretrainings
 from automl_noisy.components.schemes import schemes
 from automl_noisy.components.selection import selectors
 from automl_noisy.components.semi import semis
-from automl_noisy.pipeline import ComponentSpec
+from automl_noisy.pipeline import ComponentSpec, Pipeline
 from automl_noisy.registry import Registry
 
 
@@ -64,4 +64,30 @@ def build(family: str, spec: ComponentSpec) -> Component:
     return cls.from_params(spec.params, family)
 
 
-__all__ = ["FAMILIES", "STAGES", "Family", "build"]
+def spelled_out(family: str, spec: ComponentSpec) -> ComponentSpec:
+    """``spec`` with every hyperparameter written down, defaults included."""
+    return ComponentSpec(spec.name, build(family, spec).params())
+
+
+def complete(pipeline: Pipeline) -> Pipeline:
+    """``pipeline`` with every hyperparameter of every component written down (defaults included): what
+    an export writes, so that a default changed later does not change what an exported pipeline trains.
+
+    >>> p = complete(Pipeline(model=ComponentSpec("mlp"), loss=ComponentSpec("gce", {"q": 0.5})))
+    >>> p.loss
+    ComponentSpec(name='gce', params={'q': 0.5})
+    >>> complete(p) == p and p.model.params != {}
+    True
+    """
+    changes: dict = {}
+    for family, value in pipeline.methods().items():
+        if isinstance(value, tuple):
+            changes[family] = tuple(spelled_out(family, c) for c in value)
+        elif value is not None:
+            changes[family] = spelled_out(family, value)
+    if pipeline.pretraining is not None:
+        changes["pretraining"] = spelled_out("pretraining", pipeline.pretraining)
+    return replace(pipeline, **changes)
+
+
+__all__ = ["FAMILIES", "STAGES", "Family", "build", "complete", "spelled_out"]

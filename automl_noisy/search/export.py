@@ -9,6 +9,7 @@ from typing import Any
 
 import optuna
 
+from automl_noisy.components import complete
 from automl_noisy.data.dataset import MIN_TRUSTED_TO_RANK
 from automl_noisy.errors import UserError
 from automl_noisy.outputs import data_files, refuse_inputs, sqlite_file, write_text
@@ -55,8 +56,10 @@ def best_pipeline(study: optuna.Study, storage_url: str = "",
     if "pipeline" not in best.user_attrs:
         raise UserError(f"trial {best.number} of study {study.study_name!r} holds no pipeline; "
                         "was the study made by automl-noisy?")
-    # train stops where the trial's curve peaked (studies of older versions kept the last epoch)
-    pipeline = replace(Pipeline.from_dict(best.user_attrs["pipeline"]), best_epoch=best.user_attrs.get("best_epoch"))
+    # train stops where the trial's curve peaked (studies of older versions kept the last epoch); every
+    # hyperparameter is written down, so a default changed later does not change what the export trains
+    pipeline = complete(replace(Pipeline.from_dict(best.user_attrs["pipeline"]),
+                                best_epoch=best.user_attrs.get("best_epoch")))
     provenance = {
         "study": study.study_name,
         "storage": mask_url(storage_url) if storage_url else None,

@@ -51,7 +51,7 @@ from typing import Any
 
 import optuna
 
-from automl_noisy.components import FAMILIES, build
+from automl_noisy.components import FAMILIES, build, spelled_out
 from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError, choose_from
 from automl_noisy.hparams import Choice, Float, HParam, Int, fixed_value
@@ -428,7 +428,7 @@ def _pretraining(doc: Any, where: str) -> tuple[Choice | None, HParam, dict[str,
                     raise UserError(f"{where}: pretraining.method.{kind}.{setting} must be one value, got {v!r}; "
                                     "pretraining settings are fixed (noisy labels cannot score an encoder)")
             # unknown method, setting or value: one line now; every setting spelled out for the export
-            methods[kind] = ComponentSpec(spec.name, build("pretraining", spec).params())
+            methods[kind] = spelled_out("pretraining", spec)
     return start, body_lr, methods
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from automl_noisy.components import complete
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError, shorten
@@ -96,8 +97,8 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
                    else make_encoder(request, dataset, threads=encoder_threads))
     extra: dict[str, Any] = {}
     if folds > 1:
-        saved = kept_fold_models(kept, replace(pipeline, best_epoch=None).to_dict(), pipeline.best_epoch, folds,
-                                 dataset.fingerprint)
+        saved = kept_fold_models(kept, complete(replace(pipeline, best_epoch=None)).to_dict(), pipeline.best_epoch,
+                                 folds, dataset.fingerprint, spell_out=_spelled_out)
         if saved is not None:
             if on_event:
                 on_event(f"the search's {folds} fold models, kept in {kept}, are this recipe at epoch "
@@ -158,6 +159,15 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     }
     write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def _spelled_out(recorded: Any) -> Any:
+    """A pipeline recorded beside kept fold models (as the search sampled it), with every default
+    written down as an export writes it; as recorded when this version cannot read it."""
+    try:
+        return complete(Pipeline.from_dict(recorded)).to_dict()
+    except (UserError, TypeError, ValueError):
+        return recorded
 
 
 def _check_writable(out: Path) -> None:

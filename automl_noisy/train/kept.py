@@ -5,6 +5,7 @@ again when they are exactly what it would train."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,12 @@ def write_meta(folder: Path, pipeline: dict[str, Any], best_epoch: int, folds: i
 
 
 def kept_fold_models(folder: str | Path | None, pipeline: dict[str, Any], best_epoch: int | None, folds: int,
-                     fingerprint: str) -> list[Path] | None:
+                     fingerprint: str, spell_out: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d,
+                     ) -> list[Path] | None:
     """The weight files of the fold models in ``folder`` (one trial's), fold by fold, when they were
     trained for exactly this pipeline (a dict without its best epoch), best epoch, folds and data;
-    None otherwise, or when any is missing."""
+    None otherwise, or when any is missing. ``spell_out`` writes the recorded pipeline as ``pipeline``
+    is written (an export writes every default; the search records what it sampled)."""
     if folder is None or best_epoch is None:
         return None
     folder = Path(folder)
@@ -31,7 +34,7 @@ def kept_fold_models(folder: str | Path | None, pipeline: dict[str, Any], best_e
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    same = (meta.get("pipeline") == pipeline and meta.get("best_epoch") == best_epoch and meta.get("folds") == folds
+    same = (spell_out(meta.get("pipeline")) == pipeline and meta.get("best_epoch") == best_epoch and meta.get("folds") == folds
             and meta.get("data_fingerprint") == fingerprint)
     paths = [folder / f"fold-{i}.pt" for i in range(folds)]
     return paths if same and all(p.is_file() for p in paths) else None

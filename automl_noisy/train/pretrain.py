@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from automl_noisy.components import build
+from automl_noisy.components import build, spelled_out
 from automl_noisy.components.augment import pretraining_views
 from automl_noisy.components.base import ModelFactory, Pretraining
 from automl_noisy.data import NoisyDataset
@@ -63,8 +63,7 @@ class EncoderRequest:
             raise ValueError("the pipeline starts from random weights; it needs no encoder")
         x = pool_inputs(data)
         # every parameter spelled out, so a default left implicit and the same default written down agree
-        model = ComponentSpec(pipeline.model.name, build("model", pipeline.model).params())
-        method = ComponentSpec(pipeline.pretraining.name, _method(pipeline.pretraining).params())
+        model, method = spelled_out("model", pipeline.model), spelled_out("pretraining", pipeline.pretraining)
         return cls(model, method, pipeline.seed, hashlib.sha256(x.tobytes()).hexdigest(), tuple(x.shape[1:]))
 
     @property

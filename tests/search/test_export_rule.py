@@ -134,3 +134,23 @@ def test_a_trials_row_record_is_what_train_predicts_out_of_fold(tmp_path, tiny_s
     pool = np.concatenate([data.train_index, data.val_index])  # the pool's order: train rows, then validation
     right = (issues.loc[pool.astype(str), "given_label"] == issues.loc[pool.astype(str), "predicted_label"]).to_numpy()
     assert metrics["val_accuracy"] == pytest.approx(record.mean()) and right.tolist() == record.tolist()
+
+
+def test_the_export_writes_every_default_the_trial_left_implicit():
+    """A trial records what the search sampled; its export writes every hyperparameter, so a default
+    changed in a later version does not change what an exported pipeline trains."""
+    from automl_noisy.components import build
+    from automl_noisy.data import DataSpec
+    from automl_noisy.pipeline import ComponentSpec, Pipeline
+    from automl_noisy.search.export import best_pipeline
+
+    sampled = Pipeline(model=ComponentSpec("mlp", {"width": 32}), loss=ComponentSpec("gce"),
+                       adjustment=ComponentSpec("glc"), data=DataSpec("digits", "symmetric:0.4"))
+    trial = _trial(np.ones(10, bool), sampled.combination(), record=False)
+    trial.set_user_attr("pipeline", sampled.to_dict())
+    trial.set_user_attr("best_epoch", 3)
+    pipeline, _ = best_pipeline(_study(trial))
+    assert pipeline.model.params == {"width": 32, "depth": build("model", ComponentSpec("mlp")).params()["depth"]}
+    assert pipeline.loss.params == build("loss", ComponentSpec("gce")).params() != {}
+    assert pipeline.adjustment.params["retrain"] is False and pipeline.best_epoch == 3
+    assert Pipeline.from_dict(pipeline.to_dict()) == pipeline

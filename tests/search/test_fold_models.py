@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
+from automl_noisy.components import build
 from automl_noisy.data import load_data
+from automl_noisy.pipeline import ComponentSpec
 from automl_noisy.search.controller import SearchOptions, search
 from automl_noisy.search.export import export_best
 from automl_noisy.search.selection import correct_rows
@@ -37,6 +39,9 @@ def test_train_ships_the_fold_models_the_search_kept(tmp_path, searched):
     assert kept and all((root / k / "meta.json").is_file() and not list((root / k).glob("fold-*/")) for k in kept)
     pipeline, provenance = export_best(storage, None, tmp_path / "best.yaml", "best")
     assert provenance["fold_models"] == str(root.resolve() / f"trial-{provenance['trial']}")
+    # the export writes every default (the search recorded only what it sampled), and still reuses them
+    assert pipeline.model.params == build("model", ComponentSpec("mlp")).params() | {"width": 32, "depth": 1}
+    assert set(study.trials[provenance["trial"]].user_attrs["pipeline"]["model"]) == {"name", "width", "depth"}
     epochs = []
     metrics = train_pipeline(pipeline, tmp_path / "out", kept=provenance["fold_models"],
                              on_epoch=lambda m, stage: epochs.append(stage))
