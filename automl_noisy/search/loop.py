@@ -23,7 +23,7 @@ from automl_noisy.search.encoders import SearchEncoders
 from automl_noisy.search.executors import Executor
 from automl_noisy.search.executors.base import TrialEvent, describe_error
 from automl_noisy.search.fold_models import FoldModels
-from automl_noisy.search.order import LaggedPruner, TrialOrder, trials_in_flight
+from automl_noisy.search.order import LaggedPruner, TrialOrder, next_number, trials_in_flight
 from automl_noisy.search.progress import SearchProgress
 from automl_noisy.search.racing import behind
 from automl_noisy.search.selection import correct_rows
@@ -58,7 +58,7 @@ class SearchLoop:
         self.all_sizes = scored_rows(data, False)[0] if data.trusted_objective else None
         self.order: TrialOrder | None = None
         if options.reproducible and executor.capacity > 1:  # one job at a time is in order already
-            self.order = TrialOrder(trials_in_flight(executor.capacity, len(self.jobs_of_trial)), len(study.trials))
+            self.order = TrialOrder(trials_in_flight(executor.capacity, len(self.jobs_of_trial)))
             study.pruner = LaggedPruner(study.pruner, self.order.lag)
         self.running: dict[int, optuna.Trial] = {}
         self.curves: dict[int, TrialCurve] = {}
@@ -149,15 +149,14 @@ class SearchLoop:
         """Whether the next trial may be asked now: a free job slot, or the ordered search's rule."""
         if self.order is None:
             return self.executor.running() < self.executor.capacity
-        return self.order.may_ask(self.running)
+        return self.order.may_ask(self.running, next_number(self.study))
 
     def _launch_while_allowed(self) -> None:
         """Launch trials while more are to be launched and the next may be asked."""
         while self.launched < self.remaining and self._may_ask():
             self.stop_request.check()
             if self.order is not None:
-                self._release(self.order.release_below())
-                self.order.asked()
+                self._release(self.order.release_below(next_number(self.study)))
             self._launch()
 
     def _launch(self) -> None:

@@ -9,11 +9,14 @@ has finished, and a finished trial ``k`` is told to the study (made visible) onl
 judges trial ``k`` against trials numbered below ``k - L`` only (all finished when ``k`` was asked).
 The price: a worker may wait for a slow older trial before the next one can start.
 
->>> order = TrialOrder(lag=2, first=2)  # trials 0 and 1 are out
->>> order.may_ask(running=[0, 1]), order.may_ask(running=[1])
+The number the next ``ask`` gets is read from the study (:func:`next_number`): the trials a search
+queues itself (plain CE, the portfolio, a warm start) are in the study, waiting, before the first is
+asked, so the next number is the lowest waiting one, not the count of trials.
+
+>>> order = TrialOrder(lag=2)
+>>> order.may_ask(running=[0, 1], upcoming=2), order.may_ask(running=[1], upcoming=2)
 (False, True)
->>> order.asked()  # trial 2 went out; trial 1 has finished, trial 0 still runs
->>> order.may_ask(running=[0]), order.may_ask(running=[2]), order.release_below()
+>>> order.may_ask(running=[0], upcoming=3), order.may_ask(running=[2], upcoming=3), order.release_below(3)
 (False, True, 1)
 """
 
@@ -23,7 +26,7 @@ import math
 from collections.abc import Iterable
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 
 def trials_in_flight(capacity: int, jobs_per_trial: int) -> int:
@@ -33,24 +36,28 @@ def trials_in_flight(capacity: int, jobs_per_trial: int) -> int:
     return max(1, fit + (1 if capacity % jobs_per_trial else 0))
 
 
+def next_number(study: optuna.Study) -> int:
+    """The number ``study.ask()`` gives next: its lowest waiting (queued) trial's, which Optuna hands
+    out first, else a new trial's."""
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return min((t.number for t in waiting), default=len(study.get_trials(deepcopy=False)))
+
+
 class TrialOrder:
-    """When the driver may ask the next trial, and which finished trials it may tell, for lag ``lag``;
-    ``first`` is the number the next trial will get."""
+    """When the driver may ask the trial numbered ``upcoming`` (:func:`next_number`), and which
+    finished trials it tells first, for lag ``lag``."""
 
-    def __init__(self, lag: int, first: int) -> None:
-        self.lag, self.next = lag, first
+    def __init__(self, lag: int) -> None:
+        self.lag = lag
 
-    def may_ask(self, running: Iterable[int]) -> bool:
-        """Whether trial ``self.next`` may be asked while the trials ``running`` still run."""
+    def may_ask(self, running: Iterable[int], upcoming: int) -> bool:
+        """Whether trial ``upcoming`` may be asked while the trials ``running`` still run."""
         running = list(running)
-        return len(running) < self.lag and all(k >= self.next - self.lag for k in running)
+        return len(running) < self.lag and all(k >= upcoming - self.lag for k in running)
 
-    def release_below(self) -> int:
-        """Finished trials numbered below this are told before trial ``self.next`` is asked."""
-        return self.next - self.lag
-
-    def asked(self) -> None:
-        self.next += 1
+    def release_below(self, upcoming: int) -> int:
+        """Finished trials numbered below this are told before trial ``upcoming`` is asked."""
+        return upcoming - self.lag
 
 
 class _EarlierTrials(optuna.study.Study):

@@ -7,6 +7,7 @@ import socket
 
 import optuna
 import pytest
+import yaml
 from optuna.trial import TrialState
 
 from automl_noisy.errors import UserError
@@ -160,8 +161,8 @@ SAMPLED_FROM = 4  # trials numbered from here on were drawn by TPE (two start-up
 def _reproducible_options(tmp_path, spec, name: str, **kw) -> SearchOptions:
     space = tmp_path / "reproducible.yaml"
     space.write_text(REPRODUCIBLE_SPACE)
-    return _options(tmp_path, spec, trials=8, space=str(space), portfolio=None, executor="ray", workers=2, cv=1,
-                    storage=f"sqlite:///{tmp_path}/{name}.db", **kw)
+    return _options(tmp_path, spec, **{"trials": 8, "space": str(space), "portfolio": None, "executor": "ray",
+                                       "workers": 2, "cv": 1, "storage": f"sqlite:///{tmp_path}/{name}.db", **kw})
 
 
 def _outcome(study: optuna.Study) -> list[tuple]:
@@ -246,6 +247,27 @@ def test_an_ordered_search_gives_the_same_trials_whichever_trial_finishes_first(
     first = _search_in_turn(monkeypatch, _reproducible_options(tmp_path, tiny_spec, "first"), latest_first=False)
     latest = _search_in_turn(monkeypatch, _reproducible_options(tmp_path, tiny_spec, "latest"), latest_first=True)
     assert _outcome(first) == _outcome(latest)
+
+
+# Queued ahead of the sampler's trials: with plain CE, four trials wait in the study before the first is asked.
+QUEUED_PORTFOLIO = {"vectors": [{"name": "gce", "params": {"loss": "gce"}}, {"name": "mixup", "params": {"mixing": "mixup"}},
+                                {"name": "small-loss", "params": {"selection": "small_loss"}}]}
+
+
+def test_queued_trials_run_two_at_a_time_and_the_order_holds(ray_session, tmp_path, tiny_spec, monkeypatch):
+    """The trials a search queues (plain CE, the portfolio) wait in the study before the first is
+    asked, so the next trial's number is the lowest waiting one: two of them run at once on two
+    workers (trial 1 is asked before trial 0 is told), and two opposite finishing orders still give
+    the same trials."""
+    portfolio = tmp_path / "portfolio.yaml"
+    portfolio.write_text(yaml.safe_dump(QUEUED_PORTFOLIO))
+    runs = [_search_in_turn(monkeypatch, _reproducible_options(tmp_path, tiny_spec, name, portfolio=str(portfolio)),
+                            latest_first=latest) for name, latest in (("first", False), ("latest", True))]
+    for study in runs:
+        assert [t.user_attrs.get("portfolio") for t in study.trials[:4]] == [None, "gce", "mixup", "small-loss"]
+        asked, told = [t.datetime_start for t in study.trials], [t.datetime_complete for t in study.trials]
+        assert all(asked[n] < told[n - 1] for n in range(1, 4))  # in flight together, not one after the other
+    assert _outcome(runs[0]) == _outcome(runs[1])
 
 
 def test_an_unordered_search_depends_on_which_trial_finishes_first(ray_session, tmp_path, tiny_spec, monkeypatch):
