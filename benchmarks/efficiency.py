@@ -56,7 +56,8 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   search had finished 5 trials by 6 min where the machine of the earlier run had finished about 20), so
   the budgets became reference seconds before any arm was compared on it. ``f`` was first timed once,
   before a run's first search (3.04 for the first 5 rows kept); the next run, hours later on the same
-  machine, timed 2.04-2.27, so from the sixth search on ``f`` is timed before each search. Tasks,
+  machine, timed 2.04-2.27, so from the sixth search on ``f`` is timed before each search, and from
+  the seventh also after it (``factor_after``, which shows how far the speed drifted meanwhile). Tasks,
   seeds, arms, marks and targets did not change.
 
     .venv/bin/python benchmarks/efficiency.py            # 4 arms x 5 tasks x 3 seeds x 6 reference min: about 8 hours at f = 1, resumable
@@ -293,6 +294,11 @@ def speed(rows: list[dict]) -> str:
     >>> print(speed([{"factor": 1.0}, {"factor": 2.6}, {}]))  # doctest: +NORMALIZE_WHITESPACE
     Budgets and marks are in reference seconds; searches ran for f times as long, f = 1.00-2.60 (the plain-loop time
     before the search / 0.676 s; 2 rows with f, 1 without: wall seconds).
+    >>> print(speed([{"factor": 2.0, "factor_after": 2.2}, {"factor": 2.0, "factor_after": 1.9}]))  # doctest: +NORMALIZE_WHITESPACE
+    Budgets and marks are in reference seconds; searches ran for f times as long, f = 2.00 (the plain-loop time
+    before the search / 0.676 s). Timed again after the search, f differed by 8% (median over 2 searches; -5% to
+    +10%): the machine's speed drifts, so a search's budget is that much off what it would have been at the speed it
+    ran at.
     """
     factors = [r["factor"] for r in rows if "factor" in r]
     if not factors:
@@ -300,8 +306,13 @@ def speed(rows: list[dict]) -> str:
     without = len(rows) - len(factors)
     span = f"{min(factors):.2f}" if min(factors) == max(factors) else f"{min(factors):.2f}-{max(factors):.2f}"
     tail = f"; {len(factors)} rows with f, {without} without: wall seconds" if without else ""
+    drift = [r["factor_after"] / r["factor"] - 1 for r in rows if "factor_after" in r and "factor" in r]
+    after = (f" Timed again after the search, f differed by {statistics.median(abs(d) for d in drift):.0%} "
+             f"(median over {len(drift)} searches; {min(drift):+.0%} to {max(drift):+.0%}): the machine's speed "
+             "drifts, so a search's budget is that much off what it would have been at the speed it ran at."
+             if drift else "")
     return (f"Budgets and marks are in reference seconds; searches ran for f times as long, f = {span} (the "
-            f"plain-loop time before the search / {REFERENCE_PLAIN_SECONDS} s{tail}).")
+            f"plain-loop time before the search / {REFERENCE_PLAIN_SECONDS} s{tail}).{after}")
 
 
 def render(runs: dict) -> str:
@@ -365,7 +376,10 @@ def main() -> None:
             paused_between(PAUSE, load)
             factor = 1.0 if args.quick else speed_factor()  # before each search: a machine's speed drifts
             print(f"speed factor {factor:.2f}: {task} seed {seed} {arm} runs {budget * factor:.0f} s", flush=True)
-            rows.append(one(task, seed, arm, budget, marks, factor))
+            row = one(task, seed, arm, budget, marks, factor)
+            if not args.quick:  # timed again after it: how far the machine's speed drifted during the search
+                row["factor_after"] = speed_factor()
+            rows.append(row)
             if args.quick:
                 continue
             if tree:
