@@ -21,8 +21,7 @@ def write_meta(folder: Path, pipeline: dict[str, Any], best_epoch: int, folds: i
 
 
 def kept_fold_models(folder: str | Path | None, pipeline: dict[str, Any], best_epoch: int | None, folds: int,
-                     fingerprint: str, spell_out: Callable[[dict[str, Any]], dict[str, Any]] = lambda d: d,
-                     ) -> list[Path] | None:
+                     fingerprint: str, spell_out: Callable[[Any], Any] = lambda d: d) -> list[Path] | None:
     """The weight files of the fold models in ``folder`` (one trial's), fold by fold, when they were
     trained for exactly this pipeline (a dict without its best epoch), best epoch, folds and data;
     None otherwise, or when any is missing. ``spell_out`` writes the recorded pipeline as ``pipeline``
@@ -34,7 +33,7 @@ def kept_fold_models(folder: str | Path | None, pipeline: dict[str, Any], best_e
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    same = (spell_out(meta.get("pipeline")) == pipeline and meta.get("best_epoch") == best_epoch and meta.get("folds") == folds
-            and meta.get("data_fingerprint") == fingerprint)
+    same = (spell_out(meta.get("pipeline")) == pipeline and meta.get("best_epoch") == best_epoch
+            and meta.get("folds") == folds and meta.get("data_fingerprint") == fingerprint)
     paths = [folder / f"fold-{i}.pt" for i in range(folds)]
     return paths if same and all(p.is_file() for p in paths) else None

@@ -250,7 +250,8 @@ def test_an_ordered_search_gives_the_same_trials_whichever_trial_finishes_first(
 
 
 # Queued ahead of the sampler's trials: with plain CE, four trials wait in the study before the first is asked.
-QUEUED_PORTFOLIO = {"vectors": [{"name": "gce", "params": {"loss": "gce"}}, {"name": "mixup", "params": {"mixing": "mixup"}},
+QUEUED_PORTFOLIO = {"vectors": [{"name": "gce", "params": {"loss": "gce"}},
+                                {"name": "mixup", "params": {"mixing": "mixup"}},
                                 {"name": "small-loss", "params": {"selection": "small_loss"}}]}
 
 
