@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from automl_noisy.components import complete
 from automl_noisy.data import DataSpec, NoisyDataset, load_data
 from automl_noisy.data.folds import fold_split, pool_dataset, pool_folds
 from automl_noisy.errors import UserError, shorten
@@ -97,8 +95,7 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
                    else make_encoder(request, dataset, threads=encoder_threads))
     extra: dict[str, Any] = {}
     if folds > 1:
-        saved = kept_fold_models(kept, complete(replace(pipeline, best_epoch=None)).to_dict(), pipeline.best_epoch,
-                                 folds, dataset.fingerprint, spell_out=_spelled_out)
+        saved = kept_fold_models(kept, pipeline, pipeline.best_epoch, folds, dataset.fingerprint)
         if saved is not None:
             if on_event:
                 on_event(f"the search's {folds} fold models, kept in {kept}, are this recipe at epoch "
@@ -159,15 +156,6 @@ def train_pipeline(pipeline: Pipeline, out_dir: str | Path, data: DataSpec | Noi
     }
     write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
-
-
-def _spelled_out(recorded: Any) -> Any:
-    """A pipeline recorded beside kept fold models (as the search sampled it), with every default
-    written down as an export writes it; as recorded when this version cannot read it."""
-    try:
-        return complete(Pipeline.from_dict(recorded)).to_dict()
-    except (UserError, TypeError, ValueError):
-        return recorded
 
 
 def _check_writable(out: Path) -> None:

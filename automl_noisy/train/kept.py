@@ -5,9 +5,13 @@ again when they are exactly what it would train."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from automl_noisy.components import complete
+from automl_noisy.errors import UserError
+from automl_noisy.pipeline import Pipeline
 
 #: the record of a trial's kept fold models
 META = "meta.json"
@@ -20,12 +24,12 @@ def write_meta(folder: Path, pipeline: dict[str, Any], best_epoch: int, folds: i
     (folder / META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
 
 
-def kept_fold_models(folder: str | Path | None, pipeline: dict[str, Any], best_epoch: int | None, folds: int,
-                     fingerprint: str, spell_out: Callable[[Any], Any] = lambda d: d) -> list[Path] | None:
+def kept_fold_models(folder: str | Path | None, pipeline: Pipeline, best_epoch: int | None, folds: int,
+                     fingerprint: str) -> list[Path] | None:
     """The weight files of the fold models in ``folder`` (one trial's), fold by fold, when they were
-    trained for exactly this pipeline (a dict without its best epoch), best epoch, folds and data;
-    None otherwise, or when any is missing. ``spell_out`` writes the recorded pipeline as ``pipeline``
-    is written (an export writes every default; the search records what it sampled)."""
+    trained for exactly this pipeline (its best epoch aside), best epoch, folds and data; None
+    otherwise, or when any is missing. Both pipelines are compared with every default written down
+    (an export writes them all; the search records what it sampled)."""
     if folder is None or best_epoch is None:
         return None
     folder = Path(folder)
@@ -33,7 +37,16 @@ def kept_fold_models(folder: str | Path | None, pipeline: dict[str, Any], best_e
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    same = (spell_out(meta.get("pipeline")) == pipeline and meta.get("best_epoch") == best_epoch
-            and meta.get("folds") == folds and meta.get("data_fingerprint") == fingerprint)
+    same = (_spelled_out(meta.get("pipeline")) == complete(replace(pipeline, best_epoch=None)).to_dict()
+            and meta.get("best_epoch") == best_epoch and meta.get("folds") == folds
+            and meta.get("data_fingerprint") == fingerprint)
     paths = [folder / f"fold-{i}.pt" for i in range(folds)]
     return paths if same and all(p.is_file() for p in paths) else None
+
+
+def _spelled_out(recorded: Any) -> Any:
+    """A recorded pipeline with every default written down; as recorded when this version cannot read it."""
+    try:
+        return complete(Pipeline.from_dict(recorded)).to_dict()
+    except (UserError, TypeError, ValueError):
+        return recorded
