@@ -47,3 +47,14 @@ def test_a_partial_run_says_how_much_it_holds_and_leaves_the_rest_unread():
     assert f"**Incomplete: {done} of the {len(trusted.plan())} planned runs are done**" in text
     assert "**Search at 5% trusted, symmetric:0.8**: not run yet." in text  # one seed is no median of three
     assert "0.900 (0.900-0.900) [1 seeds]" in text
+
+
+def test_the_reading_bounds_what_the_noisy_labels_can_teach_from_the_trusted_count():
+    rows = [{**r, "trusted_rows": 72} if r["arm"] != "search" and r["fraction"] == 0.05 else r
+            for r in _rows(search_sym=0.95, glc=0.20)]
+    text = trusted.render({**RUN, "rows": rows})
+    # 1,368 untrusted rows at 0.044 nats (symmetric 0.8, 10 classes) against ln 10 = 2.303 per verified label
+    assert "**What the noisy labels can teach, symmetric:0.8**: one noisy label tells 0.044 nats" in text
+    assert "about 1,368 untrusted rows' labels together carry as much as about 26 verified labels" in text
+    assert "**What the noisy labels can teach, pair:0.4**: one noisy label tells 1.630 nats" in text
+    assert "What the noisy labels can teach" not in trusted.render({**RUN, "rows": _rows(0.95, 0.2)})  # no counts

@@ -173,6 +173,33 @@ def no_signal(spec: NoiseSpec, num_classes: int) -> str:
     return ""
 
 
+def label_information(spec: NoiseSpec | str, num_classes: int) -> float:
+    """What one noisy label tells about the true class, in nats, for balanced classes: the mutual
+    information ``I(Y; Y~) = H(Y~) - H(Y~ | Y)``, against ``ln K`` for a clean label.
+
+    Symmetric noise at rate ``r`` keeps a label with probability ``1 - r`` and moves it to each of the
+    ``K - 1`` others with ``r / (K - 1)``, so ``I = ln K + (1 - r) ln(1 - r) + r ln(r / (K - 1))``; pair
+    noise moves it to the next class with ``r``: ``I = ln K + (1 - r) ln(1 - r) + r ln r``. Both keep
+    ``H(Y~) = ln K``. ``ln K`` for no noise; the other kinds depend on the data and raise ValueError.
+
+    >>> round(label_information("symmetric:0.8", 10), 3), round(label_information("none", 10), 3)
+    (0.044, 2.303)
+    """
+    spec = parse_noise(spec) if isinstance(spec, str) else spec
+    k, r = num_classes, spec.rate
+
+    def plogp(p: float) -> float:
+        return p * math.log(p) if p > 0 else 0.0
+
+    if spec.kind == "none" or r == 0.0:
+        return math.log(k)
+    if spec.kind == "symmetric":
+        return math.log(k) + plogp(1 - r) + (k - 1) * plogp(r / (k - 1))
+    if spec.kind == "pair":
+        return math.log(k) + plogp(1 - r) + plogp(r)
+    raise ValueError(f"the information of a {spec.kind} noisy label depends on the data")
+
+
 def _check_class_map(class_map: tuple[tuple[int, int], ...], num_classes: int) -> None:
     for a, b in class_map:
         for c in (a, b):

@@ -172,3 +172,26 @@ def test_noise_that_leaves_no_signal_is_refused(noise, k, raises_user_error):
 def test_noise_that_keeps_a_signal_is_accepted(noise, k):
     y = np.repeat(np.arange(k), 50)
     assert inject_noise(y, noise, k, rng(), x=np.random.default_rng(0).random((len(y), 4))).shape == y.shape
+
+
+@pytest.mark.parametrize("noise,k", [("symmetric:0.8", 10), ("symmetric:0.4", 10), ("symmetric:0.3", 3),
+                                     ("pair:0.4", 10), ("pair:0.2", 4), ("none", 5)])
+def test_label_information_is_the_mutual_information_of_the_empirical_joint(noise, k):
+    """The closed form against the mutual information of labels drawn by the injector itself."""
+    from automl_noisy.data.noise import label_information
+
+    y = np.repeat(np.arange(k), 40_000)
+    noisy = inject_noise(y, noise, k, rng(3))
+    joint = np.bincount(y * k + noisy, minlength=k * k).reshape(k, k) / len(y)
+    outer = joint.sum(axis=1, keepdims=True) * joint.sum(axis=0, keepdims=True)
+    seen = joint > 0
+    empirical = float((joint[seen] * np.log(joint[seen] / outer[seen])).sum())
+    assert label_information(noise, k) == pytest.approx(empirical, abs=0.01)
+    assert 0.0 <= label_information(noise, k) <= np.log(k) + 1e-12
+
+
+def test_label_information_of_data_dependent_noise_is_refused():
+    from automl_noisy.data.noise import label_information
+
+    with pytest.raises(ValueError, match="depends on the data"):
+        label_information("instance:0.4", 10)
