@@ -404,6 +404,40 @@ def top_count_flags(scores, truth):
     return flags
 
 
+def waited_for_idle(load: OtherLoad | None = None, cores: float = 0.2, seconds: float = 10.0,
+                    sample=None) -> float:
+    """Wait, before the next timed measurement, until other processes keep at most ``cores`` cores
+    busy over a ``seconds`` sample (``busy_cores``; ``load`` takes no samples meanwhile); the seconds
+    waited. A timed search beside other work (a test run, another benchmark) measures the machine
+    that is left to it, not the search.
+
+    >>> waited_for_idle(sample=lambda: 0.0)  # idle at once
+    0.0
+    """
+    sample = sample or (lambda: busy_cores(seconds))
+    began, told = time.monotonic(), False
+    if load is not None:
+        load.paused.set()
+    try:
+        while (busy := sample()) > cores:
+            if not told:
+                print(f"waiting for an idle machine: other work keeps {busy:.2f} cores busy", flush=True)
+                told = True
+    finally:
+        if load is not None:
+            load.paused.clear()
+    waited = time.monotonic() - began if told else 0.0
+    if told:
+        print(f"idle after {waited:.0f} s", flush=True)
+    return waited
+
+
+def other_load_since(load: OtherLoad, first: int) -> float:
+    """The mean cores of other work over ``load``'s samples from index ``first`` on (0.0 with none)."""
+    cores = [c for _, c in load.samples[first:]]
+    return sum(cores) / len(cores) if cores else 0.0
+
+
 def paused_between(flag: Path, load: OtherLoad | None = None, every: float = 5.0) -> None:
     """Wait, before the next measurement of a run of hours, while the file ``flag`` exists: the machine
     can then do other work without skewing a timed search (none is under way, and ``load`` takes no

@@ -49,7 +49,10 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   ../main/benchmarks/efficiency.py)``: the scripts are main's, the package the worktree's, and the
   partial file, record and section are written into main's checkout. While
   ``benchmarks/.efficiency.pause`` exists the run waits before its next search (no search is timed
-  and no load sampled meanwhile), so the machine can do other work between searches.
+  and no load sampled meanwhile), so the machine can do other work between searches. A search starts
+  only on an idle machine (other work at most 0.2 cores over 10 s, waited for), and one during which
+  other work kept more than 0.1 cores busy on average (5 % of two cores; sampled every 10 s) is
+  discarded without reading it and runs again; each row keeps its ``other_load``.
 
 - **History of the plan**: the first runs (2026-12-03) took the budgets in wall seconds; 5 searches of
   one run were lost with its machine, and the next one's machine proved 2.7 times slower (its first
@@ -61,7 +64,10 @@ Pre-registered here, before any run (tasks, seeds, arms, budgets, targets):
   searches proved to run one trial at a time: the ordered search took the number of its next trial to
   be the count of trials, while the queued ones (plain CE and the portfolio) already stood in the study,
   so no second trial was asked before the first had ended. The run began again at the fixed package,
-  keeping none of those rows. Tasks, seeds, arms, marks and targets did not change.
+  keeping none of those rows. Tasks, seeds, arms, marks and targets did not change. The wait for an
+  idle machine and the discarding of searches under other load came in after 16 rows (2026-12-04), so
+  that the run may go on while the machine is otherwise left alone between working sessions; rows
+  before it have no ``other_load`` (the section's whole-run figure covers them).
 
     .venv/bin/python benchmarks/efficiency.py            # 4 arms x 5 tasks x 3 seeds x 6 reference min: about 8 hours at f = 1, resumable
     .venv/bin/python benchmarks/efficiency.py --quick    # one arm pair on digits symmetric:0.4, 90 s: prints only
@@ -83,8 +89,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, fmt, keep_rows,  # noqa: E402
-                     machine, package_since, paused_between, spread, study_of, table, train_reuse, write_record,
-                     write_section)
+                     machine, other_load_since, package_since, paused_between, spread, study_of, table, train_reuse,
+                     waited_for_idle, write_record, write_section)
 
 TASKS = ("digits symmetric:0.4", "digits pair:0.4", "digits symmetric:0.8", "vec01", "vec02")
 SEEDS = (0, 1, 2)
@@ -99,6 +105,10 @@ MARKS = (90.0, 180.0, 240.0, 360.0)
 REFERENCE_PLAIN_SECONDS = 0.676
 RECORD = HERE / "efficiency.json"
 PARTIAL = HERE / ".efficiency.partial.json"
+#: a search starts only when other work keeps at most this many cores busy (``waited_for_idle``) ...
+IDLE_CORES = 0.2
+#: ... and one during which other work kept more than this many on average is discarded unread and run again
+REDO_CORES = 0.1
 PAUSE = HERE / ".efficiency.pause"  # while it exists, the run waits before its next search (see paused_between)
 SECTION = "efficiency"
 
@@ -302,6 +312,9 @@ def speed(rows: list[dict]) -> str:
     before the search / 0.676 s). Timed again after the search, f differed by 8% (median over 2 searches; -5% to
     +10%): the machine's speed drifts, so a search's budget is that much off what it would have been at the speed it
     ran at.
+    >>> speed([{"factor": 2.0, "other_load": 0.03}, {"factor": 2.0}]).endswith("at most 0.03 cores on average "
+    ...                                                                       "(a search above 0.1 is run again).")
+    True
     """
     factors = [r["factor"] for r in rows if "factor" in r]
     if not factors:
@@ -314,8 +327,11 @@ def speed(rows: list[dict]) -> str:
              f"(median over {len(drift)} searches; {min(drift):+.0%} to {max(drift):+.0%}): the machine's speed "
              "drifts, so a search's budget is that much off what it would have been at the speed it ran at."
              if drift else "")
+    loads = [r["other_load"] for r in rows if "other_load" in r]
+    other = (f" Other work during a search (the {len(loads)} rows that record it): at most {max(loads):.2f} cores on "
+             f"average (a search above {REDO_CORES} is run again)." if loads else "")
     return (f"Budgets and marks are in reference seconds; searches ran for f times as long, f = {span} (the "
-            f"plain-loop time before the search / {REFERENCE_PLAIN_SECONDS} s{tail}).{after}")
+            f"plain-loop time before the search / {REFERENCE_PLAIN_SECONDS} s{tail}).{after}{other}")
 
 
 def render(runs: dict) -> str:
@@ -376,12 +392,22 @@ def main() -> None:
         for task, seed, arm in todo:
             if any((r["task"], r["seed"], r["arm"]) == (task, seed, arm) for r in rows):
                 continue
-            paused_between(PAUSE, load)
-            factor = 1.0 if args.quick else speed_factor()  # before each search: a machine's speed drifts
-            print(f"speed factor {factor:.2f}: {task} seed {seed} {arm} runs {budget * factor:.0f} s", flush=True)
-            row = one(task, seed, arm, budget, marks, factor)
-            if not args.quick:  # timed again after it: how far the machine's speed drifted during the search
-                row["factor_after"] = speed_factor()
+            while True:
+                paused_between(PAUSE, load)
+                if not args.quick:
+                    waited_for_idle(load, IDLE_CORES)
+                factor = 1.0 if args.quick else speed_factor()  # before each search: a machine's speed drifts
+                print(f"speed factor {factor:.2f}: {task} seed {seed} {arm} runs {budget * factor:.0f} s", flush=True)
+                first = len(load.samples)
+                row = one(task, seed, arm, budget, marks, factor)
+                if args.quick:
+                    break
+                row["factor_after"] = speed_factor()  # timed again: how far the speed drifted during the search
+                row["other_load"] = other_load_since(load, first)
+                if row["other_load"] <= REDO_CORES:
+                    break
+                print(f"discarded unread: other work kept {row['other_load']:.2f} cores busy on average during "
+                      f"the search (more than {REDO_CORES}); it runs again", flush=True)
             rows.append(row)
             if args.quick:
                 continue

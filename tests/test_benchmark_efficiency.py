@@ -118,3 +118,27 @@ def test_the_section_says_in_which_seconds_its_budgets_are():
     assert "1 rows with f" not in efficiency.speed([{"factor": 2.0}])
     text = efficiency.render(runs([{**row("digits symmetric:0.4", 0, "today", 0.98, 0.1), "factor": 2.5}]))
     assert "f = 2.50" in text
+
+
+def test_a_timed_search_waits_for_an_idle_machine_and_samples_no_load_meanwhile(capsys):
+    import _common
+
+    values, paused = iter([0.9, 0.5, 0.1]), []
+    load = _common.OtherLoad(every=3600.0)
+
+    def sample() -> float:
+        paused.append(load.paused.is_set())
+        return next(values)
+
+    assert _common.waited_for_idle(load, cores=0.2, sample=sample) >= 0.0
+    assert next(values, None) is None and paused == [True, True, True] and not load.paused.is_set()
+    out = capsys.readouterr().out
+    assert "waiting for an idle machine: other work keeps 0.90 cores busy" in out and "idle after" in out
+
+
+def test_the_other_load_of_a_search_is_the_mean_of_its_own_samples():
+    import _common
+
+    load = _common.OtherLoad(every=3600.0)
+    load.samples += [(0.1, 1.5), (0.2, 0.0), (0.3, 0.2)]
+    assert _common.other_load_since(load, 1) == 0.1 and _common.other_load_since(load, 3) == 0.0
