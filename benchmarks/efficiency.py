@@ -152,6 +152,22 @@ def plan() -> dict:
             "budget": BUDGET, "marks": MARKS, "reference_seconds": REFERENCE_PLAIN_SECONDS}
 
 
+def queued(task: str) -> int:
+    """How many pipelines a default search on ``task`` runs first, before the sampler draws: plain CE and
+    the shipped portfolio's entries that fit the data and the space (no trusted rows, no warm start), as
+    ``search`` plans them. They run in full, on every fold, under every arm (never raced or pruned)."""
+    from automl_noisy.data import load_data
+    from automl_noisy.data.folds import default_folds, train_rows
+    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind, fitting, load_portfolio
+    from automl_noisy.search.space import load_space
+
+    data = load_data(task_spec(task, 0))
+    data = replace(data, spec=replace(data.spec, folds=default_folds(data)))
+    space = load_space("default").for_shape(data.input_shape, train_rows(data))
+    entries = load_portfolio(DEFAULT_PORTFOLIO)[data_kind(data.input_shape)]
+    return 1 + len(fitting(entries, space, data.spec, 0))
+
+
 def speed_factor(repeats: int = 3) -> float:
     """How much slower than the reference machine this one trains: the median seconds of
     ``overhead.plain_trial`` (a plain PyTorch loop, one thread; no package code in the loop, so a
@@ -272,12 +288,14 @@ def reading(runs: dict) -> list[str]:
         best = max(((score(exported(rows, task, a, first)), a) for a in arms if ran(rows, task, a)),
                    key=lambda pair: pair[0])
         if best[0] == 0.0:
+            why = why_early(rows, task, first, runs.get("queued", {}).get(task))
             lines.append(f"- **{task}, {int(first)} s**: no arm had exported a model by then (`today` at {int(four)} s: "
-                         f"{said(base)}): **missed**.")
+                         f"{said(base)}): **missed**.{why}")
             continue
         verdict = "met" if best[0] >= score(base) else f"**missed** by {score(base) - best[0]:.3f}"
         lines.append(f"- **{task}, {int(first)} s**: the best arm ({best[1]}) exports {fmt(best[0])} against "
-                     f"`today` at {int(four)} s {said(base)} (target: at least as much): {verdict}.")
+                     f"`today` at {int(four)} s {said(base)} (target: at least as much): {verdict}."
+                     + ("" if verdict == "met" else why_early(rows, task, first, runs.get("queued", {}).get(task))))
     for arm in arms:
         share = saved(rows, arm, last)
         tasks = [t for t in TASKS if ran(rows, t, arm) and ran(rows, t, "today")]
@@ -288,7 +306,7 @@ def reading(runs: dict) -> list[str]:
         lines.append(f"- **Epochs, {arm}**: {statistics.median(share):.0%} of the fold-epochs saved at {int(last)} s "
                      f"(median over task-seeds); its export against `today`'s at {int(last)} s, worst task "
                      f"{min(gaps):+.3f}. Target (>= 50 % saved, every task within 0.01): "
-                     f"{'met' if met else '**missed**'}.")
+                     f"{'met' if met else '**missed**'}." + ("" if met else why_epochs(rows, arm, last, runs)))
     pick, means = default_arm(rows, marks)
     if pick:
         ranked = ", ".join(f"{a} {means[a]:.3f}" for a in sorted(means, key=means.get, reverse=True))
@@ -296,9 +314,46 @@ def reading(runs: dict) -> list[str]:
                      f"**{pick}**.")
         if ran(rows, "digits symmetric:0.8", pick):
             sym8 = exported(rows, "digits symmetric:0.8", pick, four)
+            met = score(sym8) >= 0.88
             lines.append(f"- **digits symmetric:0.8 at {int(four)} s** ({pick}): {said(sym8)} (target >= 0.88: "
-                         f"{'met' if score(sym8) >= 0.88 else f'**missed** by {0.88 - score(sym8):.3f}'}).")
+                         f"{'met' if met else f'**missed** by {0.88 - score(sym8):.3f}'})."
+                         + ("" if met else why_early([r for r in rows if r["arm"] == pick], "digits symmetric:0.8",
+                                                     four, runs.get("queued", {}).get("digits symmetric:0.8"))))
     return lines
+
+
+def why_early(rows: list[dict], task: str, mark: float, queue: int | None) -> str:
+    """Why an early mark exported little on ``task``: how few trials had finished by then, against the
+    ``queue`` of pipelines every arm runs first in full ("" when the record does not say).
+
+    >>> rows = [{"task": "t", "marks": {"90": {"trials": n}}} for n in (2, 2, 3)]
+    >>> print(why_early(rows, "t", 90, 9))  # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+     Why: by 90 s a search had finished 2 trials (median over arms and seeds), ... the 9 pipelines ...
+    no arm's rule had acted yet...
+    >>> print(why_early(rows, "t", 90, 1))  # doctest: +ELLIPSIS
+     Why: ... so about 1 trials the sampler drew had finished, the only ones an arm's rule acts on.
+    """
+    if queue is None:
+        return ""
+    done = statistics.median(r["marks"][str(int(mark))]["trials"] for r in rows if r["task"] == task)
+    then = ("no arm's rule had acted yet, and the export is the best of the queue's first pipelines" if done <= queue
+            else f"so about {done - queue:g} trials the sampler drew had finished, the only ones an arm's rule acts on")
+    return (f" Why: by {int(mark)} s a search had finished {done:g} trials (median over arms and seeds), and a search "
+            f"first runs the {queue} pipelines it queues (plain CE and the portfolio's entries that fit the data), "
+            f"in full and on every fold under every arm: {then}.")
+
+
+def why_epochs(rows: list[dict], arm: str, mark: float, runs: dict) -> str:
+    """How much of the epochs no arm can save: the queued pipelines' share of the trials finished by
+    ``mark`` (median over task-seeds; "" when the record does not say how many each task queues)."""
+    queues = runs.get("queued", {})
+    shares = [min(queues[r["task"]], g["trials"]) / g["trials"] for r in rows if r["arm"] == arm and r["task"] in queues
+              for g in [r["marks"][str(int(mark))]] if g["trials"]]
+    if not shares:
+        return ""
+    return (f" Why: the queued pipelines, trained in full under every arm, were {statistics.median(shares):.0%} of "
+            f"the trials finished by {int(mark)} s (median over task-seeds; {min(shares):.0%}-{max(shares):.0%}), and "
+            "a raced or pruned trial still trains its first fold or first epochs.")
 
 
 def speed(rows: list[dict]) -> str:
@@ -385,6 +440,7 @@ def main() -> None:
             else [(task, seed, arm) for seed in SEEDS for task in TASKS for arm in ARMS])
     budget, marks = (90.0, (45.0, 90.0)) if args.quick else (BUDGET, MARKS)
     busy, code, tree, planned = busy_cores(), commit(), code_tree(), plan()
+    queues = {} if args.quick else {task: queued(task) for task in TASKS}  # by the package measured
     rows = [] if args.quick else finished_rows(PARTIAL, tree, planned)
     resumed = (f" {len(rows)} searches were kept from an interrupted run of the same package (git tree {tree[:10]} "
                "of automl_noisy)." if rows else "")
@@ -414,6 +470,7 @@ def main() -> None:
             if tree:
                 keep_rows(PARTIAL, tree, rows, planned)
             runs = {"machine": machine(code), "commit": code, "budget": budget, "marks": list(marks), "rows": rows,
+                    "queued": queues,
                     "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed}
             write_record(RECORD, runs)
             write_section(SECTION, render(runs))

@@ -57,6 +57,23 @@ def test_a_missed_target_says_by_how_much():
            " (target: at least as much): **missed** by 0.030." in text
 
 
+def test_a_missed_target_says_why_when_the_record_names_the_queue():
+    """The record keeps how many pipelines each task queues (plain CE and the portfolio, run in full
+    under every arm); a missed mark then says how many trials had finished against that queue, and a
+    missed epochs target how much of the trials the queue was."""
+    record = runs(full(racing_sym8=0.80))
+    record["queued"] = {task: 9 for task in efficiency.TASKS}
+    text = efficiency.render(record)
+    assert ("(target: at least as much): **missed** by 0.030. Why: by 90 s a search had finished 10 trials (median "
+            "over arms and seeds), and a search first runs the 9 pipelines it queues") in text
+    assert "so about 1 trials the sampler drew had finished" in text
+    assert ("- **Epochs, today**: 20% of the fold-epochs saved at 360 s (median over task-seeds); its export against "
+            "`today`'s at 360 s, worst task +0.000. Target (>= 50 % saved, every task within 0.01): **missed**. Why: "
+            "the queued pipelines, trained in full under every arm, were 90% of the trials finished by 360 s") in text
+    assert "(target >= 0.88: **missed** by 0.080). Why: by 240 s" in text
+    assert "Why:" not in efficiency.render(runs(full(racing_sym8=0.80)))  # a record without the queue says no why
+
+
 def test_a_tie_goes_to_the_arm_that_trains_fewer_epochs():
     rows = [r for r in full() if r["arm"] in ("today", "racing")]
     rows += [{**r, "arm": "halving", "marks": {m: {**v, "fold_epochs": 10} for m, v in r["marks"].items()}}
