@@ -331,13 +331,14 @@ def why_early(rows: list[dict], task: str, mark: float, queue: int | None) -> st
      Why: by 90 s a search had finished 2 trials (median over arms and seeds), ... the 9 pipelines ...
     no arm's rule had acted yet...
     >>> print(why_early(rows, "t", 90, 1))  # doctest: +ELLIPSIS
-     Why: ... so about 1 trials the sampler drew had finished, the only ones an arm's rule acts on.
+     Why: ... so about 1 trial the sampler drew had finished, the only ones an arm's rule acts on.
     """
     if queue is None:
         return ""
     done = statistics.median(r["marks"][str(int(mark))]["trials"] for r in rows if r["task"] == task)
     then = ("no arm's rule had acted yet, and the export is the best of the queue's first pipelines" if done <= queue
-            else f"so about {done - queue:g} trials the sampler drew had finished, the only ones an arm's rule acts on")
+            else f"so about {done - queue:g} {'trial' if done - queue == 1 else 'trials'} the sampler drew had "
+            "finished, the only ones an arm's rule acts on")
     return (f" Why: by {int(mark)} s a search had finished {done:g} trials (median over arms and seeds), and a search "
             f"first runs the {queue} pipelines it queues (plain CE and the portfolio's entries that fit the data), "
             f"in full and on every fold under every arm: {then}.")

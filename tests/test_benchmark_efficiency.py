@@ -66,7 +66,7 @@ def test_a_missed_target_says_why_when_the_record_names_the_queue():
     text = efficiency.render(record)
     assert ("(target: at least as much): **missed** by 0.030. Why: by 90 s a search had finished 10 trials (median "
             "over arms and seeds), and a search first runs the 9 pipelines it queues") in text
-    assert "so about 1 trials the sampler drew had finished" in text
+    assert "so about 1 trial the sampler drew had finished" in text
     assert ("- **Epochs, today**: 20% of the fold-epochs saved at 360 s (median over task-seeds); its export against "
             "`today`'s at 360 s, worst task +0.000. Target (>= 50 % saved, every task within 0.01): **missed**. Why: "
             "the queued pipelines, trained in full under every arm, were 90% of the trials finished by 360 s") in text
