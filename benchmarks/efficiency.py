@@ -336,7 +336,7 @@ def why_early(rows: list[dict], task: str, mark: float, queue: int | None) -> st
     if queue is None:
         return ""
     done = statistics.median(r["marks"][str(int(mark))]["trials"] for r in rows if r["task"] == task)
-    then = ("no arm's rule had acted yet, and the export is the best of the queue's first pipelines" if done <= queue
+    then = ("no arm's rule had acted yet, and the export is one of the queue's first pipelines" if done <= queue
             else f"so about {done - queue:g} {'trial' if done - queue == 1 else 'trials'} the sampler drew had "
             "finished, the only ones an arm's rule acts on")
     return (f" Why: by {int(mark)} s a search had finished {done:g} trials (median over arms and seeds), and a search "
