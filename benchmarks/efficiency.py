@@ -281,21 +281,22 @@ def reading(runs: dict) -> list[str]:
                               "(seed-major); the readings below are over what ran and are not the verdict."]
     arms = list(dict.fromkeys(r["arm"] for r in rows))
     first, four, last = marks[0], 240.0 if 240.0 in marks else marks[-1], marks[-1]
+    queues = runs.get("queued", {})  # per task, the pipelines a search runs first (a record may not say)
     for task in [t for t in TASKS if t.startswith("digits")]:
         if not ran(rows, task, "today"):
             continue
         base = exported(rows, task, "today", four)
         best = max(((score(exported(rows, task, a, first)), a) for a in arms if ran(rows, task, a)),
                    key=lambda pair: pair[0])
+        why = why_early(rows, task, first, queues.get(task))
         if best[0] == 0.0:
-            why = why_early(rows, task, first, runs.get("queued", {}).get(task))
             lines.append(f"- **{task}, {int(first)} s**: no arm had exported a model by then (`today` at {int(four)} s: "
                          f"{said(base)}): **missed**.{why}")
             continue
         verdict = "met" if best[0] >= score(base) else f"**missed** by {score(base) - best[0]:.3f}"
         lines.append(f"- **{task}, {int(first)} s**: the best arm ({best[1]}) exports {fmt(best[0])} against "
                      f"`today` at {int(four)} s {said(base)} (target: at least as much): {verdict}."
-                     + ("" if verdict == "met" else why_early(rows, task, first, runs.get("queued", {}).get(task))))
+                     + ("" if verdict == "met" else why))
     for arm in arms:
         share = saved(rows, arm, last)
         tasks = [t for t in TASKS if ran(rows, t, arm) and ran(rows, t, "today")]
@@ -306,7 +307,7 @@ def reading(runs: dict) -> list[str]:
         lines.append(f"- **Epochs, {arm}**: {statistics.median(share):.0%} of the fold-epochs saved at {int(last)} s "
                      f"(median over task-seeds); its export against `today`'s at {int(last)} s, worst task "
                      f"{min(gaps):+.3f}. Target (>= 50 % saved, every task within 0.01): "
-                     f"{'met' if met else '**missed**'}." + ("" if met else why_epochs(rows, arm, last, runs)))
+                     f"{'met' if met else '**missed**'}." + ("" if met else why_epochs(rows, arm, last, queues)))
     pick, means = default_arm(rows, marks)
     if pick:
         ranked = ", ".join(f"{a} {means[a]:.3f}" for a in sorted(means, key=means.get, reverse=True))
@@ -318,7 +319,7 @@ def reading(runs: dict) -> list[str]:
             lines.append(f"- **digits symmetric:0.8 at {int(four)} s** ({pick}): {said(sym8)} (target >= 0.88: "
                          f"{'met' if met else f'**missed** by {0.88 - score(sym8):.3f}'})."
                          + ("" if met else why_early([r for r in rows if r["arm"] == pick], "digits symmetric:0.8",
-                                                     four, runs.get("queued", {}).get("digits symmetric:0.8"))))
+                                                     four, queues.get("digits symmetric:0.8"))))
     return lines
 
 
@@ -344,10 +345,9 @@ def why_early(rows: list[dict], task: str, mark: float, queue: int | None) -> st
             f"in full and on every fold under every arm: {then}.")
 
 
-def why_epochs(rows: list[dict], arm: str, mark: float, runs: dict) -> str:
+def why_epochs(rows: list[dict], arm: str, mark: float, queues: dict[str, int]) -> str:
     """How much of the epochs no arm can save: the queued pipelines' share of the trials finished by
-    ``mark`` (median over task-seeds; "" when the record does not say how many each task queues)."""
-    queues = runs.get("queued", {})
+    ``mark`` (median over task-seeds; "" when ``queues`` does not say how many each task queues)."""
     shares = [min(queues[r["task"]], g["trials"]) / g["trials"] for r in rows if r["arm"] == arm and r["task"] in queues
               for g in [r["marks"][str(int(mark))]] if g["trials"]]
     if not shares:
