@@ -107,7 +107,7 @@ def last_test_accuracy(pipeline, data) -> float:
     return float(last.test_accuracy)
 
 
-def method_runs(noise: str, seed: int, fraction: float) -> list[dict]:
+def method_runs(noise: str, seed: int, fraction: float, arms: tuple[str, ...] = METHOD_ARMS) -> list[dict]:
     """The single-model arms of one task, seed and fraction."""
     from automl_noisy.data import load_data
     from automl_noisy.data.folds import pool_dataset
@@ -117,7 +117,7 @@ def method_runs(noise: str, seed: int, fraction: float) -> list[dict]:
     pool = pool_dataset(data)
     made = pipelines(spec, data)
     rows = []
-    for arm in METHOD_ARMS:
+    for arm in arms:
         if arm != "plain_ce" and pool.trusted_train is None:
             continue
         start = time.perf_counter()

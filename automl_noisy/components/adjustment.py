@@ -180,6 +180,7 @@ class GoldLossCorrection(TargetAdjustment):
 
     warmup_epochs: int = hyperparameter(10, 1, 30)
     retrain: bool = hyperparameter(False)
+    replay: float = hyperparameter(0.0, 0.0, 1.0)
     _k: int | None = field(default=None, init=False, repr=False, compare=False)
     _trusted: Tensor | None = field(default=None, init=False, repr=False, compare=False)
     _c: Tensor | None = field(default=None, init=False, repr=False, compare=False)
@@ -217,6 +218,9 @@ class GoldLossCorrection(TargetAdjustment):
 
     def restart_after(self) -> int | None:
         return self.warmup_epochs if self.retrain else None
+
+    def trusted_replay(self, epoch: int) -> float:
+        return self.replay if epoch > self.warmup_epochs else 0.0  # the first stage detaches them anyway
 
     def on_epoch_end(self, end: EpochEnd) -> None:
         if end.epoch == self.warmup_epochs and self._trusted is not None:

@@ -23,7 +23,8 @@ Optuna or Ray. Components that keep state set it up in ``setup``, may look at ea
 A component that reads the trusted rows (``TrainInfo.trusted``) says so with ``needs_trusted``:
 the search offers it only for data with trusted rows; one that needs a trusted training row of every
 class (e.g. to estimate a matrix row per class) also says ``needs_trusted_per_class``: the search
-offers it only where every training split has them.
+offers it only where every training split has them. Such a method may ask for the trusted rows to be
+replayed in every batch (``trusted_replay``), where a random batch holds few of them.
 
 A selector that learns its weights by looking one optimizer step ahead (meta-learning: Meta-Weight-Net,
 learning to reweight) says so with ``Selector.needs_lookahead``. Before the weights of each batch,
@@ -185,6 +186,16 @@ class Component:
         trained on the noisy data, then train a new one with it (forward correction's ``T``, AUM's
         flagged samples). None: never."""
         return None
+
+    def trusted_replay(self, epoch: int) -> float:
+        """How many trusted rows join every batch of ``epoch`` besides the batch's own, as a share of
+        the batch size (0: none). For a method that learns from the trusted rows, of which a random
+        batch holds few (about three of 64 when 5 % of the rows are trusted): the trainer appends
+        ``round(share * batch_size)`` of them, drawn at random without replacement within a batch
+        (all of them when there are fewer), to every batch, and the whole step sees them as the
+        batch's rows (their indices, their verified labels). The trainer takes the largest share of
+        the step's components; without trusted rows there is nothing to replay."""
+        return 0.0
 
 
 class PerSampleLoss(Component, ABC):

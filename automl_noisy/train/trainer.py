@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from automl_noisy.components import FAMILIES, build
 from automl_noisy.components.augment import views_for
-from automl_noisy.components.base import Classifier, ModelFactory, TrainInfo
+from automl_noisy.components.base import Classifier, Component, ModelFactory, TrainInfo
 from automl_noisy.data import NoisyDataset
 from automl_noisy.data.folds import fold_split, trusted_gap
 from automl_noisy.errors import UserError
@@ -184,6 +184,12 @@ class Trainer:
         clean_test = data.clean_labels_known and len(data.y_test) > 0
         self.x_test, self.y_test = self._tensors(data.x_test, data.y_test) if clean_test else (None, None)
         self._generator = torch.Generator().manual_seed(pipeline.seed)
+        # the trusted training rows a component may replay in every batch (Component.trusted_replay),
+        # drawn from a stream of their own: a run that replays none shuffles as it did before
+        trusted = data.trusted_train
+        self._trusted_idx = (torch.from_numpy(np.flatnonzero(trusted)).to(self.device)
+                             if trusted is not None and trusted.any() else None)
+        self._replay_generator = torch.Generator().manual_seed(pipeline.seed + 1)
         self._epochs_done = 0
         self._train_cache: tuple[int, Tensor] | None = None  # (epochs done, log-probs of x_train)
         self._autocast = autocast_for(self.device)
@@ -195,6 +201,20 @@ class Trainer:
             return None
         rows = torch.from_numpy(np.flatnonzero(mask)).to(self.device)
         return TrustedRows(self.x_train[rows], self.y_train[rows], seed)
+
+    def _replayed_per_batch(self, components: list[Component], epoch: int) -> int:
+        """How many trusted rows join each batch of ``epoch``: the largest share its components ask for
+        (``Component.trusted_replay``) of the batch size, at most every trusted row; 0 without any."""
+        if self._trusted_idx is None:
+            return 0
+        share = max((c.trusted_replay(epoch) for c in components), default=0.0)
+        return min(round(share * self.pipeline.batch_size), len(self._trusted_idx))
+
+    def _replay(self, count: int) -> Tensor:
+        """``count`` trusted training rows' indices, at random without replacement."""
+        assert self._trusted_idx is not None
+        pick = torch.randperm(len(self._trusted_idx), generator=self._replay_generator)[:count]
+        return self._trusted_idx[pick.to(self._trusted_idx.device)]
 
     def learning_rate(self, param: Tensor) -> float:
         """The optimizer's current learning rate of ``param`` (0 for a parameter it does not train)."""
@@ -269,11 +289,14 @@ class Trainer:
                 if self.pipeline.start.mode == "frozen":
                     net.body.eval()  # batch norm statistics stay the encoder's too
             order = torch.randperm(n, generator=self._generator).to(self.device)
+            replayed = self._replayed_per_batch(components, epoch)
             total, batches = 0.0, 0
             for begin in range(0, n, bs):
                 idx = order[begin:begin + bs]
                 if len(idx) < 2 and batches:  # a batch of one breaks batch norm; fold it away
                     continue
+                if replayed:
+                    idx = torch.cat([idx, self._replay(replayed)])
                 with self._autocast:
                     loss = self.step(self.x_train[idx], labels[idx], idx)
                 self.optimizer.zero_grad(set_to_none=True)

@@ -68,6 +68,7 @@ class MetaWeightNet(Selector):
     meta_batch_size: int = hyperparameter(100, 16, 512, log=True)
     weight_decay: float = hyperparameter(1e-4, 0.0, 1e-2)
     warmup_epochs: int = hyperparameter(0, 0, 10)
+    replay: float = hyperparameter(0.0, 0.0, 1.0)
     _k: int = field(default=0, init=False, repr=False, compare=False)
     _epoch: int = field(default=1, init=False, repr=False, compare=False)
     _net: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
@@ -90,6 +91,9 @@ class MetaWeightNet(Selector):
 
     def on_epoch_start(self, epoch: int) -> None:
         self._epoch = epoch
+
+    def trusted_replay(self, epoch: int) -> float:
+        return self.replay
 
     def warming_up(self) -> bool:
         return self._epoch <= self.warmup_epochs
