@@ -28,8 +28,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, spread, table,
-                     write_record, write_section)
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, package_since, spread,
+                     table, write_record, write_section)
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted-replay.json"
@@ -108,7 +108,8 @@ def render(runs: dict) -> str:
     rows = runs["rows"]
     planned = len(TASKS) * len(SEEDS) * (2 + len(METHODS) * len(SHARES))
     lines = ["## Replaying the trusted rows in every batch (`benchmarks/trusted_replay.py`)", "",
-             f"{runs['machine']} {runs['load']} {runs['minutes']:.0f} minutes.", "",
+             f"{runs['machine']}. {runs['load']} {runs['minutes']:.1f} minutes."
+             + (" " + package_since(runs["commit"]) if runs.get("commit") else ""), "",
              __doc__.split("\n\n", 2)[2].strip(), ""]
     if len(rows) < planned:
         lines += [f"**Partial**: {len(rows)} of {planned} runs.", ""]
