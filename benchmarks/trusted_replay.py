@@ -57,7 +57,7 @@ def runs_of(task: str, seed: int) -> list[dict]:
     from automl_noisy.data import load_data
     from automl_noisy.data.folds import pool_dataset
 
-    rows = [r for r in method_runs(task, seed, FRACTION, arms=("plain_ce", "trusted_alone"))]
+    rows = method_runs(task, seed, FRACTION, arms=("plain_ce", "trusted_alone"))
     spec = spec_of(task, seed, FRACTION)
     data = load_data(spec)
     pool = pool_dataset(data)
@@ -88,17 +88,13 @@ def picks(rows: list[dict]) -> dict[str, float | None]:
     """
     out: dict[str, float | None] = {}
     for method in METHODS:
-        means = {}
-        for share in SHARES:
-            per_task = [_scores(rows, t, method, share) for t in TASKS]
-            if any(len(s) < len(SEEDS) for s in per_task):
-                break
-            means[share] = statistics.mean(statistics.median(s) for s in per_task)
-        else:
-            best = max(means.values())
-            out[method] = min(s for s, m in means.items() if m >= best - TIE)
+        per_share = {share: [_scores(rows, t, method, share) for t in TASKS] for share in SHARES}
+        if any(len(seeds) < len(SEEDS) for tasks in per_share.values() for seeds in tasks):
+            out[method] = None
             continue
-        out[method] = None
+        means = {share: statistics.mean(statistics.median(seeds) for seeds in tasks) for share, tasks in per_share.items()}
+        best = max(means.values())
+        out[method] = min(share for share, m in means.items() if m >= best - TIE)
     return out
 
 

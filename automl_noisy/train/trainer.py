@@ -158,10 +158,13 @@ class Trainer:
         for net in self.networks:
             self._start(net)
         self.x_train, self.y_train = self._tensors(data.x_train, data.y_train)
+        trusted = data.trusted_train  # their indices: the meta batches draw them, and batches may replay them
+        self._trusted_idx = (torch.from_numpy(np.flatnonzero(trusted)).to(self.device)
+                             if trusted is not None and trusted.any() else None)
         self._groups: tuple[torch.optim.Optimizer, dict[int, dict]] | None = None  # param -> its group
         self.step = TrainingStep(scheme, methods, self.networks, k, outputs,
                                  views_for(type(factory).spatial, data.input_shape),
-                                 self.learning_rate, self._trusted_rows(data.trusted_train, pipeline.seed))
+                                 self.learning_rate, self._trusted_rows(pipeline.seed))
         info = TrainInfo(len(data.y_train), k, data.input_shape, pipeline.epochs, self.device,
                          self.networks[0].feature_dim, pipeline.seed, data.trusted_train, data.y_train,
                          data.class_names)
@@ -184,23 +187,19 @@ class Trainer:
         clean_test = data.clean_labels_known and len(data.y_test) > 0
         self.x_test, self.y_test = self._tensors(data.x_test, data.y_test) if clean_test else (None, None)
         self._generator = torch.Generator().manual_seed(pipeline.seed)
-        # the trusted training rows a component may replay in every batch (Component.trusted_replay),
-        # drawn from a stream of their own: a run that replays none shuffles as it did before
-        trusted = data.trusted_train
-        self._trusted_idx = (torch.from_numpy(np.flatnonzero(trusted)).to(self.device)
-                             if trusted is not None and trusted.any() else None)
+        # the trusted rows a component replays in every batch (Component.trusted_replay) are drawn from
+        # a stream of their own: a run that replays none shuffles as it did before
         self._replay_generator = torch.Generator().manual_seed(pipeline.seed + 1)
         self._epochs_done = 0
         self._train_cache: tuple[int, Tensor] | None = None  # (epochs done, log-probs of x_train)
         self._autocast = autocast_for(self.device)
         self._rng = self._global_rng()  # this trainer's place in torch's global random stream
 
-    def _trusted_rows(self, mask: np.ndarray | None, seed: int) -> TrustedRows | None:
+    def _trusted_rows(self, seed: int) -> TrustedRows | None:
         """Batches of the trusted training rows (``x_train[trusted]``, their labels), None without any."""
-        if mask is None or not mask.any():
+        if self._trusted_idx is None:
             return None
-        rows = torch.from_numpy(np.flatnonzero(mask)).to(self.device)
-        return TrustedRows(self.x_train[rows], self.y_train[rows], seed)
+        return TrustedRows(self.x_train[self._trusted_idx], self.y_train[self._trusted_idx], seed)
 
     def _replayed_per_batch(self, components: list[Component], epoch: int) -> int:
         """How many trusted rows join each batch of ``epoch``: the largest share its components ask for
