@@ -107,15 +107,21 @@ def last_test_accuracy(pipeline, data) -> float:
     return float(last.test_accuracy)
 
 
-def method_runs(noise: str, seed: int, fraction: float, arms: tuple[str, ...] = METHOD_ARMS) -> list[dict]:
-    """The single-model arms of one task, seed and fraction."""
+def prepared(noise: str, seed: int, fraction: float) -> tuple:
+    """The training pool of one task, seed and fraction and the arms' pipelines (:func:`pipelines`)."""
     from automl_noisy.data import load_data
     from automl_noisy.data.folds import pool_dataset
 
     spec = spec_of(noise, seed, fraction)
     data = load_data(spec)
-    pool = pool_dataset(data)
-    made = pipelines(spec, data)
+    return pool_dataset(data), pipelines(spec, data)
+
+
+def method_runs(noise: str, seed: int, fraction: float, arms: tuple[str, ...] = METHOD_ARMS,
+                ready: tuple | None = None) -> list[dict]:
+    """The single-model arms of one task, seed and fraction (``ready``: what :func:`prepared` gives
+    for them, when the caller has it already)."""
+    pool, made = ready or prepared(noise, seed, fraction)
     rows = []
     for arm in arms:
         if arm != "plain_ce" and pool.trusted_train is None:

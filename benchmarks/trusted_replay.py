@@ -52,16 +52,10 @@ def with_replay(pipeline, family: str, share: float):
 
 def runs_of(task: str, seed: int) -> list[dict]:
     """Every arm of one task and seed."""
-    from trusted import method_runs, pipelines, last_test_accuracy, spec_of
+    from trusted import last_test_accuracy, method_runs, prepared
 
-    from automl_noisy.data import load_data
-    from automl_noisy.data.folds import pool_dataset
-
-    rows = method_runs(task, seed, FRACTION, arms=("plain_ce", "trusted_alone"))
-    spec = spec_of(task, seed, FRACTION)
-    data = load_data(spec)
-    pool = pool_dataset(data)
-    made = pipelines(spec, data)
+    pool, made = prepared(task, seed, FRACTION)
+    rows = method_runs(task, seed, FRACTION, arms=("plain_ce", "trusted_alone"), ready=(pool, made))
     for method, family in METHODS.items():
         for share in SHARES:
             start = time.perf_counter()

@@ -145,18 +145,22 @@ class SearchLoop:
             self.launched = self.remaining
             self._release(math.inf)
 
-    def _may_ask(self) -> bool:
-        """Whether the next trial may be asked now: a free job slot, or the ordered search's rule."""
+    def _may_ask(self, upcoming: int | None) -> bool:
+        """Whether the next trial may be asked now: a free job slot, or the ordered search's rule for
+        the number it gets (``upcoming``)."""
         if self.order is None:
             return self.executor.running() < self.executor.capacity
-        return self.order.may_ask(self.running, next_number(self.study))
+        return self.order.may_ask(self.running, upcoming)
 
     def _launch_while_allowed(self) -> None:
         """Launch trials while more are to be launched and the next may be asked."""
-        while self.launched < self.remaining and self._may_ask():
+        while self.launched < self.remaining:
+            upcoming = None if self.order is None else next_number(self.study)  # one storage read a launch
+            if not self._may_ask(upcoming):
+                return
             self.stop_request.check()
-            if self.order is not None:
-                self._release(self.order.release_below(next_number(self.study)))
+            if upcoming is not None:
+                self._release(self.order.release_below(upcoming))
             self._launch()
 
     def _launch(self) -> None:

@@ -3,6 +3,7 @@ CPU, on loopback): the driver joins with --ray-address, and each trial records t
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,11 @@ def two_nodes():
 
 
 @pytest.fixture
+def one_node():
+    yield from _cluster({"num_cpus": 1})
+
+
+@pytest.fixture
 def declared_gpus():
     """A node that declares two GPUs it does not have: Ray schedules by the declaration, and each task
     sees the ids Ray gave it, while torch finds no CUDA and trains on the CPU (a stand-in for the GPU
@@ -57,6 +63,29 @@ def test_trials_run_on_both_nodes_and_record_where(two_nodes, tmp_path):
     nodes = {place.split()[1] for place in places}  # "node 1a2b3c4d (127.0.0.1)"
     assert len(nodes) == 2, places  # three folds per trial, one CPU per node: both nodes ran jobs
     assert all(t.user_attrs["ran_on"] for t in trials)
+
+
+def test_a_search_without_an_address_runs_on_a_ray_of_its_own(one_node, tmp_path):
+    """A Ray already runs on the machine (its head wrote the address file, as ``ray start`` does), so
+    a bare ``ray.init()`` would join it and stop when it stops: a search without --ray-address (nor
+    RAY_ADDRESS) starts a local Ray of its own, and no job runs on the other one. RAY_ADDRESS (which
+    ``ray job submit`` sets for its entrypoint) still names the cluster to join."""
+    exe = Path(sys.executable).with_name("automl-noisy")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    other = one_node.head_node.node_id[:8]
+
+    def nodes_of(name: str, extra: dict) -> set[str]:
+        storage = f"sqlite:///{tmp_path}/{name}.db"
+        result = subprocess.run([str(exe), "search", *TINY, "--space", "quick", "--trials", "2", "--cv", "1",
+                                 "--no-progress", "--storage", storage], capture_output=True, text=True,
+                                timeout=600, env={**env, **extra})
+        assert result.returncode == 0, result.stderr
+        trials = optuna.load_study(study_name=None, storage=storage).trials
+        return {place.split()[1] for t in trials for place in t.user_attrs["ran_on"]}
+
+    own = nodes_of("own", {})
+    assert len(own) == 1 and other not in own, own
+    assert nodes_of("joined", {"RAY_ADDRESS": one_node.address}) == {other}
 
 
 def test_gpus_per_trial_packs_trials_onto_the_gpus_ray_assigns(declared_gpus, tmp_path):

@@ -79,8 +79,12 @@ def hidden_from_ray(secrets: Sequence[str]) -> Iterator[None]:
 
 
 def connect(address: str | None = None, num_cpus: int | None = None, secrets: Sequence[str] = ()) -> None:
-    """Join the Ray cluster at ``address``, or start a local one (auth disabled on loopback). The
-    ``secrets`` (a storage password) stay out of Ray: see :func:`hidden_from_ray`."""
+    """Join the Ray cluster at ``address``, or start a local one of the search's own (auth disabled
+    on loopback). Without an address Ray itself would join the Ray last started on this machine (by
+    ``ray start``, or another program's test cluster) and die with it; only ``RAY_ADDRESS``, which
+    ``ray job submit`` sets for its entrypoint, still names a cluster to join. The ``secrets`` (a
+    storage password) stay out of Ray: see :func:`hidden_from_ray`."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         _check_reachable(address)
     if ray.is_initialized():
@@ -91,8 +95,8 @@ def connect(address: str | None = None, num_cpus: int | None = None, secrets: Se
             if address:
                 ray.init(address=address, logging_level="WARNING", log_to_driver=False)
             else:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="WARNING",
-                         log_to_driver=False)
+                ray.init(address="local", num_cpus=num_cpus,
+                         include_dashboard=False, logging_level="WARNING", log_to_driver=False)
     except (ConnectionError, ValueError, RuntimeError) as e:
         target = address or "a local Ray"
         raise UserError(f"cannot start or join {target}: {shorten(e)}") from None
