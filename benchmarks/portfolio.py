@@ -201,13 +201,16 @@ def best_combinations(study, keep: int) -> list:
 
 
 def pool_entries() -> dict[str, list]:
-    """The candidate pool per data kind: the recipes of POOL, then the tuned entries of TUNED."""
+    """The candidate pool per data kind: the recipes of POOL, then the tuned entries of TUNED, less
+    those a tuning search found on a task the suite now refuses (:func:`refusal`): that search ranked
+    its trials by labels that carry no signal about the truth, so its picks are chance."""
     from automl_noisy.search.portfolio import load_portfolio
 
     pool = load_portfolio(POOL)
+    refused = [t["name"] for t in tasks() if refusal(t)]
     if TUNED.is_file():
         for kind, entries in load_portfolio(TUNED).items():
-            pool.setdefault(kind, []).extend(entries)
+            pool.setdefault(kind, []).extend(e for e in entries if not any(tuned_on(e.name, t) for t in refused))
     return pool
 
 

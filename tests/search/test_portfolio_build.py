@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import portfolio  # noqa: E402
@@ -76,6 +77,19 @@ def test_tuned_entries_belong_to_their_task_only():
     assert tuned_on(tuned_name("vec01"), "vec01") and tuned_on(tuned_name("vec01", 3), "vec01")
     assert not tuned_on(tuned_name("vec010"), "vec01") and not tuned_on(tuned_name("vec01"), "vec010")
     assert not tuned_on("mlp-sce", "vec01")
+
+
+def test_the_pool_leaves_out_what_was_tuned_on_a_task_the_suite_refuses(tmp_path, monkeypatch):
+    refused = next(t["name"] for t in tasks() if refusal(t))
+    kept = next(t["name"] for t in tasks() if not refusal(t) and t["kind"] == "vectors")
+    tuned = tmp_path / "tuned.yaml"
+    tuned.write_text(yaml.safe_dump({"vectors": [{"name": tuned_name(task, rank), "params": {"loss": "gce"}}
+                                                 for task in (refused, kept) for rank in (1, 2)]}))
+    monkeypatch.setattr(portfolio, "TUNED", tuned)
+    names = [e.name for e in portfolio.pool_entries()["vectors"]]
+    assert tuned_name(kept) in names and tuned_name(kept, 2) in names
+    assert not any(tuned_on(n, refused) for n in names)
+    assert "mlp-sce" in names  # the recipes stay
 
 
 def test_best_combinations_keeps_one_trial_per_combination_and_never_plain_ce():
