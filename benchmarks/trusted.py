@@ -22,7 +22,8 @@ split (clean labels only score):
   the pool unlabeled; trained on the pool like plain CE (not run at 0 %).
 - **search**: the default search (default space, the portfolio, 20 trials, 3 folds, Ray on every core)
   on the data with its trusted rows, which rank the trials when enough of them validate; its export
-  (the default one-standard-error rule) shipped as ``train`` ships it (``DEFAULT_FINAL_MODEL``).
+  (the default one-standard-error rule) shipped as ``train`` ships it (``DEFAULT_FINAL_MODEL``, with
+  the search's encoders and kept fold models, ``_common.train_reuse``).
 
 The runs go in this order, so that an interrupted run has measured the targets first: every
 single-model arm, then the searches at 5 %, at 0 %, at 2 %, at 10 %. Each finished run is kept in
@@ -53,7 +54,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, paused_between,
-                     spread, table, write_record, write_section)
+                     spread, table, train_reuse, write_record, write_section)
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted.json"
@@ -162,7 +163,7 @@ def search_run(noise: str, seed: int, fraction: float, trials: int) -> dict:
         data = load_data(replace(spec, folds=study.user_attrs["data"]["folds"]))
         choice, best = choose(study, "one-se").trial, choose(study, "best").trial
         pipeline = replace(Pipeline.from_dict(choice.user_attrs["pipeline"]), best_epoch=choice.user_attrs["best_epoch"])
-        accuracy, _ = shipped(pipeline, DEFAULT_FINAL_MODEL, data)
+        accuracy, _ = shipped(pipeline, DEFAULT_FINAL_MODEL, data, **train_reuse(study, choice.number))
     row = {"task": noise, "seed": seed, "fraction": fraction, "arm": "search", "test_accuracy": accuracy,
            "ranked_by": (study.user_attrs.get("objective") or {}).get("ranked_by", "noisy"),
            "exported_trial": choice.number, "combination": choice.user_attrs.get("combination"),
