@@ -151,7 +151,7 @@ def search_run(noise: str, seed: int, fraction: float, trials: int) -> dict:
     from automl_noisy.final_model import DEFAULT_FINAL_MODEL
     from automl_noisy.pipeline import Pipeline
     from automl_noisy.search.controller import SearchOptions, search
-    from automl_noisy.search.selection import choose
+    from automl_noisy.search.selection import choose, methods
 
     from ship import shipped
 
@@ -167,7 +167,10 @@ def search_run(noise: str, seed: int, fraction: float, trials: int) -> dict:
     row = {"task": noise, "seed": seed, "fraction": fraction, "arm": "search", "test_accuracy": accuracy,
            "ranked_by": (study.user_attrs.get("objective") or {}).get("ranked_by", "noisy"),
            "exported_trial": choice.number, "combination": choice.user_attrs.get("combination"),
+           "methods": methods(choice.user_attrs.get("combination")),
            "best_trial_recorded": best.user_attrs.get("test_accuracy"), "trials": len(study.trials),
+           "plain_ce_recorded": next((t.user_attrs.get("test_accuracy") for t in study.trials
+                                      if t.user_attrs.get("baseline")), None),
            "shipped": DEFAULT_FINAL_MODEL, "seconds": time.perf_counter() - start}
     print(f"{noise} seed {seed} {fraction:.0%} search: {accuracy:.4f} (trial {choice.number}, "
           f"ranked by {row['ranked_by']})", flush=True)
