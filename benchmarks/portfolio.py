@@ -313,14 +313,19 @@ def performance(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, floa
     suite's studies when the storage file is here (and written to MATRIX, the small record kept in
     git), else from MATRIX. A task the storage lacks keeps its row of MATRIX (a suite run again
     for some tasks only). MATRIX also keeps each task's study's space fingerprint (``fingerprints``),
-    for :func:`stale_tasks`."""
+    for :func:`stale_tasks`. A task the suite refuses (:func:`refusal`) has no row, also where an
+    earlier record or study holds one: its labels carry no signal to rank the entries by."""
     doc = json.loads(MATRIX.read_text(encoding="utf-8")) if MATRIX.is_file() else {"kinds": {}, "matrix": {}}
+    refused = {t["name"] for t in tasks() if refusal(t)}
     if not storage.is_file():
-        return doc["kinds"], doc["matrix"]
+        return ({t: k for t, k in doc["kinds"].items() if t not in refused},
+                {t: row for t, row in doc["matrix"].items() if t not in refused})
     kinds, matrix, fingerprints, meta = _read_studies(storage)
     kinds, matrix = {**doc["kinds"], **kinds}, {**doc["matrix"], **matrix}
     fingerprints = {**doc.get("fingerprints", {}), **fingerprints}
     meta = {**doc.get("meta", {}), **meta}
+    kinds, matrix, fingerprints, meta = ({t: v for t, v in d.items() if t not in refused}
+                                         for d in (kinds, matrix, fingerprints, meta))
     write_whole(MATRIX, json.dumps({"kinds": kinds, "matrix": matrix, "fingerprints": fingerprints, "meta": meta},
                                    indent=1, sort_keys=True) + "\n")
     return kinds, matrix

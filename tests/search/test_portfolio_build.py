@@ -140,6 +140,24 @@ def test_the_nearest_part_records_each_task_s_meta_features_and_its_order_and_th
     assert [e.name for e in nearest_order(entries["vectors"], tasks_read, 300, 3, 0.2)] == ["b", "c", "a", "d"]
 
 
+def test_a_task_the_suite_refuses_has_no_row_even_where_an_earlier_record_or_study_holds_one(tmp_path, monkeypatch):
+    refused = next(t["name"] for t in tasks() if refusal(t))
+    kept = tasks()[0]["name"]
+    record = tmp_path / "matrix.json"
+    record.write_text(json.dumps({"kinds": {refused: "vectors", kept: "vectors"},
+                                  "matrix": {refused: {PLAIN: 0.2, "a": 0.3}, kept: {PLAIN: 0.8, "a": 0.9}},
+                                  "fingerprints": {refused: "0" * 16, kept: suite_fingerprint(tasks()[0])}}))
+    monkeypatch.setattr(portfolio, "MATRIX", record)
+    assert portfolio.performance(tmp_path / "absent.db") == ({kept: "vectors"}, {kept: {PLAIN: 0.8, "a": 0.9}})
+    storage = tmp_path / "suite.db"
+    study = optuna.create_study(study_name=refused, storage=f"sqlite:///{storage}", direction="maximize")
+    study.set_user_attr("input_shape", [20])
+    study.add_trial(optuna.trial.create_trial(value=0.2, user_attrs={"test_accuracy": 0.2, "baseline": True}))
+    kinds, matrix = portfolio.performance(storage)
+    assert set(matrix) == set(kinds) == {kept} and stale_tasks(matrix) == []
+    assert refused not in json.loads(record.read_text())["matrix"]
+
+
 def test_a_stored_study_of_another_space_is_measured_again_and_one_of_the_same_is_kept(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/tuning.db"
     for name, made in (("tune-a", "0" * 16), ("tune-b", "1" * 16)):
