@@ -503,6 +503,16 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
     per_kind = {k: sum(kinds[t] == k for t in matrix) for k in ("vectors", "images")}
     tables_text = (f", and {len(tables)} real tables that pip packages ship offline ({', '.join(f'`{t}`' for t in tables)}"
                    "), with the noise the task names" if tables else "")
+    suite = {t["name"]: t for t in tasks()}
+    ranges = {}
+    for task in matrix:
+        kind, rate = suite[task]["noise"].split(":")[:2] if task in suite else ("?", "nan")
+        ranges.setdefault(kind, []).append(float(rate))
+    noises = ", ".join(f"{k} {min(r):g}" + (f"-{max(r):g}" if max(r) > min(r) else "") + (" (a class map)" if k == "asymmetric" else "")
+                       for k, r in ranges.items())
+    refused = [f"`{t['name']}` ({t['noise']} on {t['classes']} classes)" for t in tasks() if refusal(t)]
+    refused_text = (f" Left out, their noise leaving the labels no signal (the true class is not the most likely "
+                    f"label): {', '.join(refused)}." if refused else "")
     portfolio = []
     for kind, entries in doc.items():
         curve = list(provenance["kinds"][kind]["mean_normalized_regret_by_prefix"].values())
@@ -515,8 +525,7 @@ Built {provenance['built']} at {provenance['commit']} from `benchmarks/{provenan
 **Suite.** {len(matrix)} tasks (digits and the other held-out data left out): {generated['vectors']} generated
 `make_classification` vector tasks (400-1000 rows, 10-40 features, 3-6 classes) and {generated['images']} image
 tasks (500-900 grayscale images of 8x8 or 10x10 pixels, 3-6 classes of random stroke prototypes, shifted,
-rotated and noised), each with one noise of symmetric 0.2-0.8, pair 0.2-0.45, asymmetric 0.3-0.4 (a class
-map) and instance 0.2-0.6{tables_text}. On each task the candidate pool ran through `search --portfolio POOL` (the default space
+rotated and noised), each with one noise ({noises}){tables_text}.{refused_text} On each task the candidate pool ran through `search --portfolio POOL` (the default space
 with 12 epochs and no pruning, `benchmarks/portfolio_space.yaml`; 3-fold cross-validation, best
 epoch): after plain CE, {pool_text}. Score: each trial's clean test accuracy at its best epoch.{kept_text}
 

@@ -167,3 +167,23 @@ def test_a_stored_study_of_another_space_is_measured_again_and_one_of_the_same_i
     portfolio.drop_if_other_space(url, "tune-c", "1" * 16)  # none stored: nothing to do
     assert optuna.get_all_study_names(url) == ["tune-b"]
     assert "tune-a: its study measured another space" in capsys.readouterr().out
+
+
+def test_the_suite_section_names_the_tasks_left_out_and_the_noise_of_those_measured(tmp_path, monkeypatch):
+    import _common
+
+    report = tmp_path / "BENCHMARKS.md"
+    write = _common.write_section
+    monkeypatch.setattr(_common, "write_section", lambda name, body: write(name, body, report))
+    measured = [t for t in tasks() if not refusal(t)][:3]  # vec00 symmetric 0.2, vec01 pair 0.3, vec02 instance 0.4
+    matrix = {t["name"]: {PLAIN: 0.5, "mlp-sce": 0.6} for t in measured}
+    provenance = {"built": "today", "commit": "commit abc", "suite": "suite.db",
+                  "kinds": {"vectors": {"mean_normalized_regret_by_prefix": {"0 entries": 1.0, "1 entries": 0.0}}}}
+    portfolio.suite_section({t["name"]: "vectors" for t in measured}, matrix,
+                            {"vectors": [{"name": "mlp-sce", "params": {}}]}, provenance, 8, set(matrix),
+                            portfolio.pool_entries())
+    text = report.read_text()
+    assert "each with one noise (symmetric 0.2, pair 0.3, instance 0.4)" in text
+    left_out = [t for t in tasks() if refusal(t)]
+    assert left_out and all(f"`{t['name']}` ({t['noise']} on {t['classes']} classes)" in text for t in left_out)
+    assert "| vectors | + mlp-sce" in text
