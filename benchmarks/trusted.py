@@ -87,7 +87,7 @@ def pipelines(spec, data) -> dict:
     """The arms' pipelines: the default space's baseline, it with glc or meta_weight, and the
     reference pipeline a search queues for data with trusted rows."""
     from automl_noisy.data.folds import train_rows
-    from automl_noisy.search.portfolio import references
+    from automl_noisy.search.portfolio import data_kind, references
     from automl_noisy.search.space import load_space
 
     space = load_space("default").for_shape(data.input_shape, train_rows(data), data.trusted_train is not None)
@@ -95,7 +95,7 @@ def pipelines(spec, data) -> dict:
     if data.trusted_train is not None:
         out["glc"] = space.fixed({"adjustment": "glc"}, spec, spec.seed)[0]
         out["meta_weight"] = space.fixed({"selection": "meta_weight"}, spec, spec.seed)[0]
-        (_, params), = references(space, spec, spec.seed, True)
+        (_, params), = references(space, spec, spec.seed, True, data_kind(data.input_shape))
         out["trusted_semi"] = space.fixed(params, spec, spec.seed)[0]
     return out
 

@@ -195,7 +195,8 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
                                                load_portfolio, references, resolve)
 
     out: list[tuple[str, str, dict]] = [("reference", name, params) for name, params in
-                                        references(space, data.spec, options.seed, data.trusted_train is not None)]
+                                        references(space, data.spec, options.seed, data.trusted_train is not None,
+                                                   data_kind(data.input_shape))]
     if options.warm_start:
         earlier = _earlier_study(options.warm_start, options.storage)
         shape = earlier.user_attrs.get("input_shape")

@@ -94,27 +94,41 @@ def fitting(entries: list[Entry], space: SearchSpace, data: DataSpec, seed: int)
 
 #: the reference pipeline of data with trusted rows: ``selection: trusted`` with a semi-supervised method
 TRUSTED_SEMI = "trusted+{semi}"
+#: the network the reference trains, per kind of data, where the space offers it (else the baseline's):
+#: for images the cnn fine-tuned from its self-supervised encoder, the pick of
+#: ``benchmarks/trusted_reference.py`` (BENCHMARKS.md "trusted-reference"); vectors keep the baseline's
+REFERENCE_NETWORK: dict[str, dict[str, Any]] = {"images": {"model": "cnn", "start": "finetune"}, "vectors": {}}
 
 
-def references(space: SearchSpace, data: DataSpec, seed: int, trusted: bool) -> list[tuple[str, dict[str, Any]]]:
-    """``(name, params)`` of the reference pipelines for data with (``trusted``) or without trusted
-    rows: with them, the baseline with ``selection: trusted`` and the first semi-supervised method the
-    space lists (``trusted+mixmatch`` in the default space): the trusted rows as the labeled set, every
-    other row unlabeled. It is to the trusted rows what plain CE is to the noisy labels, the plain
-    use of them a search must beat, so it runs whatever the sampler or the portfolio would draw.
-    None when the space offers no ``trusted`` selector or no semi-supervised method.
+def references(space: SearchSpace, data: DataSpec, seed: int, trusted: bool,
+               kind: str = "vectors") -> list[tuple[str, dict[str, Any]]]:
+    """``(name, params)`` of the reference pipelines for data of ``kind`` with (``trusted``) or without
+    trusted rows: with them, ``selection: trusted`` with the first semi-supervised method the space
+    lists (``trusted+mixmatch`` in the default space): the trusted rows as the labeled set, every
+    other row unlabeled, on the kind's :data:`REFERENCE_NETWORK` where the space offers it (else the
+    baseline's network), every other parameter at its default. It is to the trusted rows what plain CE
+    is to the noisy labels, the plain use of them a search must beat, so it runs whatever the sampler
+    or the portfolio would draw. None when the space offers no ``trusted`` selector or no
+    semi-supervised method.
 
     >>> from automl_noisy.search.space import load_space
     >>> space = load_space("default").for_shape((64,), 1000, trusted=True)
-    >>> [(name, params["selection"], params["semi"]) for name, params in references(space, DataSpec(), 0, True)]
-    [('trusted+mixmatch', 'trusted', 'mixmatch')]
+    >>> [(name, params["selection"], params["semi"], params["start"]) for name, params in references(space, DataSpec(), 0, True)]
+    [('trusted+mixmatch', 'trusted', 'mixmatch', 'random')]
+    >>> images = load_space("default").for_shape((1, 8, 8), 1000, trusted=True)
+    >>> [(params["model"], params["start"]) for _, params in references(images, DataSpec(), 0, True, "images")]
+    [('cnn', 'finetune')]
     >>> references(load_space("default").for_shape((64,), 1000), DataSpec(), 0, False)
     []
     """
     semis = [c for c in space.families.get("semi", {}) if c != "none"]
     if not trusted or "trusted" not in space.families.get("selection", {}) or not semis:
         return []
-    _, params = space.fixed({"selection": "trusted", "semi": semis[0]}, data, seed)
+    given = {"selection": "trusted", "semi": semis[0]}
+    try:
+        _, params = space.fixed({**given, **REFERENCE_NETWORK.get(kind, {})}, data, seed)
+    except UserError:  # the space offers no such network or start: the baseline's
+        _, params = space.fixed(given, data, seed)
     return [(TRUSTED_SEMI.format(semi=semis[0]), params)]
 
 
