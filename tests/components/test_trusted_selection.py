@@ -127,15 +127,15 @@ def test_without_trusted_rows_there_is_no_reference_and_no_trusted_selector(tmp_
     assert all(t.params.get("selection") != "trusted" for t in study.trials)
 
 
-def test_on_images_the_reference_trains_the_cnn_fine_tuned_from_its_encoder():
+def test_on_images_the_reference_trains_the_cnn_on_its_frozen_encoder():
     """The search plans the reference on the network REFERENCE_NETWORK names for the kind of data
-    (for images the cnn fine-tuned from the self-supervised encoder); vectors keep the baseline's."""
+    (for images the cnn on its self-supervised encoder, frozen); vectors keep the baseline's."""
     from automl_noisy.data.folds import train_rows
     from automl_noisy.search.controller import _warm_starts
     from automl_noisy.search.space import load_space
 
     for spec, model, start in ((DataSpec("digits", "symmetric:0.4", options={"trusted_fraction": 0.05}), "cnn",
-                                "finetune"), (TRUSTED, None, "random")):
+                                "frozen"), (TRUSTED, None, "random")):
         data = load_data(spec)
         space = load_space("default").for_shape(data.input_shape, train_rows(data), True)
         (attribute, name, params), *_ = _warm_starts(space, data, SearchOptions(spec, portfolio=None))
