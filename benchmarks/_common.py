@@ -354,6 +354,38 @@ def write_section(name: str, body: str, path: Path = REPORT) -> None:
     write_whole(path, text)
 
 
+def section_from_record(section: str, record: Path, render) -> None:
+    """A script's ``--report``: its ``section`` of BENCHMARKS.md written again by ``render`` from the
+    stored ``record``."""
+    import json
+
+    write_section(section, render(json.loads(record.read_text(encoding="utf-8"))))
+    print(f"wrote the {section} section of BENCHMARKS.md from {record.name}")
+
+
+def run_task_seeds(tasks, seeds, runs_of, render, record: Path, partial: Path, section: str) -> None:
+    """Run ``runs_of(task, seed)`` (a list of rows) for every task and seed that an interrupted run of
+    the same package did not keep in ``partial``; after each, the rows are kept there and the record
+    and the section (``render``) are written whole, with the machine and the other load."""
+    busy = busy_cores()
+    start = time.perf_counter()
+    code, tree = commit(), code_tree()
+    rows = finished_rows(partial, tree)
+    with OtherLoad() as load:
+        for task in tasks:
+            for seed in seeds:
+                if any(r["task"] == task and r["seed"] == seed for r in rows):
+                    continue
+                rows += runs_of(task, seed)
+                if tree:
+                    keep_rows(partial, tree, rows)
+                runs = {"machine": machine(code), "commit": code, "minutes": (time.perf_counter() - start) / 60,
+                        "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence(), "rows": rows}
+                write_record(record, runs)
+                write_section(section, render(runs))
+    print(f"wrote the {section} section of BENCHMARKS.md and {record.name}")
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     """A Markdown table (also readable as plain text on stdout)."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]

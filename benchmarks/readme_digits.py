@@ -21,13 +21,12 @@ are reused only for the same package and the same portfolio file.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
-from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, keep_rows, machine, spread,
-                     table, write_record, write_section)
+from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, keep_rows, machine,
+                     section_from_record, spread, table, write_record, write_section)
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "readme-digits.json"
@@ -112,17 +111,12 @@ def run(quick: bool = False) -> None:
     print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")
 
 
-def report() -> None:
-    write_section(SECTION, render(json.loads(RECORD.read_text(encoding="utf-8"))))
-    print(f"wrote the {SECTION} section of BENCHMARKS.md from {RECORD.name}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="one seed, 4 trials, printed only")
     parser.add_argument("--report", action="store_true", help="the section again from readme-digits.json")
     args = parser.parse_args()
-    report() if args.report else run(quick=args.quick)
+    section_from_record(SECTION, RECORD, render) if args.report else run(quick=args.quick)
 
 
 if __name__ == "__main__":

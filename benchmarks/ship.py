@@ -36,7 +36,6 @@ one-se pick shipped both ways (the ensemble on a tie).
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -45,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, spread,
-                     table, train_reuse, write_record, write_section)
+from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine,
+                     section_from_record, spread, table, train_reuse, write_record, write_section)
 
 RECORD = Path(__file__).resolve().parent / "model-selection-ship.json"
 #: the rows finished so far, kept after each search so that an interrupted run goes on where it stopped
@@ -277,7 +276,5 @@ def run(quick: bool = False) -> None:
 
 def report() -> None:
     """The section again from the stored runs."""
-    runs = json.loads(RECORD.read_text(encoding="utf-8"))
-    write_section(SECTION, render(runs))
-    print(f"wrote the {SECTION} section of BENCHMARKS.md from {RECORD.name}")
+    section_from_record(SECTION, RECORD, render)
 

@@ -46,7 +46,6 @@ tasks, fractions and targets are those of the first run.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -56,7 +55,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, paused_between,
-                     spread, table, train_reuse, write_record, write_section)
+                     section_from_record, spread, table, train_reuse, write_record, write_section)
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted.json"
@@ -322,10 +321,7 @@ def run(quick: bool = False) -> None:
 
 
 def report() -> None:
-    runs = json.loads(RECORD.read_text(encoding="utf-8"))
-    write_section(SECTION, render(runs))
-    print(f"wrote the {SECTION} section of BENCHMARKS.md from {RECORD.name}")
-
+    section_from_record(SECTION, RECORD, render)
 
 
 def main() -> None:

@@ -28,8 +28,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine, package_since, spread,
-                     table, write_record, write_section)
+from _common import package_since, run_task_seeds, section_from_record, spread, table
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted-replay.json"
@@ -121,39 +120,15 @@ def render(runs: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run() -> None:
-    busy = busy_cores()
-    start = time.perf_counter()
-    code, tree = commit(), code_tree()
-    rows = finished_rows(PARTIAL, tree)
-    with OtherLoad() as load:
-        for task in TASKS:
-            for seed in SEEDS:
-                if any(r["task"] == task and r["seed"] == seed for r in rows):
-                    continue
-                rows += runs_of(task, seed)
-                if tree:
-                    keep_rows(PARTIAL, tree, rows)
-                runs = {"machine": machine(code), "commit": code, "minutes": (time.perf_counter() - start) / 60,
-                        "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence(), "rows": rows}
-                write_record(RECORD, runs)
-                write_section(SECTION, render(runs))
-    print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")
-
-
-def report() -> None:
-    import json
-
-    write_section(SECTION, render(json.loads(RECORD.read_text(encoding="utf-8"))))
-    print(f"wrote the {SECTION} section of BENCHMARKS.md from {RECORD.name}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--report", action="store_true", help="the section again from trusted-replay.json")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    report() if args.report else run()
+    if args.report:
+        section_from_record(SECTION, RECORD, render)
+    else:
+        run_task_seeds(TASKS, SEEDS, runs_of, render, RECORD, PARTIAL, SECTION)
 
 
 if __name__ == "__main__":
