@@ -25,23 +25,9 @@ from automl_noisy.presets import apply_preset
 from automl_noisy.train import Trainer
 from automl_noisy.train.final import train_pipeline
 from automl_noisy.train.pretrain import EncoderRequest, make_encoder
-from tests.components.test_contract import ENTRIES, K, _entry_pipeline, _ids
+from tests.components.test_contract import ENTRIES, _entry_pipeline, _ids, tiny_sets  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: run on a GPU machine")
-
-
-@pytest.fixture(scope="module")
-def tiny_sets(tmp_path_factory):
-    """Vector and image data of a few dozen rows per class, a fifth of them trusted."""
-    rng = np.random.default_rng(0)
-    out = {}
-    for kind, shape in (("vectors", (6,)), ("images", (1, 8, 8))):
-        y = np.arange(90) % K
-        x = rng.normal(size=(90, *shape)).astype(np.float32) + y.reshape(-1, *[1] * len(shape))
-        path = tmp_path_factory.mktemp(kind) / "d.npz"
-        np.savez(path, X=x, y=y)
-        out[kind] = load_data(DataSpec(f"npz:{path}", "symmetric:0.2", options={"trusted_fraction": 0.2}))
-    return out
 
 
 @pytest.mark.parametrize("kind", ["vectors", "images"])
