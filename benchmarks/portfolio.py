@@ -281,6 +281,28 @@ def run_tuning(trials: int, kind: str, only: list[str] | None, keep: int) -> Non
         print(f"{task['name']} in {time.perf_counter() - start:.0f} s", flush=True)
 
 
+def suite_budget(study_name: str, url: str, task: dict, pool: dict[str, list]) -> tuple[int, int]:
+    """The trials a suite search of ``task`` needs so that plain CE and every pool entry the space
+    allows on it run once, no sampler trial besides (the trials already counted, plus what has not
+    run); and how many entries that is."""
+    import optuna
+
+    from automl_noisy.search.portfolio import fitting
+    from automl_noisy.search.shared import counts
+    from automl_noisy.search.space import load_space
+
+    spec = task_spec(task)
+    entries = [e.name for e, _ in fitting(pool[task["kind"]], load_space(str(SPACE)).for_shape(tuple(task["shape"])),
+                                          spec, task["seed"])]
+    if study_name not in optuna.get_all_study_names(url):
+        return 1 + len(entries), len(entries)
+    study = optuna.load_study(study_name=study_name, storage=url)
+    # a trial left RUNNING by a killed run is failed as interrupted by the search, and its entry runs again
+    counted = [t for t in study.get_trials(deepcopy=False) if counts(t) and t.state != optuna.trial.TrialState.RUNNING]
+    ran = {PLAIN if t.user_attrs.get("baseline") else t.user_attrs.get("portfolio") for t in counted}
+    return len(counted) + len([e for e in [PLAIN, *entries] if e not in ran]), len(entries)
+
+
 def run_suite(storage: Path, only: list[str] | None) -> None:
     import optuna
 
@@ -296,15 +318,18 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
         if why := refusal(task):
             print(f"{task['name']}: left out: {why}", flush=True)
             continue
-        trials = 1 + len(pool[task["kind"]])
         drop_if_other_space(url, task["name"], suite_fingerprint(task))
+        trials, fit = suite_budget(task["name"], url, task, pool)
         start = time.perf_counter()
         study = search(SearchOptions(data=task_spec(task), space=str(SPACE), trials=trials, storage=url,
                                      study=task["name"], portfolio=str(path), seed=task["seed"], progress=False,
                                      encoders=str(HERE / ".portfolio-encoders")))
-        done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        best = max(done, key=lambda t: t.user_attrs.get("test_accuracy") or 0)
-        print(f"{task['name']}: {len(done)}/{trials} complete in {time.perf_counter() - start:.0f} s; best clean "
+        done = {PLAIN if t.user_attrs.get("baseline") else t.user_attrs.get("portfolio"): t for t in study.trials
+                if t.state == optuna.trial.TrialState.COMPLETE}
+        done.pop(None, None)  # sampler trials of an earlier version of this script
+        best = max(done.values(), key=lambda t: t.user_attrs.get("test_accuracy") or 0)
+        print(f"{task['name']}: plain CE and {len(done) - (PLAIN in done)} of the {fit} entries the space allows "
+              f"(of {len(pool[task['kind']])} in the pool) complete in {time.perf_counter() - start:.0f} s; best clean "
               f"{best.user_attrs.get('test_accuracy'):.3f} ({best.user_attrs.get('portfolio', PLAIN)})", flush=True)
 
 

@@ -45,7 +45,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +143,10 @@ class SearchSpace:
     def fixed(self, given: Mapping[str, Any], data: DataSpec, seed: int = 0) -> tuple[Pipeline, dict[str, Any]]:
         """The pipeline the Optuna params ``given`` name, every param they do not give at its default,
         and the params that make ``suggest`` return it (for ``study.enqueue_trial``). A value the
-        space does not allow, or a param it does not draw here, is a UserError naming it."""
+        space does not allow, or a param it does not draw here, is a UserError naming it, with one
+        exception: a param the space draws when the labels' noise is unknown and a preset decides here
+        from the noise the data declares (DivideMix's confidence penalty and lambda_u, by the paper's
+        rule) is left to the preset, as on any data with that noise; it is not in the returned params."""
         params: dict[str, Any] = {}
         asked: set[str] = set()
 
@@ -164,9 +167,24 @@ class SearchSpace:
 
         pipeline = self._walk(decide, data, seed)
         unused = sorted(set(given) - asked)
+        if unused and data.noise != "none":  # e.g. an entry tuned on data whose noise the preset had no rule for
+            unused = sorted(set(unused) - self._asked(given, replace(data, noise="none"), seed))
         if unused:  # a family the space leaves out, or a parameter of a choice not taken
             raise UserError(f"{unused[0]}={given[unused[0]]!r} is not a parameter this space draws here")
         return pipeline, params
+
+    def _asked(self, given: Mapping[str, Any], data: DataSpec, seed: int) -> set[str]:
+        """The names of the params the space draws on ``data`` when the pipeline takes ``given``'s
+        choices (values that :meth:`fixed` checked; the others at their defaults)."""
+        asked: set[str] = set()
+
+        def decide(name: str, decl: HParam) -> Any:
+            asked.add(name)
+            fixed, value = fixed_value(decl)
+            return given.get(name, value if fixed else decl.default)
+
+        self._walk(decide, data, seed)
+        return asked
 
     def _walk(self, decide: Decide, data: DataSpec, seed: int) -> Pipeline:
         preset = decide("preset", Choice("none", ("none", *self.presets))) if self.presets else "none"

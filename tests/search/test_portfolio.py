@@ -69,6 +69,25 @@ def test_entries_resolve_against_the_space_and_the_data(portfolio):
     assert (pipeline, params) == space.baseline(DataSpec(), 0)
 
 
+def test_a_preset_parameter_the_declared_noise_decides_is_left_to_the_preset():
+    """An entry tuned where DivideMix draws its confidence penalty (unknown or instance noise) runs on
+    data whose declared noise decides it (the paper's rule: on for pair noise, off for symmetric)."""
+    space = load_space("default").for_shape((8,))
+    entry = {"preset": "dividemix", "preset.dividemix.confidence_penalty": False, "preset.dividemix.lambda_u": 50.0}
+    unknown, _ = resolve(space, entry, DataSpec(), 0)
+    assert not any(p.name == "confidence_penalty" for p in unknown.penalty)
+    assert unknown.semi.params["lambda_u"] == 50.0
+    pair, params = resolve(space, entry, DataSpec(noise="pair:0.3"), 0)
+    assert any(p.name == "confidence_penalty" for p in pair.penalty)  # the paper's rule, not the entry's value
+    assert not any(name.startswith("preset.dividemix.confidence") or name.endswith("lambda_u") for name in params)
+    assert resolve(space, params, DataSpec(noise="pair:0.3"), 0)[0] == pair  # what the search enqueues
+    # a parameter no noise lets the space draw, or one of a choice not taken, is still refused
+    with pytest.raises(UserError, match="preset.dividemix.typo"):
+        resolve(space, {"preset": "dividemix", "preset.dividemix.typo": 1}, DataSpec(noise="pair:0.3"), 0)
+    with pytest.raises(UserError, match="loss.gce.q=0.5 is not a parameter"):
+        resolve(space, {"loss": "ce", "loss.gce.q": 0.5}, DataSpec(noise="pair:0.3"), 0)
+
+
 @pytest.mark.parametrize("text, message", [
     ("[1, 2]", "a portfolio maps vectors and/or images"),
     ("vectors: {name: x}", "vectors must be a list"),

@@ -158,6 +158,29 @@ def test_a_task_the_suite_refuses_has_no_row_even_where_an_earlier_record_or_stu
     assert refused not in json.loads(record.read_text())["matrix"]
 
 
+def test_the_suite_budget_runs_each_entry_the_space_allows_once_and_no_sampler_trial(tmp_path):
+    """Entries tuned where DivideMix draws its penalty (instance noise) fit a pair-noise task too; a
+    resumed study runs what a stopped run interrupted or left running, and nothing besides."""
+    task = next(t for t in tasks() if t["kind"] == "vectors" and t["noise"].startswith("pair"))
+    from automl_noisy.search.portfolio import Entry
+
+    pool = {"vectors": [Entry("gce", {"loss": "gce"}),
+                        Entry("dm", {"preset": "dividemix", "preset.dividemix.confidence_penalty": False}),
+                        Entry("cnn", {"model": "cnn"}),  # no cnn for vectors: not run
+                        Entry("sce", {"loss": "sce"})]}
+    url = f"sqlite:///{tmp_path}/suite.db"
+    assert portfolio.suite_budget("t", url, task, pool) == (4, 3)  # plain CE and three entries
+    study = optuna.create_study(study_name="t", storage=url, direction="maximize")
+    state = optuna.trial.TrialState
+    study.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"baseline": True}))
+    study.add_trial(optuna.trial.create_trial(value=0.6, user_attrs={"portfolio": "gce"}))
+    study.add_trial(optuna.trial.create_trial(state=state.FAIL, user_attrs={"portfolio": "dm", "interrupted": True,
+                                                                             "fail_reason": "interrupted"}))
+    study.add_trial(optuna.trial.create_trial(state=state.RUNNING, user_attrs={"portfolio": "sce"}))
+    study.add_trial(optuna.trial.create_trial(value=0.4))  # a sampler trial: counted, not an entry
+    assert portfolio.suite_budget("t", url, task, pool) == (3 + 2, 3)  # three counted, dm and sce to run
+
+
 def test_a_stored_study_of_another_space_is_measured_again_and_one_of_the_same_is_kept(tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/tuning.db"
     for name, made in (("tune-a", "0" * 16), ("tune-b", "1" * 16)):
