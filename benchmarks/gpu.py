@@ -88,8 +88,6 @@ class Utilization:
 def trials_per_hour(data: str, space: str, folder: Path, trials: int, gpus: float, workers: int | None) -> dict:
     """The search's rates: whole (trials per hour of the search's wall time), trials (per hour of the
     window from the first trial's start to the last one's completion) and the median trial's seconds."""
-    from optuna.trial import TrialState
-
     from automl_noisy.data import DataSpec
     from automl_noisy.search.controller import SearchOptions, search
 
@@ -98,13 +96,20 @@ def trials_per_hour(data: str, space: str, folder: Path, trials: int, gpus: floa
                             workers=workers, progress=False, cv=1, portfolio=None)
     start = time.perf_counter()
     study = search(options)
-    whole = time.perf_counter() - start
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    if len(done) != trials:
-        raise SystemExit(f"{trials - len(done)} of {trials} trials did not complete; the rates would mislead")
+    return rates(study.get_trials(deepcopy=False), trials, time.perf_counter() - start)
+
+
+def rates(trials: list, planned: int, whole: float) -> dict:
+    """``trials_per_hour``'s numbers from a search's trials (Optuna's FrozenTrials) and its wall time
+    ``whole`` in seconds; every one of the ``planned`` trials must have completed."""
+    from optuna.trial import TrialState
+
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    if len(done) != planned:
+        raise SystemExit(f"{planned - len(done)} of {planned} trials did not complete; the rates would mislead")
     window = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
     seconds = statistics.median((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
-    return {"whole": trials * 3600 / whole, "trials": trials * 3600 / window, "trial_s": seconds}
+    return {"whole": planned * 3600 / whole, "trials": planned * 3600 / window, "trial_s": seconds}
 
 
 NO_GPU = """## GPU (`benchmarks/gpu.py`)
