@@ -363,6 +363,20 @@ def section_from_record(section: str, record: Path, render) -> None:
     print(f"wrote the {section} section of BENCHMARKS.md from {record.name}")
 
 
+def task_seeds_main(description: str, tasks, seeds, runs_of, render, record: Path, partial: Path,
+                    section: str) -> None:
+    """The command line of a script that runs ``runs_of`` task by seed (:func:`run_task_seeds`):
+    ``--report`` writes its section again from ``record`` (:func:`section_from_record`)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--report", action="store_true", help=f"the section again from {record.name}")
+    if parser.parse_args().report:
+        section_from_record(section, record, render)
+    else:
+        run_task_seeds(tasks, seeds, runs_of, render, record, partial, section)
+
+
 def run_task_seeds(tasks, seeds, runs_of, render, record: Path, partial: Path, section: str) -> None:
     """Run ``runs_of(task, seed)`` (a list of rows) for every task and seed that an interrupted run of
     the same package did not keep in ``partial``; after each, the rows are kept there and the record

@@ -24,13 +24,12 @@ benchmark tasks, not a user's data: the clean test labels choose a shipped defau
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from _common import package_since, run_task_seeds, section_from_record, spread, table
+from _common import package_since, spread, table, task_seeds_main
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted-reference.json"
@@ -130,14 +129,8 @@ def render(runs: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--report", action="store_true", help="the section again from trusted-reference.json")
-    args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    if args.report:
-        section_from_record(SECTION, RECORD, render)
-    else:
-        run_task_seeds(TASKS, SEEDS, runs_of, render, RECORD, PARTIAL, SECTION)
+    task_seeds_main(__doc__.split("\n")[0], TASKS, SEEDS, runs_of, render, RECORD, PARTIAL, SECTION)
 
 
 if __name__ == "__main__":

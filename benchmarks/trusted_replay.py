@@ -21,14 +21,13 @@ data: the clean test labels choose a shipped default here, as ``benchmarks/effic
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from _common import package_since, run_task_seeds, section_from_record, spread, table
+from _common import package_since, spread, table, task_seeds_main
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "trusted-replay.json"
@@ -121,14 +120,8 @@ def render(runs: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--report", action="store_true", help="the section again from trusted-replay.json")
-    args = parser.parse_args()
     sys.path.insert(0, str(HERE))
-    if args.report:
-        section_from_record(SECTION, RECORD, render)
-    else:
-        run_task_seeds(TASKS, SEEDS, runs_of, render, RECORD, PARTIAL, SECTION)
+    task_seeds_main(__doc__.split("\n")[0], TASKS, SEEDS, runs_of, render, RECORD, PARTIAL, SECTION)
 
 
 if __name__ == "__main__":
