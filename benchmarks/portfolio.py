@@ -281,6 +281,12 @@ def run_tuning(trials: int, kind: str, only: list[str] | None, keep: int) -> Non
         print(f"{task['name']} in {time.perf_counter() - start:.0f} s", flush=True)
 
 
+def entry_of(trial) -> str | None:
+    """The pool entry a suite trial ran: ``PLAIN`` for the baseline, the portfolio entry's name, or
+    None for a sampler trial."""
+    return PLAIN if trial.user_attrs.get("baseline") else trial.user_attrs.get("portfolio")
+
+
 def suite_budget(study_name: str, url: str, task: dict, pool: dict[str, list]) -> tuple[int, int]:
     """The trials a suite search of ``task`` needs so that plain CE and every pool entry the space
     allows on it run once, no sampler trial besides (the trials already counted, plus what has not
@@ -299,7 +305,7 @@ def suite_budget(study_name: str, url: str, task: dict, pool: dict[str, list]) -
     study = optuna.load_study(study_name=study_name, storage=url)
     # a trial left RUNNING by a killed run is failed as interrupted by the search, and its entry runs again
     counted = [t for t in study.get_trials(deepcopy=False) if counts(t) and t.state != optuna.trial.TrialState.RUNNING]
-    ran = {PLAIN if t.user_attrs.get("baseline") else t.user_attrs.get("portfolio") for t in counted}
+    ran = {entry_of(t) for t in counted}
     return len(counted) + len([e for e in [PLAIN, *entries] if e not in ran]), len(entries)
 
 
@@ -324,8 +330,7 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
         study = search(SearchOptions(data=task_spec(task), space=str(SPACE), trials=trials, storage=url,
                                      study=task["name"], portfolio=str(path), seed=task["seed"], progress=False,
                                      encoders=str(HERE / ".portfolio-encoders")))
-        done = {PLAIN if t.user_attrs.get("baseline") else t.user_attrs.get("portfolio"): t for t in study.trials
-                if t.state == optuna.trial.TrialState.COMPLETE}
+        done = {entry_of(t): t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE}
         done.pop(None, None)  # sampler trials of an earlier version of this script
         best = max(done.values(), key=lambda t: t.user_attrs.get("test_accuracy") or 0)
         print(f"{task['name']}: plain CE and {len(done) - (PLAIN in done)} of the {fit} entries the space allows "
@@ -388,7 +393,7 @@ def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, fl
                           "noise": round(float(profile["estimated_rate"]), 4)}
         row = {}
         for t in study.trials:
-            entry = PLAIN if t.user_attrs.get("baseline") else t.user_attrs.get("portfolio")
+            entry = entry_of(t)
             acc = t.user_attrs.get("test_accuracy")
             if entry and t.state == optuna.trial.TrialState.COMPLETE and acc is not None:
                 row[entry] = acc
