@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
+from datetime import datetime
 
 import optuna
+from optuna.storages._rdb import models
+from optuna.storages._rdb.storage import _create_scoped_session
+from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -48,7 +53,7 @@ def open_storage(url: str, must_exist: bool = False) -> optuna.storages.RDBStora
     try:
         for attempt in range(SCHEMA_ATTEMPTS):
             try:
-                return (ReconnectingStorage if server else optuna.storages.RDBStorage)(
+                return (ReconnectingStorage if server else SQLiteStorage)(
                     url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                     engine_kwargs={"pool_pre_ping": True} if server else None,
                 )
@@ -176,6 +181,33 @@ for _name in ("check_trial_is_updatable", "create_new_study", "create_new_trial"
               # what Optuna's _CachedStorage, which wraps an RDB storage in every Study, calls directly
               "_create_new_trial", "_get_best_trial_id", "_get_stale_trial_ids", "_get_trials", "_set_trial_param"):
     setattr(ReconnectingStorage, _name, _reconnecting(getattr(optuna.storages.RDBStorage, _name)))
+
+
+class SQLiteStorage(optuna.storages.RDBStorage):
+    """Optuna's RDBStorage for a SQLite file that several drivers share, with an atomic claim of a
+    queued trial.
+
+    ``Study.ask`` hands out a queued (WAITING) trial by setting it RUNNING, which RDBStorage does as a
+    read and a write: it reads the row ``FOR UPDATE`` and sets it only if it still waits. SQLite
+    ignores ``FOR UPDATE`` and Python's sqlite3 opens no transaction for a read, so two drivers that
+    ask at the same moment can both read WAITING and both run the same trial (PostgreSQL locks the
+    row). Here the claim is one conditional ``UPDATE``: exactly one asker changes the row.
+    """
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState,
+                               values: Sequence[float] | None = None) -> bool:
+        if state != TrialState.RUNNING or values is not None:
+            return super().set_trial_state_values(trial_id, state, values)
+        with _create_scoped_session(self.scoped_session) as session:
+            claimed = (session.query(models.TrialModel)
+                       .filter(models.TrialModel.trial_id == trial_id,
+                               models.TrialModel.state == TrialState.WAITING)
+                       .update({models.TrialModel.state: TrialState.RUNNING}, synchronize_session=False))
+            if claimed == 1:  # the same write transaction: as Optuna records a start
+                models.TrialModel.find_or_raise_by_id(trial_id, session).datetime_start = datetime.now()
+        if claimed != 1:  # running elsewhere (False), or finished or unknown (raised, as RDBStorage does)
+            self.check_trial_is_updatable(trial_id, self.get_trial(trial_id).state)
+        return claimed == 1
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

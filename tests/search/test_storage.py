@@ -69,3 +69,65 @@ def test_a_database_server_gone_for_good_is_one_line(postgres_server, monkeypatc
     message = str(caught.value)
     assert message.startswith("lost the study storage postgresql+psycopg2://automl@127.0.0.1:") and "\n" not in message
     assert message.endswith("finished trials are stored: run the same command again to resume")
+
+
+def test_a_queued_trial_is_claimed_by_one_storage_only(tmp_path):
+    """The claim of a queued (WAITING) trial is a compare-and-set: a second storage on the same SQLite
+    file gets False, a claim of a finished trial raises as Optuna's storages do; the winner's trial
+    has its start recorded."""
+    url = f"sqlite:///{tmp_path}/claim.db"
+    study = optuna.create_study(storage=open_storage(url), study_name="claim")
+    study.enqueue_trial({"x": 1.0})
+    study.enqueue_trial({"x": 2.0})
+    first, second = open_storage(url), open_storage(url)
+    waiting = [t._trial_id for t in study.get_trials(states=(TrialState.WAITING,))]
+    assert first.set_trial_state_values(waiting[0], TrialState.RUNNING) is True
+    assert second.set_trial_state_values(waiting[0], TrialState.RUNNING) is False
+    assert first.get_trial(waiting[0]).datetime_start is not None
+    second.set_trial_state_values(waiting[1], TrialState.FAIL)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        first.set_trial_state_values(waiting[1], TrialState.RUNNING)
+    assert [t.state for t in study.trials] == [TrialState.RUNNING, TrialState.FAIL]
+
+
+ASKER = """
+import os, sys, time
+from pathlib import Path
+import optuna
+from automl_noisy.search.storage import open_storage
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+url, name, go, asks = sys.argv[1], sys.argv[2], Path(sys.argv[3]), int(sys.argv[4])
+study = optuna.load_study(study_name=name, storage=open_storage(url))
+go.with_name(f"ready-{os.getpid()}").touch()
+while not go.exists():
+    time.sleep(0.01)
+print(" ".join(str(study.ask().number) for _ in range(asks)))
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_drivers_asking_together_never_get_the_same_queued_trial(backend, tmp_path, request):
+    """Four processes ask a study with 40 queued trials at once, ten times each: every trial number is
+    handed out once (on SQLite, Optuna's read-then-write claim handed one trial to two drivers)."""
+    import subprocess
+    import sys
+    import time
+    url = f"sqlite:///{tmp_path}/asked.db" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    name = f"asked-{tmp_path.name}"
+    study = optuna.create_study(storage=open_storage(url), study_name=name)
+    for x in range(40):
+        study.enqueue_trial({"x": float(x)}, skip_if_exists=False)
+    go = tmp_path / "go"
+    askers = [subprocess.Popen([sys.executable, "-c", ASKER, url, name, str(go), "10"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    while len(list(tmp_path.glob("ready-*"))) < len(askers):  # all four have their storage open
+        failed = [a for a in askers if a.poll() is not None]  # an asker ends only after "go"
+        assert not failed, failed[0].communicate()[1]
+        time.sleep(0.05)
+    go.touch()
+    numbers = []
+    for asker in askers:
+        out, err = asker.communicate(timeout=120)
+        assert asker.returncode == 0, err
+        numbers += [int(n) for n in out.split()]
+    assert sorted(numbers) == list(range(40))
