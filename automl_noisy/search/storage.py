@@ -191,7 +191,9 @@ class SQLiteStorage(optuna.storages.RDBStorage):
     read and a write: it reads the row ``FOR UPDATE`` and sets it only if it still waits. SQLite
     ignores ``FOR UPDATE`` and Python's sqlite3 opens no transaction for a read, so two drivers that
     ask at the same moment can both read WAITING and both run the same trial (PostgreSQL locks the
-    row). Here the claim is one conditional ``UPDATE``: exactly one asker changes the row.
+    row). Here the claim is one conditional ``UPDATE``: exactly one asker changes the row. It uses
+    RDBStorage's own table model and session helper (Optuna 5's, private to it);
+    tests/search/test_storage.py checks the claim against the installed Optuna.
     """
 
     def set_trial_state_values(self, trial_id: int, state: TrialState,
