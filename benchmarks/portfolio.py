@@ -49,7 +49,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _common import commit, machine, write_whole  # noqa: E402
+from _common import commit, file_digest, machine, write_whole  # noqa: E402
+from portfolio_verdict import decision, matching  # noqa: E402
 
 STORAGE = HERE / "portfolio-suite.db"  # the suite's studies (not in git: regenerate with `suite`)
 MATRIX = HERE / "portfolio-suite.json"  # their performance matrix, what `build` needs, kept in git
@@ -59,6 +60,7 @@ TUNING = HERE / "portfolio-tuning.db"  # the tuning searches (not in git)
 SPACE = HERE / "portfolio_space.yaml"
 DATA = HERE / ".portfolio-data"
 OUT = HERE.parent / "search_spaces" / "portfolio.yaml"
+EVALUATION = HERE / "portfolio-eval.json"  # portfolio_eval.py's record: what the build may ship, per kind
 PLAIN = "plain-ce"
 NOISES = ["symmetric:0.2", "pair:0.3", "instance:0.4", "symmetric:0.6", "asymmetric:0.4:0>1,1>2,2>0",
           "symmetric:0.8", "pair:0.45", "instance:0.2", "asymmetric:0.3:0>2,1>0", "symmetric:0.4",
@@ -401,6 +403,14 @@ def _read_studies(storage: Path) -> tuple[dict[str, str], dict[str, dict[str, fl
     return kinds, matrix, fingerprints, meta
 
 
+def suite_digest(kinds: dict, matrix: dict, meta: dict) -> str:
+    """A short digest of the suite's rows (kinds, performance matrix, meta-features): an evaluation
+    measured on one suite is read only against a build from the same."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps([kinds, matrix, meta], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def nearest_part(tasks_of: dict[str, dict[str, float]], chosen: list[str], meta: dict[str, dict]) -> list[dict]:
     """The ``nearest`` records of one kind's portfolio (see ``automl_noisy/search/nearest.py``): per task
     with meta-features, those and the chosen entries best first on it (by its clean test accuracy;
@@ -477,30 +487,55 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
                         "by": "benchmarks/portfolio.py build", "commit": commit(), "suite": str(storage.name),
                         "objective": "clean test accuracy at each trial's best epoch (3-fold noisy CV chose it)",
                         "space": SPACE.name, **({"stale_tasks": stale} if stale else {}), "kinds": {}}
+    evaluated = evaluation_rows(kinds, matrix, meta, size)
+    orders: dict = {}  # per kind, the order a search takes unless told (fixed where not named)
+    dropped = []
     for kind in ("vectors", "images"):
         tasks_of = {t: row for t, row in matrix.items() if kinds[t] == kind}
         if not tasks_of:
             continue
         chosen, curve = greedy(tasks_of, size)
-        doc[kind] = [{"name": e, "params": dict(pool[e].params)} for e in chosen]
-        if nearest_part(tasks_of, chosen, meta):
-            nearest[kind] = nearest_part(tasks_of, chosen, meta)
+        verdict = decision(evaluated, kind) if evaluated else None
+        shipped = chosen if verdict is None or verdict["ship"] else []
+        doc[kind] = [{"name": e, "params": dict(pool[e].params)} for e in shipped]
+        if shipped and nearest_part(tasks_of, shipped, meta):
+            nearest[kind] = nearest_part(tasks_of, shipped, meta)
+        if shipped and verdict and verdict["order"] == "nearest":
+            orders[kind] = "nearest"
+        if not shipped and chosen:
+            dropped.append(kind)
         provenance["kinds"][kind] = {
             "tasks": sorted(tasks_of), "pool": sorted({e for row in tasks_of.values() for e in row}),
             "space_fingerprints": sorted({suite_fingerprint(t) for t in tasks() if t["name"] in tasks_of}),
+            "greedy": chosen, "order": orders.get(kind, "fixed"),
             "mean_normalized_regret_by_prefix": {f"{i} entries": round(v, 4) for i, v in enumerate(curve)},
+            "evaluation": (f"{EVALUATION.name}: {verdict['why']}" if verdict else
+                           f"none: {EVALUATION.name} holds no whole leave-one-task-out run of this suite and size, "
+                           "so the greedy entries ship unevaluated"),
         }
-        print(f"{kind}: {len(tasks_of)} tasks; portfolio {chosen}; regret by prefix "
-              f"{[round(v, 3) for v in curve]}")
+        print(f"{kind}: {len(tasks_of)} tasks; greedy {chosen}; regret by prefix {[round(v, 3) for v in curve]}; "
+              f"ships {len(shipped)} entries" + (f" in the {verdict['order']} order" if verdict and shipped else ""))
     header = ("# The warm-start portfolio: after plain CE, a search runs these pipelines (those its space and\n"
               "# data allow) before the sampler draws. Built by benchmarks/portfolio.py from the suite's\n"
               "# studies; edit it, or pass --portfolio FILE / --no-portfolio. Parameters not given take the\n"
-              "# space's defaults. `nearest`: the suite's tasks, their meta-features and the entries best\n"
-              "# first on each, for --portfolio-order nearest.\n")
-    OUT.write_text(header + yaml.safe_dump({**doc, **({"nearest": nearest} if nearest else {}), "provenance": provenance},
+              "# space's defaults. `order`: the order a search takes per data kind unless --portfolio-order\n"
+              "# says (fixed, the list's, where none is named); `nearest`: the suite's tasks, their\n"
+              "# meta-features and the entries best first on each, for the nearest order.\n"
+              + "".join(f"# {kind}: no entries. The leave-one-task-out evaluation did not show its greedy entries\n"
+                        f"# helping a 20-trial search more than TPE's trials (provenance: kinds: {kind}: evaluation).\n"
+                        for kind in dropped))
+    OUT.write_text(header + yaml.safe_dump({**doc, **({"order": orders} if orders else {}),
+                                            **({"nearest": nearest} if nearest else {}), "provenance": provenance},
                                            sort_keys=False), encoding="utf-8")
     print(f"wrote {OUT}")
     suite_section(kinds, matrix, doc, provenance, size, stored_tasks(storage), entries_of)
+
+
+def evaluation_rows(kinds: dict, matrix: dict, meta: dict, size: int) -> list[dict] | None:
+    """The rows of ``portfolio_eval.py``'s record when it ran its whole plan on this suite, pool and
+    ``size``, else None."""
+    record = json.loads(EVALUATION.read_text(encoding="utf-8")) if EVALUATION.is_file() else None
+    return matching(record, {"suite": suite_digest(kinds, matrix, meta), "pool": file_digest(POOL, TUNED), "size": size})
 
 
 def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: int, stored: set[str],
@@ -543,11 +578,14 @@ def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: 
     refused = [f"`{t['name']}` ({t['noise']} on {t['classes']} classes)" for t in tasks() if refusal(t)]
     refused_text = (f" Left out, their noise leaving the labels no signal (the true class is not the most likely "
                     f"label): {', '.join(refused)}." if refused else "")
-    portfolio = []
-    for kind, entries in doc.items():
-        curve = list(provenance["kinds"][kind]["mean_normalized_regret_by_prefix"].values())
+    portfolio, shipping = [], []
+    for kind, built in provenance["kinds"].items():
+        curve = list(built["mean_normalized_regret_by_prefix"].values())
         portfolio.append([kind, "plain CE only", f"{curve[0]:.3f}"])
-        portfolio += [[kind, f"+ {e['name']}", f"{curve[i + 1]:.3f}"] for i, e in enumerate(entries)]
+        portfolio += [[kind, f"+ {e}", f"{curve[i + 1]:.3f}"] for i, e in enumerate(built["greedy"])]
+        shipping.append(f"- **{kind}**: ships {len(doc.get(kind, []))} of these {len(built['greedy'])} entries"
+                        + (" in the nearest order" if built.get("order") == "nearest" else "")
+                        + f". Evaluation: {built['evaluation']}.")
     write_section("portfolio-suite", f"""
 ## The portfolio suite and the greedy portfolio (`benchmarks/portfolio.py`)
 
@@ -567,6 +605,11 @@ the kind's tasks ({per_kind['vectors']} vector, {per_kind['images']} image; 0: t
 plain CE and the entries so far.
 
 {table(["kind", "portfolio prefix", "mean normalized regret"], portfolio)}
+
+**What ships** in `search_spaces/portfolio.yaml` (`portfolio_verdict.py`'s rule on the leave-one-task-out
+evaluation, `benchmarks/portfolio_eval.py`, where it ran the whole plan on this suite):
+
+{chr(10).join(shipping)}
 """)
     print("wrote the portfolio-suite section of BENCHMARKS.md")
 

@@ -30,6 +30,11 @@ Pre-registered here, before any run of this version (tasks, seeds, arms, what is
   partial file is kept in git (the whole run outlasts a working session); while
   ``benchmarks/.portfolio-eval.pause`` exists the run waits before its next task-seed. Each
   shipped pick reuses its search's encoders and kept fold models, as ``train`` of its export does.
+- **What ships** (``portfolio_verdict.py``, a rule added after 26 of the 70 task-seeds had run, all
+  of them vector ones): per kind, the order (nearest where kept, else fixed) and whether the kind keeps
+  its entries at all (only where the portfolio in that order beats TPE alone at the same 20 trials,
+  the paired interval above zero); ``portfolio.py build`` applies it when this record ran the whole
+  plan on the suite it builds from.
 
     .venv/bin/python benchmarks/portfolio_eval.py            # 14 tasks x 5 seeds: about 4.5 hours on 2 cores, resumable
     .venv/bin/python benchmarks/portfolio_eval.py --report   # the section again from portfolio-eval.json
@@ -42,7 +47,6 @@ task-seed's result in ``portfolio-eval.json`` with the commit and machine it ran
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import tempfile
@@ -56,15 +60,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, keep_rows,  # noqa: E402
                      machine, paused_between, spread, study_of, table, train_reuse, write_record, write_section)
-from portfolio import (POOL, STORAGE, TUNED, greedy, nearest_part, performance, pool_entries, stale_tasks, task_meta,  # noqa: E402
-                       task_spec, tasks, tuned_on)
+from portfolio import (POOL, STORAGE, TUNED, greedy, nearest_part, performance, pool_entries, stale_tasks,  # noqa: E402
+                       suite_digest, task_meta, task_spec, tasks, tuned_on)
+from portfolio_verdict import LONG, NEAR, OURS, RANDOM, SHORT, decision, paired, paired_text  # noqa: E402
 
 TASKS = ("vec00", "vec02", "vec04", "vec06", "vec08", "vec10", "tab-cancer", "tab-weather",
          "img00", "img02", "img04", "img06", "img08", "img10")
 SEEDS = (0, 1, 2, 3, 4)
 SIZE = 8
-OURS, NEAR = "portfolio + TPE, 20", "nearest portfolio + TPE, 20"
-LONG, SHORT, RANDOM = "TPE alone, 60", "TPE alone, 20", "random, 20"
 RUNS = {OURS: ("fixed", "tpe", 20), NEAR: ("nearest", "tpe", 20), LONG: ("none", "tpe", 60),
         SHORT: ("none", "tpe", 20), RANDOM: ("none", "random", 20)}
 RECORD = HERE / "portfolio-eval.json"
@@ -183,7 +186,7 @@ def main() -> None:
     todo = [(TASKS[0], SEEDS[0])] if args.quick else [(t, s) for t in TASKS for s in SEEDS]
     busy, code, tree = busy_cores(), commit(), code_tree()
     plan = {"tasks": TASKS, "seeds": SEEDS, "size": SIZE, "runs": RUNS,
-            "suite": hashlib.sha256(json.dumps([kinds, matrix, meta], sort_keys=True, default=str).encode()).hexdigest()[:16],
+            "suite": suite_digest(kinds, matrix, meta),
             "pool": file_digest(POOL, TUNED)}  # rows of a run on another suite are not mixed in
     rows = [] if args.quick else finished_rows(PARTIAL, tree, plan)
     kept = len(rows)
@@ -204,7 +207,8 @@ def main() -> None:
                 continue
             if tree:
                 keep_rows(PARTIAL, tree, rows, plan)
-            record = {"machine": machine(code), "commit": code, "minutes": (time.perf_counter() - started) / 60,
+            record = {"machine": machine(code), "commit": code, "plan": plan,
+                      "minutes": (time.perf_counter() - started) / 60,
                       "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence()
                       + (f" {kept} task-seeds were kept from an interrupted run of the same package (git tree "
                          f"{tree[:10]} of automl_noisy); the minutes count this run only." if kept else ""),
@@ -229,24 +233,6 @@ def clean_test_rows(task: dict) -> int:
     from automl_noisy.data import DataSpec
 
     return round(task["rows"] * DataSpec("digits").test_fraction)
-
-
-def paired(rows: list[dict], a: str, b: str) -> dict | None:
-    """``a`` minus ``b`` on the same task-seeds: how many, the mean, a 95 % bootstrap interval of the mean
-    (task-seeds resampled 10,000 times, generator seed 0), wins / ties / losses; None without rows."""
-    diffs = np.array([r["arms"][a]["test"] - r["arms"][b]["test"] for r in rows])
-    if len(diffs) == 0:
-        return None
-    means = np.random.default_rng(0).choice(diffs, size=(10000, len(diffs))).mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    ties, wins = int((np.abs(diffs) < 1e-9).sum()), int((diffs > 1e-9).sum())
-    return {"n": len(diffs), "mean": float(diffs.mean()), "low": float(low), "high": float(high), "wins": wins,
-            "ties": ties, "losses": len(diffs) - wins - ties}
-
-
-def paired_text(p: dict, a: str, b: str) -> str:
-    return (f"{a} minus {b}: mean {p['mean']:+.3f}, 95 % interval {p['low']:+.3f} to {p['high']:+.3f} "
-            f"({p['wins']} wins, {p['ties']} ties, {p['losses']} losses over {p['n']} task-seeds)")
 
 
 def kind_part(rows: list[dict], kind: str) -> tuple[str, str]:
@@ -279,8 +265,11 @@ Per task (median over seeds):
 
 {table(["task", "seeds", *names], per_task)}
 """
+    ships = decision(mine, kind)
     line = (f"- **{kind}**: {paired_text(target, OURS, LONG)}. Target (the interval above zero): {verdict}. "
-            f"Beside it: {others}. Order by the nearest tasks: {paired_text(near, NEAR, OURS)}; {keep}.")
+            f"Beside it: {others}. Order by the nearest tasks: {paired_text(near, NEAR, OURS)}; {keep}. "
+            f"What the shipped portfolio holds for {kind} (`portfolio_verdict.py`'s rule, which `portfolio.py build` "
+            f"applies): {ships['why']}.")
     return tables, line
 
 

@@ -61,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "search_spaces/portfolio.yaml, learned offline across many tasks; entries the space or the "
                         "data do not allow are skipped)")
     s.add_argument("--no-portfolio", action="store_true", help="no portfolio: the sampler draws from trial 1 on")
-    s.add_argument("--portfolio-order", choices=("fixed", "nearest"), default="fixed",
-                   help="the portfolio's order: fixed (the file's, default) or nearest (first the entries that did "
-                        "best on the suite tasks nearest this data in rows, classes and estimated noise rate)")
+    s.add_argument("--portfolio-order", choices=("fixed", "nearest"),
+                   help="the portfolio's order: fixed (the file's list) or nearest (first the entries that did "
+                        "best on the suite tasks nearest this data in rows, classes and estimated noise rate); "
+                        "default: the order the portfolio file names for the data's kind, else fixed")
     s.add_argument("--warm-start", metavar="STUDY",
                    help="first run the best pipelines of an earlier study: its name in --storage, or "
                         "STORAGE_URL#NAME")

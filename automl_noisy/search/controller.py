@@ -27,7 +27,7 @@ from automl_noisy.search.executors import Executor
 from automl_noisy.search.loop import SearchLoop
 from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
-from automl_noisy.search.nearest import ORDERS
+from automl_noisy.search.nearest import ORDERS, file_order
 from automl_noisy.search.shared import WARM_START_ATTRS
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, open_storage
@@ -57,7 +57,8 @@ class SearchOptions:
     cv: int | None = None  # folds of cross-validation; 1 = one holdout split; None = by size (default_folds)
     encoders: str | None = None  # the folder of pretrained encoders (None: beside the storage, encoder_folder)
     portfolio: str | None = "default"  # a portfolio file run after the baseline; "default": the shipped one; None: off
-    portfolio_order: str = "fixed"  # "fixed": the file's order; "nearest": by the suite tasks nearest the data
+    portfolio_order: str | None = None  # "fixed": the file's list order; "nearest": by the suite tasks nearest
+    # the data; None: the order the portfolio file names for the data's kind (its `order`), else fixed
     warm_start: str | None = None  # an earlier study (NAME, or STORAGE_URL#NAME) whose best pipelines run first
     warm_start_k: int = 3  # how many of them
     reproducible: bool = True  # trials seen in number order (search/order.py); False: as they finish
@@ -82,7 +83,7 @@ def search(options: SearchOptions) -> optuna.Study:
         raise UserError(f"--time-budget must be a positive duration such as 90s, 5m or 1h, got {budget!r}")
     if options.executor not in ("ray", "local"):
         raise UserError(f"unknown executor {options.executor!r}; choose one of: local, ray")
-    if options.portfolio_order not in ORDERS:
+    if options.portfolio_order is not None and options.portfolio_order not in ORDERS:
         raise UserError(f"unknown --portfolio-order {options.portfolio_order!r}; choose one of: {', '.join(ORDERS)}")
     if options.portfolio_order == "nearest" and not options.portfolio:
         raise UserError("--portfolio-order nearest has no effect with --no-portfolio; drop one of them")
@@ -112,9 +113,10 @@ def search(options: SearchOptions) -> optuna.Study:
     gap = trusted_gap(data) if trusted else None  # a method that needs trusted rows of every class is left out
     notes = _left_out(space.needing_trusted_per_class(), gap)
     space = space.for_shape(data.input_shape, train_rows(data), trusted, gap)
+    portfolio, order = _portfolio(options, data)
     # the noise profile once: the nearest portfolio order reads it, the study records it
-    profile = noise_profile(data, options.seed) if options.portfolio_order == "nearest" else None
-    planned = _warm_starts(space, data, options, profile)  # mistakes in them: one line before the study is touched
+    profile = noise_profile(data, options.seed) if order == "nearest" else None
+    planned = _warm_starts(space, data, options, portfolio, order, profile)  # mistakes: one line before the study
     study = open_study(storage, options.storage, name, options.data, options.seed, space, data, profile)
     fail_interrupted(study)
     remaining = options.trials - sum(tally(study).values())
@@ -184,15 +186,28 @@ def _refuse_overwriting(options: SearchOptions) -> None:
     refuse_inputs([database], inputs, flag="--storage")
 
 
-def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
-                 profile: dict | None = None) -> list[tuple[str, str, dict]]:
+def _portfolio(options: SearchOptions, data: NoisyDataset) -> tuple[str | None, str]:
+    """The portfolio file a search reads (None: none) and the order it runs its entries for this data's
+    kind in: ``--portfolio-order`` where given, else the order the file names for the kind (``fixed``
+    where it names none)."""
+    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind
+
+    path = options.portfolio
+    if path == "default":
+        path = str(DEFAULT_PORTFOLIO) if DEFAULT_PORTFOLIO.is_file() else None
+    if not path:
+        return None, "fixed"
+    return path, options.portfolio_order or file_order(path, data_kind(data.input_shape))
+
+
+def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions, path: str | None = None,
+                 order: str = "fixed", profile: dict | None = None) -> list[tuple[str, str, dict]]:
     """``(attribute, name, params)`` of the pipelines to run after the baseline and before the
     sampler: the references the data calls for (with trusted rows, ``trusted+mixmatch``), the best of
-    an earlier study (``--warm-start``), then the portfolio's entries for this kind of data that the
-    space allows, in the file's order or (``portfolio_order`` "nearest", with the data's noise
+    an earlier study (``--warm-start``), then the entries of the portfolio file ``path`` for this kind
+    of data that the space allows, in the file's order or (``order`` "nearest", with the data's noise
     ``profile``) in the order of the suite tasks nearest the data (:mod:`automl_noisy.search.nearest`)."""
-    from automl_noisy.search.portfolio import (DEFAULT_PORTFOLIO, best_of_study, data_kind, fitting,
-                                               load_portfolio, references, resolve)
+    from automl_noisy.search.portfolio import best_of_study, data_kind, fitting, load_portfolio, references, resolve
 
     out: list[tuple[str, str, dict]] = [("reference", name, params) for name, params in
                                         references(space, data.spec, options.seed, data.trusted_train is not None,
@@ -212,13 +227,10 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
                 raise UserError(f"--warm-start study {earlier.study_name!r}: none of its best pipelines fits this "
                                 f"search space ({e})") from None
         out += [("warm_start", entry.name, params) for entry, params in fit]
-    path = options.portfolio
-    if path == "default":
-        path = str(DEFAULT_PORTFOLIO) if DEFAULT_PORTFOLIO.is_file() else None
     if path:
         kind, portfolio = data_kind(data.input_shape), load_portfolio(path)
         entries = portfolio[kind]
-        if options.portfolio_order == "nearest":
+        if order == "nearest":
             entries = _nearest(path, portfolio, kind, data, profile)
         out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
     return out

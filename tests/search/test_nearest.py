@@ -11,7 +11,7 @@ import yaml
 from automl_noisy.cli import main
 from automl_noisy.errors import UserError
 from automl_noisy.search.controller import SearchOptions, search
-from automl_noisy.search.nearest import SuiteTask, load_nearest, meta_point, nearest_order
+from automl_noisy.search.nearest import SuiteTask, file_order, load_nearest, meta_point, nearest_order
 from automl_noisy.search.portfolio import Entry, load_portfolio
 
 A, B, C, D = (Entry(name, {}) for name in "abcd")
@@ -95,6 +95,35 @@ def test_a_search_runs_the_entries_of_the_nearest_task_first(tmp_path, tiny_spec
     near = search(_options(tmp_path, tiny_spec, portfolio=str(path), study="near", portfolio_order="nearest"))
     assert [t.user_attrs.get("portfolio") for t in near.trials] == [None, "mae", "gce", "mixup"]
     assert near.user_attrs["noise_profile"] == fixed.user_attrs["noise_profile"]  # computed once, recorded as ever
+
+
+def test_the_order_the_file_names_for_the_kind_is_the_default_and_the_flag_overrides_it(tmp_path, tiny_spec):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({**PORTFOLIO, "order": {"vectors": "nearest"}}))
+    assert (file_order(path, "vectors"), file_order(path, "images")) == ("nearest", "fixed")
+    near = search(_options(tmp_path, tiny_spec, portfolio=str(path), study="near"))
+    assert [t.user_attrs.get("portfolio") for t in near.trials] == [None, "mae", "gce", "mixup"]
+    assert "noise_profile" in near.user_attrs
+    fixed = search(_options(tmp_path, tiny_spec, portfolio=str(path), study="fixed", portfolio_order="fixed"))
+    assert [t.user_attrs.get("portfolio") for t in fixed.trials] == [None, "gce", "mixup", "mae"]
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(yaml.safe_dump(PORTFOLIO))
+    assert file_order(plain, "vectors") == "fixed"
+
+
+@pytest.mark.parametrize("order", [["nearest"], {"tables": "nearest"}, {"vectors": "closest"}])
+def test_a_malformed_order_is_one_line_naming_the_file(tmp_path, tiny_spec, capsys, order):
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump({**PORTFOLIO, "order": order}))
+    with pytest.raises(UserError, match="order maps vectors and/or images to one of fixed, nearest") as info:
+        file_order(path, "vectors")
+    assert str(path) in str(info.value)
+    code = main(["search", "--data", "synthetic", "--samples", "200", "--dims", "4", "--classes", "3", "--space",
+                 "quick", "--trials", "2", "--executor", "local", "--no-progress", "--storage",
+                 f"sqlite:///{tmp_path}/cli.db", "--portfolio", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "order maps" in err[0]
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path}/cli.db") == []
 
 
 def test_nearest_order_mistakes_are_one_line(tmp_path, tiny_spec, capsys):

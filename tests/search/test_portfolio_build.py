@@ -201,7 +201,8 @@ def test_the_suite_section_names_the_tasks_left_out_and_the_noise_of_those_measu
     measured = [t for t in tasks() if not refusal(t)][:3]  # vec00 symmetric 0.2, vec01 pair 0.3, vec02 instance 0.4
     matrix = {t["name"]: {PLAIN: 0.5, "mlp-sce": 0.6} for t in measured}
     provenance = {"built": "today", "commit": "commit abc", "suite": "suite.db",
-                  "kinds": {"vectors": {"mean_normalized_regret_by_prefix": {"0 entries": 1.0, "1 entries": 0.0}}}}
+                  "kinds": {"vectors": {"mean_normalized_regret_by_prefix": {"0 entries": 1.0, "1 entries": 0.0},
+                                        "greedy": ["mlp-sce"], "order": "fixed", "evaluation": "none"}}}
     portfolio.suite_section({t["name"]: "vectors" for t in measured}, matrix,
                             {"vectors": [{"name": "mlp-sce", "params": {}}]}, provenance, 8, set(matrix),
                             portfolio.pool_entries())
@@ -210,3 +211,87 @@ def test_the_suite_section_names_the_tasks_left_out_and_the_noise_of_those_measu
     left_out = [t for t in tasks() if refusal(t)]
     assert left_out and all(f"`{t['name']}` ({t['noise']} on {t['classes']} classes)" in text for t in left_out)
     assert "| vectors | + mlp-sce" in text
+
+
+def _arms(ours: float, near: float, short: float) -> dict:
+    """One task-seed's arms as ``portfolio_eval.py`` records them (only the export's test accuracy matters here)."""
+    from portfolio_verdict import LONG, NEAR, OURS, RANDOM, SHORT
+
+    tests = {OURS: ours, NEAR: near, LONG: short, SHORT: short, RANDOM: short}
+    return {arm: {"test": v, "exported": "plain CE", "curve": [v]} for arm, v in tests.items()}
+
+
+def test_the_evaluation_decides_the_order_and_whether_a_kind_ships_entries():
+    from portfolio_verdict import decision, matching
+
+    # vectors: the portfolio loses to TPE's same 20 trials on most task-seeds; images: it wins, nearer still
+    rows = [{"task": f"vec0{s}", "kind": "vectors", "seed": s, "arms": _arms(0.80, 0.81, 0.80 + 0.01 * (s % 3))}
+            for s in range(6)]
+    rows += [{"task": f"img0{s}", "kind": "images", "seed": s, "arms": _arms(0.85 + 0.01 * (s % 2), 0.90, 0.80)}
+             for s in range(6)]
+    vectors, images = decision(rows, "vectors"), decision(rows, "images")
+    assert vectors["order"] == "nearest" and not vectors["ship"] and "ships no entries" in vectors["why"]
+    assert "nearest portfolio + TPE, 20 minus TPE alone, 20: mean" in vectors["why"]
+    assert images == {"order": "nearest", "ship": True, "why": images["why"]} and "earn their trials" in images["why"]
+    fixed = [dict(r, arms=_arms(0.85, 0.85, 0.80)) for r in rows if r["kind"] == "images"]
+    assert decision(fixed, "images")["order"] == "fixed" and decision(fixed, "images")["ship"]
+    assert decision(rows[:6], "images") is None
+    # rows are read only from a whole run of the same suite, pool and size
+    plan = {"suite": "s1", "pool": "p1", "size": 8, "tasks": ["vec00", "vec01"], "seeds": [0, 1]}
+    whole = [{"task": f"{t}-x", "kind": "vectors", "seed": s, "arms": {}} for t in plan["tasks"] for s in plan["seeds"]]
+    assert matching({"plan": plan, "rows": whole}, plan) == whole
+    assert matching({"plan": plan, "rows": whole[:3]}, plan) is None
+    assert matching({"plan": {**plan, "suite": "s2"}, "rows": whole}, plan) is None
+    assert matching({"rows": whole}, plan) is None and matching(None, plan) is None
+
+
+def test_build_ships_what_the_evaluation_of_the_same_suite_allows(tmp_path, monkeypatch):
+    import _common
+    from portfolio_verdict import LONG, NEAR, OURS, RANDOM, SHORT  # noqa: F401
+
+    from automl_noisy.search.nearest import file_order
+    from automl_noisy.search.portfolio import load_portfolio
+
+    vec = [t for t in tasks() if t["kind"] == "vectors" and not refusal(t)][:2]
+    img = [t for t in tasks() if t["kind"] == "images" and not refusal(t)][:2]
+    matrix = {vec[0]["name"]: {PLAIN: 0.5, "mlp-sce": 0.7, "mlp-gce": 0.6},
+              vec[1]["name"]: {PLAIN: 0.5, "mlp-sce": 0.6, "mlp-gce": 0.8},
+              img[0]["name"]: {PLAIN: 0.5, "cnn-sce": 0.9, "cnn-gce": 0.6},
+              img[1]["name"]: {PLAIN: 0.5, "cnn-sce": 0.6, "cnn-gce": 0.7}}
+    kinds = {**{t["name"]: "vectors" for t in vec}, **{t["name"]: "images" for t in img}}
+    meta = {t["name"]: {"rows": t["rows"], "classes": t["classes"], "noise": 0.3} for t in vec + img}
+    record = tmp_path / "matrix.json"
+    record.write_text(json.dumps({"kinds": kinds, "matrix": matrix, "meta": meta,
+                                  "fingerprints": {t["name"]: portfolio.suite_fingerprint(t) for t in vec + img}}))
+    out, evaluation, report = tmp_path / "portfolio.yaml", tmp_path / "eval.json", tmp_path / "BENCHMARKS.md"
+    for name, value in (("MATRIX", record), ("OUT", out), ("EVALUATION", evaluation)):
+        monkeypatch.setattr(portfolio, name, value)
+    write = _common.write_section
+    monkeypatch.setattr(_common, "write_section", lambda name, body: write(name, body, report))
+
+    portfolio.build(tmp_path / "no-suite.db", 2)  # no evaluation yet: the greedy entries ship, said unevaluated
+    shipped = load_portfolio(out)
+    assert [e.name for e in shipped["vectors"]] == ["mlp-gce", "mlp-sce"] and len(shipped["images"]) == 2
+    assert "ship unevaluated" in out.read_text() and file_order(out, "images") == "fixed"
+
+    plan = {"suite": portfolio.suite_digest(kinds, matrix, meta), "pool": _common.file_digest(portfolio.POOL, portfolio.TUNED),
+            "size": 2, "tasks": [t["name"].split("-")[0] for t in vec + img], "seeds": [0, 1, 2]}
+    rows = [{"task": t["name"], "kind": kinds[t["name"]], "seed": s,
+             "arms": _arms(0.80, 0.80, 0.82) if t in vec else _arms(0.85 + 0.01 * s, 0.90 + 0.01 * s, 0.80)}
+            for t in vec + img for s in plan["seeds"]]
+    evaluation.write_text(json.dumps({"plan": {**plan, "suite": "another suite"}, "rows": rows}))
+    portfolio.build(tmp_path / "no-suite.db", 2)
+    assert len(load_portfolio(out)["vectors"]) == 2  # an evaluation of another suite decides nothing
+
+    evaluation.write_text(json.dumps({"plan": plan, "rows": rows}))
+    portfolio.build(tmp_path / "no-suite.db", 2)
+    shipped, text = load_portfolio(out), out.read_text()
+    assert shipped["vectors"] == [] and [e.name for e in shipped["images"]] == ["cnn-sce", "cnn-gce"]
+    assert file_order(out, "images") == "nearest" and file_order(out, "vectors") == "fixed"
+    assert "# vectors: no entries." in text and "ships no entries" in text
+    doc = yaml.safe_load(text)
+    assert doc["provenance"]["kinds"]["vectors"]["greedy"] == ["mlp-gce", "mlp-sce"]  # what was built, not shipped
+    assert list(doc["nearest"]) == ["images"]
+    section = report.read_text()
+    assert "| vectors | + mlp-gce" in section and "- **vectors**: ships 0 of these 2 entries" in section
+    assert "- **images**: ships 2 of these 2 entries in the nearest order" in section

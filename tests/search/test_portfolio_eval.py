@@ -69,6 +69,9 @@ def test_a_whole_run_reads_the_target_per_kind():
     assert "nearest portfolio + TPE, 20 minus portfolio + TPE, 20: mean +0.000" in vectors and "not kept" in vectors
     assert "nearest portfolio + TPE, 20 minus portfolio + TPE, 20: mean +0.020" in images
     assert "kept: better than the fixed order" in images
+    assert "What the shipped portfolio holds for vectors" in vectors and "the entries earn their trials" in vectors
+    assert "nearest portfolio + TPE, 20 minus TPE alone, 20: mean +0.034" in images  # the order kept is the one weighed
+    assert "ships no entries" in render(whole(ours_vectors=0.77, ours_images=0.79))
     assert "| vectors" not in text and "**images** (30 task-seeds" in text
     assert text.count("| plain CE (trial 0, its own record)") == 2
 
