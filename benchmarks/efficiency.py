@@ -156,16 +156,9 @@ def queued(task: str) -> int:
     """How many pipelines a default search on ``task`` runs first, before the sampler draws: plain CE and
     the shipped portfolio's entries that fit the data and the space (no trusted rows, no warm start), as
     ``search`` plans them. They run in full, on every fold, under every arm (never raced or pruned)."""
-    from automl_noisy.data import load_data
-    from automl_noisy.data.folds import default_folds, train_rows
-    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind, fitting, load_portfolio
-    from automl_noisy.search.space import load_space
+    from automl_noisy.search.controller import SearchOptions, first_pipelines
 
-    data = load_data(task_spec(task, 0))
-    data = replace(data, spec=replace(data.spec, folds=default_folds(data)))
-    space = load_space("default").for_shape(data.input_shape, train_rows(data))
-    entries = load_portfolio(DEFAULT_PORTFOLIO)[data_kind(data.input_shape)]
-    return 1 + len(fitting(entries, space, data.spec, 0))
+    return len(first_pipelines(SearchOptions(data=task_spec(task, 0))))
 
 
 def speed_factor(repeats: int = 3) -> float:

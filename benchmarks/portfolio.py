@@ -289,19 +289,18 @@ def entry_of(trial) -> str | None:
     return PLAIN if trial.user_attrs.get("baseline") else trial.user_attrs.get("portfolio")
 
 
-def suite_budget(study_name: str, url: str, task: dict, pool: dict[str, list]) -> tuple[int, int]:
-    """The trials a suite search of ``task`` needs so that plain CE and every pool entry the space
-    allows on it run once, no sampler trial besides (the trials already counted, plus what has not
-    run); and how many entries that is."""
+def suite_budget(study_name: str, url: str, task: dict, pool: Path) -> tuple[int, int]:
+    """The trials a suite search of ``task`` needs so that plain CE and every entry of the pool file
+    ``pool`` the space allows on it run once, no sampler trial besides (the trials already counted,
+    plus what has not run); and how many entries that is."""
     import optuna
 
-    from automl_noisy.search.portfolio import fitting
+    from automl_noisy.search.controller import SearchOptions, first_pipelines
     from automl_noisy.search.shared import counts
-    from automl_noisy.search.space import load_space
 
-    spec = task_spec(task)
-    entries = [e.name for e, _ in fitting(pool[task["kind"]], load_space(str(SPACE)).for_shape(tuple(task["shape"])),
-                                          spec, task["seed"])]
+    first = first_pipelines(SearchOptions(data=task_spec(task), space=str(SPACE), portfolio=str(pool),
+                                          seed=task["seed"]))
+    entries = [name for attr, name in first if attr == "portfolio"]
     if study_name not in optuna.get_all_study_names(url):
         return 1 + len(entries), len(entries)
     study = optuna.load_study(study_name=study_name, storage=url)
@@ -327,7 +326,7 @@ def run_suite(storage: Path, only: list[str] | None) -> None:
             print(f"{task['name']}: left out: {why}", flush=True)
             continue
         drop_if_other_space(url, task["name"], suite_fingerprint(task))
-        trials, fit = suite_budget(task["name"], url, task, pool)
+        trials, fit = suite_budget(task["name"], url, task, path)
         start = time.perf_counter()
         study = search(SearchOptions(data=task_spec(task), space=str(SPACE), trials=trials, storage=url,
                                      study=task["name"], portfolio=str(path), seed=task["seed"], progress=False,

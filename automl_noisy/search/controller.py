@@ -104,19 +104,8 @@ def search(options: SearchOptions) -> optuna.Study:
     folds = options.cv
     if folds is None:  # a resumed study keeps its folds; a new one gets them by the pool's size
         folds = stored_folds(storage, name) or default_folds(data)
-    if folds != data.spec.folds:
-        spec = replace(options.data, folds=folds)  # a UserError for folds < 1
-        options, data = replace(options, data=spec), replace(data, spec=spec)
-    if folds > 1:
-        pool_folds(data)  # too many folds for the smallest class: one line now, not a failure per trial
-    trusted = data.trusted_train is not None
-    gap = trusted_gap(data) if trusted else None  # a method that needs trusted rows of every class is left out
-    notes = _left_out(space.needing_trusted_per_class(), gap)
-    space = space.for_shape(data.input_shape, train_rows(data), trusted, gap)
-    portfolio, order = _portfolio(options, data)
-    # the noise profile once: the nearest portfolio order reads it, the study records it
-    profile = noise_profile(data, options.seed) if order == "nearest" else None
-    planned = _warm_starts(space, data, options, portfolio, order, profile)  # mistakes: one line before the study
+    options, data, space, notes = _fitted(options, data, space, folds)
+    planned, profile = _planned(options, data, space)  # mistakes in them: one line before the study is touched
     study = open_study(storage, options.storage, name, options.data, options.seed, space, data, profile)
     fail_interrupted(study)
     remaining = options.trials - sum(tally(study).values())
@@ -184,6 +173,46 @@ def _refuse_overwriting(options: SearchOptions) -> None:
         if path and os.path.isfile(path):
             inputs[what] = path
     refuse_inputs([database], inputs, flag="--storage")
+
+
+def first_pipelines(options: SearchOptions) -> list[tuple[str, str]]:
+    """What a new search with ``options`` runs before its sampler draws, in order, as ``(attribute,
+    name)``: ``("baseline", "plain CE")``, then the references, the warm start's and the portfolio's
+    entries its space and data allow, as :func:`search` plans them (a resumed search skips those that
+    ran). Reads the data, the space and the portfolio; makes no study.
+
+    >>> from automl_noisy.data import DataSpec
+    >>> first_pipelines(SearchOptions(DataSpec("synthetic"), portfolio=None))
+    [('baseline', 'plain CE')]
+    """
+    space, data = load_space(options.space), load_data(options.data)
+    options, data, space, _ = _fitted(options, data, space, options.cv or default_folds(data))
+    planned, _ = _planned(options, data, space)
+    return [("baseline", "plain CE"), *((attr, name) for attr, name, _ in planned)]
+
+
+def _fitted(options: SearchOptions, data: NoisyDataset, space: SearchSpace,
+            folds: int) -> tuple[SearchOptions, NoisyDataset, SearchSpace, list[str]]:
+    """``options`` and ``data`` with ``folds`` folds, the space as it fits the data (its shape, rows and
+    trusted rows), and the notes on what it left out."""
+    if folds != data.spec.folds:
+        spec = replace(options.data, folds=folds)  # a UserError for folds < 1
+        options, data = replace(options, data=spec), replace(data, spec=spec)
+    if folds > 1:
+        pool_folds(data)  # too many folds for the smallest class: one line now, not a failure per trial
+    trusted = data.trusted_train is not None
+    gap = trusted_gap(data) if trusted else None  # a method that needs trusted rows of every class is left out
+    notes = _left_out(space.needing_trusted_per_class(), gap)
+    return options, data, space.for_shape(data.input_shape, train_rows(data), trusted, gap), notes
+
+
+def _planned(options: SearchOptions, data: NoisyDataset,
+             space: SearchSpace) -> tuple[list[tuple[str, str, dict]], dict | None]:
+    """The warm starts a search runs after its baseline (:func:`_warm_starts`) and the data's noise
+    profile where the portfolio's order needs it (computed once: the study records it)."""
+    portfolio, order = _portfolio(options, data)
+    profile = noise_profile(data, options.seed) if order == "nearest" else None
+    return _warm_starts(space, data, options, portfolio, order, profile), profile
 
 
 def _portfolio(options: SearchOptions, data: NoisyDataset) -> tuple[str | None, str]:

@@ -9,7 +9,7 @@ from optuna.trial import TrialState
 from automl_noisy.data import DataSpec
 from automl_noisy.errors import UserError
 from automl_noisy.pipeline import ComponentSpec, Pipeline
-from automl_noisy.search.controller import SearchOptions, search
+from automl_noisy.search.controller import SearchOptions, first_pipelines, search
 from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, Entry, fitting, load_portfolio, resolve
 from automl_noisy.search.space import SPACES_DIR, load_space
 
@@ -40,6 +40,8 @@ def test_portfolio_entries_run_after_the_baseline_in_order(tmp_path, tiny_spec, 
     study = search(_options(tmp_path, tiny_spec, portfolio=portfolio))
     names = [t.user_attrs.get("portfolio") for t in study.trials]
     assert study.trials[0].user_attrs["baseline"] and names == [None, "gce", "coteaching", "mixup"]
+    assert first_pipelines(_options(tmp_path, tiny_spec, portfolio=portfolio)) == [  # what it plans, told before
+        ("baseline", "plain CE"), ("portfolio", "gce"), ("portfolio", "coteaching"), ("portfolio", "mixup")]
     gce = Pipeline.from_dict(study.trials[1].user_attrs["pipeline"])
     assert gce.loss == ComponentSpec("gce", {"q": 0.5}) and gce.scheme.name == "single"
     assert study.trials[2].user_attrs["combination"]["scheme"] == "coteaching"

@@ -162,12 +162,12 @@ def test_the_suite_budget_runs_each_entry_the_space_allows_once_and_no_sampler_t
     """Entries tuned where DivideMix draws its penalty (instance noise) fit a pair-noise task too; a
     resumed study runs what a stopped run interrupted or left running, and nothing besides."""
     task = next(t for t in tasks() if t["kind"] == "vectors" and t["noise"].startswith("pair"))
-    from automl_noisy.search.portfolio import Entry
-
-    pool = {"vectors": [Entry("gce", {"loss": "gce"}),
-                        Entry("dm", {"preset": "dividemix", "preset.dividemix.confidence_penalty": False}),
-                        Entry("cnn", {"model": "cnn"}),  # no cnn for vectors: not run
-                        Entry("sce", {"loss": "sce"})]}
+    pool = tmp_path / "pool.yaml"
+    pool.write_text(yaml.safe_dump({"vectors": [
+        {"name": "gce", "params": {"loss": "gce"}},
+        {"name": "dm", "params": {"preset": "dividemix", "preset.dividemix.confidence_penalty": False}},
+        {"name": "cnn", "params": {"model": "cnn"}},  # no cnn for vectors: not run
+        {"name": "sce", "params": {"loss": "sce"}}]}))
     url = f"sqlite:///{tmp_path}/suite.db"
     assert portfolio.suite_budget("t", url, task, pool) == (4, 3)  # plain CE and three entries
     study = optuna.create_study(study_name="t", storage=url, direction="maximize")
@@ -247,7 +247,6 @@ def test_the_evaluation_decides_the_order_and_whether_a_kind_ships_entries():
 
 def test_build_ships_what_the_evaluation_of_the_same_suite_allows(tmp_path, monkeypatch):
     import _common
-    from portfolio_verdict import LONG, NEAR, OURS, RANDOM, SHORT  # noqa: F401
 
     from automl_noisy.search.nearest import file_order
     from automl_noisy.search.portfolio import load_portfolio
