@@ -259,7 +259,7 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
     if path:
         kind, portfolio = data_kind(data.input_shape), load_portfolio(path)
         entries = portfolio[kind]
-        if order == "nearest":
+        if order == "nearest" and entries:  # a kind with no entries has nothing to order
             entries = _nearest(path, portfolio, kind, data, profile)
         out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
     return out

@@ -109,6 +109,10 @@ def test_the_order_the_file_names_for_the_kind_is_the_default_and_the_flag_overr
     plain = tmp_path / "plain.yaml"
     plain.write_text(yaml.safe_dump(PORTFOLIO))
     assert file_order(plain, "vectors") == "fixed"
+    empty = tmp_path / "empty.yaml"  # a kind the build ships no entries for: nothing to order, no error
+    empty.write_text(yaml.safe_dump({"vectors": [], "images": [{"name": "cnn", "params": {"model": "cnn"}}]}))
+    none = search(_options(tmp_path, tiny_spec, portfolio=str(empty), study="none", portfolio_order="nearest"))
+    assert not any("portfolio" in t.user_attrs for t in none.trials)
 
 
 @pytest.mark.parametrize("order", [["nearest"], {"tables": "nearest"}, {"vectors": "closest"}])
