@@ -494,7 +494,7 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
         if not tasks_of:
             continue
         chosen, curve = greedy(tasks_of, size)
-        verdict = decision(evaluated, kind) if evaluated else None
+        verdict = decision(evaluated[kind], kind) if kind in evaluated else None
         shipped = chosen if verdict is None or verdict["ship"] else []
         doc[kind] = [{"name": e, "params": dict(pool[e].params)} for e in shipped]
         if shipped and nearest_part(tasks_of, shipped, meta):
@@ -509,8 +509,8 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
             "greedy": chosen, "order": orders.get(kind, "fixed"),
             "mean_normalized_regret_by_prefix": {f"{i} entries": round(v, 4) for i, v in enumerate(curve)},
             "evaluation": (f"{EVALUATION.name}: {verdict['why']}" if verdict else
-                           f"none: {EVALUATION.name} holds no whole leave-one-task-out run of this suite and size, "
-                           "so the greedy entries ship unevaluated"),
+                           f"none: {EVALUATION.name} holds no whole leave-one-task-out run of this kind's tasks on "
+                           "this suite and size, so the greedy entries ship unevaluated"),
         }
         print(f"{kind}: {len(tasks_of)} tasks; greedy {chosen}; regret by prefix {[round(v, 3) for v in curve]}; "
               f"ships {len(shipped)} entries" + (f" in the {verdict['order']} order" if verdict and shipped else ""))
@@ -530,11 +530,12 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
     suite_section(kinds, matrix, doc, provenance, size, stored_tasks(storage), entries_of)
 
 
-def evaluation_rows(kinds: dict, matrix: dict, meta: dict, size: int) -> list[dict] | None:
-    """The rows of ``portfolio_eval.py``'s record when it ran its whole plan on this suite, pool and
-    ``size``, else None."""
+def evaluation_rows(kinds: dict, matrix: dict, meta: dict, size: int) -> dict[str, list[dict]]:
+    """Per data kind, the rows of ``portfolio_eval.py``'s record where it ran every planned task-seed of
+    the kind on this suite, pool and ``size`` (:func:`portfolio_verdict.matching`)."""
     record = json.loads(EVALUATION.read_text(encoding="utf-8")) if EVALUATION.is_file() else None
-    return matching(record, {"suite": suite_digest(kinds, matrix, meta), "pool": file_digest(POOL, TUNED), "size": size})
+    plan = {"suite": suite_digest(kinds, matrix, meta), "pool": file_digest(POOL, TUNED), "size": size}
+    return matching(record, plan, kinds)
 
 
 def suite_section(kinds: dict, matrix: dict, doc: dict, provenance: dict, size: int, stored: set[str],
@@ -606,7 +607,7 @@ plain CE and the entries so far.
 {table(["kind", "portfolio prefix", "mean normalized regret"], portfolio)}
 
 **What ships** in `search_spaces/portfolio.yaml` (`portfolio_verdict.py`'s rule on the leave-one-task-out
-evaluation, `benchmarks/portfolio_eval.py`, where it ran the whole plan on this suite):
+evaluation, `benchmarks/portfolio_eval.py`, per data kind whose planned task-seeds have all run on this suite):
 
 {chr(10).join(shipping)}
 """)

@@ -33,8 +33,8 @@ Pre-registered here, before any run of this version (tasks, seeds, arms, what is
 - **What ships** (``portfolio_verdict.py``, a rule added after 26 of the 70 task-seeds had run, all
   of them vector ones): per kind, the order (nearest where kept, else fixed) and whether the kind keeps
   its entries at all (only where the portfolio in that order beats TPE alone at the same 20 trials,
-  the paired interval above zero); ``portfolio.py build`` applies it when this record ran the whole
-  plan on the suite it builds from.
+  the paired interval above zero); ``portfolio.py build`` applies it to each kind whose planned
+  task-seeds this record has all run, on the suite it builds from.
 
     .venv/bin/python benchmarks/portfolio_eval.py            # 14 tasks x 5 seeds: about 4.5 hours on 2 cores, resumable
     .venv/bin/python benchmarks/portfolio_eval.py --report   # the section again from portfolio-eval.json

@@ -1,7 +1,8 @@
 """What the leave-one-task-out evaluation (``portfolio_eval.py``) lets the shipped portfolio hold.
 
 The evaluation measures the build (``portfolio.py build``): per data kind, a 20-trial search that
-starts with the portfolio against searches without one. Its rows decide two things per kind, by
+starts with the portfolio against searches without one. Once every planned task-seed of a kind has
+run, its rows decide two things for that kind, by
 rules fixed before the whole plan had run (this file, 2026-12-05: 26 of its 70 task-seeds, all of
 them vector ones, had been seen; none of images):
 
@@ -61,13 +62,20 @@ def decision(rows: list[dict], kind: str) -> dict | None:
     return {"order": order, "ship": ship, "why": why}
 
 
-def matching(record: dict | None, plan: dict) -> list[dict] | None:
-    """The rows of an evaluation ``record`` when it ran the whole of a plan with ``plan``'s suite, pool
-    and size (the keys ``suite``, ``pool``, ``size`` that the evaluation stores), else None."""
+def matching(record: dict | None, plan: dict, kinds: dict[str, str]) -> dict[str, list[dict]]:
+    """Per data kind, the rows of an evaluation ``record`` that ran every planned task-seed of that kind
+    with ``plan``'s suite, pool and size (the keys ``suite``, ``pool``, ``size`` the evaluation stores);
+    a kind with task-seeds still to run is left out. ``kinds``: suite task name -> its data kind. A
+    kind's verdict reads its own rows only, so it stands once they are all there."""
     theirs = (record or {}).get("plan")
     if not theirs or any(theirs.get(k) != plan[k] for k in ("suite", "pool", "size")):
-        return None
+        return {}
     rows = record.get("rows", [])
-    planned = {(t, s) for t in theirs["tasks"] for s in theirs["seeds"]}
-    done = {(next((t for t in theirs["tasks"] if r["task"].startswith(t + "-")), None), r["seed"]) for r in rows}
-    return rows if planned <= done else None
+    names = [next((n for n in kinds if n.startswith(prefix + "-")), None) for prefix in theirs["tasks"]]
+    out = {}
+    for kind in sorted(set(kinds.values())):
+        planned = {(name, seed) for name in names if kinds.get(name) == kind for seed in theirs["seeds"]}
+        mine = [r for r in rows if r["kind"] == kind]
+        if planned and planned <= {(r["task"], r["seed"]) for r in mine}:
+            out[kind] = mine
+    return out

@@ -236,13 +236,16 @@ def test_the_evaluation_decides_the_order_and_whether_a_kind_ships_entries():
     fixed = [dict(r, arms=_arms(0.85, 0.85, 0.80)) for r in rows if r["kind"] == "images"]
     assert decision(fixed, "images")["order"] == "fixed" and decision(fixed, "images")["ship"]
     assert decision(rows[:6], "images") is None
-    # rows are read only from a whole run of the same suite, pool and size
-    plan = {"suite": "s1", "pool": "p1", "size": 8, "tasks": ["vec00", "vec01"], "seeds": [0, 1]}
-    whole = [{"task": f"{t}-x", "kind": "vectors", "seed": s, "arms": {}} for t in plan["tasks"] for s in plan["seeds"]]
-    assert matching({"plan": plan, "rows": whole}, plan) == whole
-    assert matching({"plan": plan, "rows": whole[:3]}, plan) is None
-    assert matching({"plan": {**plan, "suite": "s2"}, "rows": whole}, plan) is None
-    assert matching({"rows": whole}, plan) is None and matching(None, plan) is None
+    # a kind's rows are read once all its planned task-seeds ran, on the same suite, pool and size
+    kinds = {"vec00-x": "vectors", "vec01-x": "vectors", "img00-x": "images", "vec99-x": "vectors"}
+    plan = {"suite": "s1", "pool": "p1", "size": 8, "tasks": ["vec00", "vec01", "img00"], "seeds": [0, 1]}
+    ran = [{"task": f"{t}-x", "kind": kinds[f"{t}-x"], "seed": s, "arms": {}} for t in plan["tasks"] for s in plan["seeds"]]
+    vectors = [r for r in ran if r["kind"] == "vectors"]
+    assert matching({"plan": plan, "rows": ran}, plan, kinds) == {"images": ran[4:], "vectors": vectors}
+    assert matching({"plan": plan, "rows": ran[:5]}, plan, kinds) == {"vectors": vectors}  # one image seed to go
+    assert matching({"plan": plan, "rows": ran[1:]}, plan, kinds) == {"images": ran[4:]}
+    assert matching({"plan": {**plan, "suite": "s2"}, "rows": ran}, plan, kinds) == {}
+    assert matching({"rows": ran}, plan, kinds) == {} and matching(None, plan, kinds) == {}
 
 
 def test_build_ships_what_the_evaluation_of_the_same_suite_allows(tmp_path, monkeypatch):
@@ -281,6 +284,12 @@ def test_build_ships_what_the_evaluation_of_the_same_suite_allows(tmp_path, monk
     evaluation.write_text(json.dumps({"plan": {**plan, "suite": "another suite"}, "rows": rows}))
     portfolio.build(tmp_path / "no-suite.db", 2)
     assert len(load_portfolio(out)["vectors"]) == 2  # an evaluation of another suite decides nothing
+
+    evaluation.write_text(json.dumps({"plan": plan, "rows": rows[:-1]}))  # an image task-seed still to run
+    portfolio.build(tmp_path / "no-suite.db", 2)
+    shipped, doc = load_portfolio(out), yaml.safe_load(out.read_text())
+    assert shipped["vectors"] == [] and len(shipped["images"]) == 2 and file_order(out, "images") == "fixed"
+    assert "ship unevaluated" in doc["provenance"]["kinds"]["images"]["evaluation"]
 
     evaluation.write_text(json.dumps({"plan": plan, "rows": rows}))
     portfolio.build(tmp_path / "no-suite.db", 2)
