@@ -116,13 +116,15 @@ def search(options: SearchOptions) -> optuna.Study:
     warm_starts = [w for w in planned if (w[0], w[1]) not in ran]  # a resumed search runs no entry twice
     executor = _executor(options, data)  # before anything is queued: a cluster that cannot be reached leaves no trace
     try:
-        room = remaining
-        if not has_baseline(study):
+        room, baseline = remaining, not has_baseline(study)
+        if baseline:
             _, params = space.baseline(data.spec, options.seed)
             study.enqueue_trial(params, user_attrs={"baseline": True, "driver": driver_name()})
             room -= 1
-        for attr, name, params in warm_starts[:max(0, room)]:
+        queued = warm_starts[:max(0, room)]
+        for attr, name, params in queued:
             study.enqueue_trial(params, user_attrs={attr: name, "driver": driver_name()})
+        notes = (*notes, *_queued_note(baseline, queued, options, data))
         folder = options.encoders if options.encoders is not None else encoder_folder(options.storage)
         if folder is not None:  # export names it, so train reuses the encoders
             study.set_user_attr("encoder_folder", str(Path(folder).resolve()))
@@ -138,6 +140,26 @@ def search(options: SearchOptions) -> optuna.Study:
     finally:
         executor.close()
     return study
+
+
+def _queued_note(baseline: bool, queued: list[tuple[str, str, dict]], options: SearchOptions,
+                 data: NoisyDataset) -> tuple[str, ...]:
+    """The progress line saying what this run queued before the sampler draws (plain CE where
+    ``baseline``, the ``queued`` warm starts), and where the portfolio gave none for this kind of data,
+    that it lists none; nothing when nothing was queued."""
+    from automl_noisy.search.portfolio import data_kind, load_portfolio
+
+    if not baseline and not queued:
+        return ()
+    path, order = _portfolio(options, data)
+    kind = data_kind(data.input_shape)
+    labels = {"reference": "reference", "warm_start": "from --warm-start",
+              "portfolio": f"from the portfolio ({order} order)"}
+    parts = ["plain CE"] if baseline else []
+    parts += [f"{n} {label}" for attr, label in labels.items() if (n := sum(a == attr for a, _, _ in queued))]
+    if path and not any(a == "portfolio" for a, _, _ in queued) and not load_portfolio(path)[kind]:
+        parts.append(f"no portfolio entry: {Path(path).name} lists none for {kind}")
+    return ("queued before the sampler draws: " + "; ".join(parts),)
 
 
 def _left_out(choices: list[str], gap: str | None) -> tuple[str, ...]:

@@ -168,3 +168,18 @@ def test_queued_trials_run_every_epoch_and_the_sampler_trials_meet_the_pruner(tm
     assert len(queued) == 4 and len(sampled) == 1
     assert all(t.state == TrialState.COMPLETE and len(t.intermediate_values) == doc["epochs"] for t in queued)
     assert sampled[0].state == TrialState.PRUNED
+
+
+def test_the_search_says_what_it_queued_and_that_the_portfolio_lists_none_for_the_kind(tmp_path, tiny_spec, capsys,
+                                                                                     portfolio):
+    search(_options(tmp_path, tiny_spec, portfolio=portfolio, progress=True))
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("queued before")]
+    assert said == ["queued before the sampler draws: plain CE; 3 from the portfolio (fixed order)"]
+    search(_options(tmp_path, tiny_spec, portfolio=portfolio, progress=True, trials=6))  # resumed: nothing queued
+    assert not [line for line in capsys.readouterr().err.splitlines() if line.startswith("queued before")]
+    images_only = tmp_path / "images-only.yaml"
+    images_only.write_text(yaml.safe_dump({"vectors": [], "images": PORTFOLIO["images"]}))
+    search(_options(tmp_path, tiny_spec, portfolio=str(images_only), progress=True, study="none"))
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("queued before")]
+    assert said == ["queued before the sampler draws: plain CE; no portfolio entry: images-only.yaml lists none "
+                    "for vectors"]
