@@ -36,7 +36,7 @@ Pre-registered here, before any run of this version (tasks, seeds, arms, what is
   the paired interval above zero); ``portfolio.py build`` applies it to each kind whose planned
   task-seeds this record has all run, on the suite it builds from.
 
-    .venv/bin/python benchmarks/portfolio_eval.py            # 14 tasks x 5 seeds: about 4.5 hours on 2 cores, resumable
+    .venv/bin/python benchmarks/portfolio_eval.py            # 14 x 5 task-seeds: about 9 hours on 2 cores, resumable
     .venv/bin/python benchmarks/portfolio_eval.py --report   # the section again from portfolio-eval.json
     .venv/bin/python benchmarks/portfolio_eval.py --quick    # one task, one seed, 6 and 12 trials: prints only
 
