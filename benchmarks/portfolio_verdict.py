@@ -2,9 +2,8 @@
 
 The evaluation measures the build (``portfolio.py build``): per data kind, a 20-trial search that
 starts with the portfolio against searches without one. Once every planned task-seed of a kind has
-run, its rows decide two things for that kind, by
-rules fixed before the whole plan had run (this file, 2026-12-05: 26 of its 70 task-seeds, all of
-them vector ones, had been seen; none of images):
+run, its rows decide two things for that kind, by rules fixed before the whole plan had run (this
+file, 2026-12-05, when 26 of its 70 task-seeds had been seen, all of them vector ones):
 
 - **Order**: ``nearest`` (``--portfolio-order nearest``) where the nearest order's paired 95 %
   interval against the fixed order lies above zero (the evaluation's pre-registered rule), else
