@@ -497,8 +497,9 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
         verdict = decision(evaluated[kind], kind) if kind in evaluated else None
         shipped = chosen if verdict is None or verdict["ship"] else []
         doc[kind] = [{"name": e, "params": dict(pool[e].params)} for e in shipped]
-        if shipped and nearest_part(tasks_of, shipped, meta):
-            nearest[kind] = nearest_part(tasks_of, shipped, meta)
+        part = nearest_part(tasks_of, shipped, meta)
+        if part:
+            nearest[kind] = part
         if shipped and verdict and verdict["order"] == "nearest":
             orders[kind] = "nearest"
         if not shipped and chosen:
