@@ -497,7 +497,7 @@ def build(storage: Path, size: int, allow_stale: bool = False) -> None:
         verdict = decision(evaluated[kind], kind) if kind in evaluated else None
         shipped = chosen if verdict is None or verdict["ship"] else []
         doc[kind] = [{"name": e, "params": dict(pool[e].params)} for e in shipped]
-        part = nearest_part(tasks_of, shipped, meta)
+        part = nearest_part(tasks_of, shipped, meta) if shipped else []
         if part:
             nearest[kind] = part
         if shipped and verdict and verdict["order"] == "nearest":
