@@ -12,6 +12,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import optuna
 from optuna.trial import TrialState
@@ -105,7 +106,7 @@ def search(options: SearchOptions) -> optuna.Study:
     if folds is None:  # a resumed study keeps its folds; a new one gets them by the pool's size
         folds = stored_folds(storage, name) or default_folds(data)
     options, data, space, notes = _fitted(options, data, space, folds)
-    planned, profile = _planned(options, data, space)  # mistakes in them: one line before the study is touched
+    planned, profile, portfolio = _planned(options, data, space)  # mistakes: one line before the study is touched
     study = open_study(storage, options.storage, name, options.data, options.seed, space, data, profile)
     fail_interrupted(study)
     remaining = options.trials - sum(tally(study).values())
@@ -124,7 +125,7 @@ def search(options: SearchOptions) -> optuna.Study:
         queued = warm_starts[:max(0, room)]
         for attr, name, params in queued:
             study.enqueue_trial(params, user_attrs={attr: name, "driver": driver_name()})
-        notes = (*notes, *_queued_note(baseline, queued, options, data))
+        notes = (*notes, *_queued_note(baseline, queued, portfolio, data))
         folder = options.encoders if options.encoders is not None else encoder_folder(options.storage)
         if folder is not None:  # export names it, so train reuses the encoders
             study.set_user_attr("encoder_folder", str(Path(folder).resolve()))
@@ -142,23 +143,23 @@ def search(options: SearchOptions) -> optuna.Study:
     return study
 
 
-def _queued_note(baseline: bool, queued: list[tuple[str, str, dict]], options: SearchOptions,
+def _queued_note(baseline: bool, queued: list[tuple[str, str, dict]], portfolio: _Portfolio | None,
                  data: NoisyDataset) -> tuple[str, ...]:
     """The progress line saying what this run queued before the sampler draws (plain CE where
-    ``baseline``, the ``queued`` warm starts), and where the portfolio gave none for this kind of data,
-    that it lists none; nothing when nothing was queued."""
-    from automl_noisy.search.portfolio import data_kind, load_portfolio
+    ``baseline``, the ``queued`` warm starts), and where the ``portfolio`` the search read gives none for
+    this kind of data, that it lists none; nothing when nothing was queued."""
+    from automl_noisy.search.portfolio import data_kind
 
     if not baseline and not queued:
         return ()
-    path, order = _portfolio(options, data)
-    kind = data_kind(data.input_shape)
+    order = portfolio.order if portfolio else "fixed"
     labels = {"reference": "reference", "warm_start": "from --warm-start",
               "portfolio": f"from the portfolio ({order} order)"}
     parts = ["plain CE"] if baseline else []
     parts += [f"{n} {label}" for attr, label in labels.items() if (n := sum(a == attr for a, _, _ in queued))]
-    if path and not any(a == "portfolio" for a, _, _ in queued) and not load_portfolio(path)[kind]:
-        parts.append(f"no portfolio entry: {Path(path).name} lists none for {kind}")
+    kind = data_kind(data.input_shape)
+    if portfolio and not any(a == "portfolio" for a, _, _ in queued) and not portfolio.entries[kind]:
+        parts.append(f"no portfolio entry: {Path(portfolio.path).name} lists none for {kind}")
     return ("queued before the sampler draws: " + "; ".join(parts),)
 
 
@@ -209,7 +210,7 @@ def first_pipelines(options: SearchOptions) -> list[tuple[str, str]]:
     """
     space, data = load_space(options.space), load_data(options.data)
     options, data, space, _ = _fitted(options, data, space, options.cv or default_folds(data))
-    planned, _ = _planned(options, data, space)
+    planned, _, _ = _planned(options, data, space)
     return [("baseline", "plain CE"), *((attr, name) for attr, name, _ in planned)]
 
 
@@ -228,37 +229,49 @@ def _fitted(options: SearchOptions, data: NoisyDataset, space: SearchSpace,
     return options, data, space.for_shape(data.input_shape, train_rows(data), trusted, gap), notes
 
 
+class _Portfolio(NamedTuple):
+    """The portfolio file a search reads (``path``), its ``entries`` per data kind as
+    :func:`~automl_noisy.search.portfolio.load_portfolio` reads them, and the ``order`` the search runs
+    this data's kind in."""
+
+    path: str
+    entries: dict
+    order: str
+
+
 def _planned(options: SearchOptions, data: NoisyDataset,
-             space: SearchSpace) -> tuple[list[tuple[str, str, dict]], dict | None]:
-    """The warm starts a search runs after its baseline (:func:`_warm_starts`) and the data's noise
-    profile where the portfolio's order needs it (computed once: the study records it)."""
-    portfolio, order = _portfolio(options, data)
-    profile = noise_profile(data, options.seed) if order == "nearest" else None
-    return _warm_starts(space, data, options, portfolio, order, profile), profile
+             space: SearchSpace) -> tuple[list[tuple[str, str, dict]], dict | None, _Portfolio | None]:
+    """The warm starts a search runs after its baseline (:func:`_warm_starts`), the data's noise profile
+    where the portfolio's order needs it (computed once: the study records it) and the portfolio read
+    (None: none), which the progress note reuses."""
+    portfolio = _portfolio(options, data)
+    profile = noise_profile(data, options.seed) if portfolio and portfolio.order == "nearest" else None
+    return _warm_starts(space, data, options, portfolio, profile), profile, portfolio
 
 
-def _portfolio(options: SearchOptions, data: NoisyDataset) -> tuple[str | None, str]:
-    """The portfolio file a search reads (None: none) and the order it runs its entries for this data's
+def _portfolio(options: SearchOptions, data: NoisyDataset) -> _Portfolio | None:
+    """The portfolio a search reads (None: none) with the order it runs its entries for this data's
     kind in: ``--portfolio-order`` where given, else the order the file names for the kind (``fixed``
     where it names none)."""
-    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind
+    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind, load_portfolio
 
     path = options.portfolio
     if path == "default":
         path = str(DEFAULT_PORTFOLIO) if DEFAULT_PORTFOLIO.is_file() else None
     if not path:
-        return None, "fixed"
-    return path, options.portfolio_order or file_order(path, data_kind(data.input_shape))
+        return None
+    entries = load_portfolio(path)
+    return _Portfolio(path, entries, options.portfolio_order or file_order(path, data_kind(data.input_shape)))
 
 
-def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions, path: str | None = None,
-                 order: str = "fixed", profile: dict | None = None) -> list[tuple[str, str, dict]]:
+def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions, portfolio: _Portfolio | None = None,
+                 profile: dict | None = None) -> list[tuple[str, str, dict]]:
     """``(attribute, name, params)`` of the pipelines to run after the baseline and before the
     sampler: the references the data calls for (with trusted rows, ``trusted+mixmatch``), the best of
-    an earlier study (``--warm-start``), then the entries of the portfolio file ``path`` for this kind
-    of data that the space allows, in the file's order or (``order`` "nearest", with the data's noise
-    ``profile``) in the order of the suite tasks nearest the data (:mod:`automl_noisy.search.nearest`)."""
-    from automl_noisy.search.portfolio import best_of_study, data_kind, fitting, load_portfolio, references, resolve
+    an earlier study (``--warm-start``), then the ``portfolio``'s entries for this kind of data that the
+    space allows, in the file's order or (its order "nearest", with the data's noise ``profile``) in the
+    order of the suite tasks nearest the data (:mod:`automl_noisy.search.nearest`)."""
+    from automl_noisy.search.portfolio import best_of_study, data_kind, fitting, references, resolve
 
     out: list[tuple[str, str, dict]] = [("reference", name, params) for name, params in
                                         references(space, data.spec, options.seed, data.trusted_train is not None,
@@ -278,11 +291,11 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
                 raise UserError(f"--warm-start study {earlier.study_name!r}: none of its best pipelines fits this "
                                 f"search space ({e})") from None
         out += [("warm_start", entry.name, params) for entry, params in fit]
-    if path:
-        kind, portfolio = data_kind(data.input_shape), load_portfolio(path)
-        entries = portfolio[kind]
-        if order == "nearest" and entries:  # a kind with no entries has nothing to order
-            entries = _nearest(path, portfolio, kind, data, profile)
+    if portfolio:
+        kind = data_kind(data.input_shape)
+        entries = portfolio.entries[kind]
+        if portfolio.order == "nearest" and entries:  # a kind with no entries has nothing to order
+            entries = _nearest(portfolio.path, portfolio.entries, kind, data, profile)
         out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
     return out
 
