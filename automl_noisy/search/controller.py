@@ -12,7 +12,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import optuna
 from optuna.trial import TrialState
@@ -28,7 +28,7 @@ from automl_noisy.search.executors import Executor
 from automl_noisy.search.loop import SearchLoop
 from automl_noisy.search.stop import StopRequest, stop_on_signals
 from automl_noisy.search.progress import SearchProgress
-from automl_noisy.search.nearest import ORDERS, file_order
+from automl_noisy.search.nearest import ORDERS, order_in
 from automl_noisy.search.shared import WARM_START_ATTRS
 from automl_noisy.search.space import SearchSpace, load_space
 from automl_noisy.search.storage import DEFAULT_STORAGE, open_storage
@@ -230,11 +230,12 @@ def _fitted(options: SearchOptions, data: NoisyDataset, space: SearchSpace,
 
 
 class _Portfolio(NamedTuple):
-    """The portfolio file a search reads (``path``), its ``entries`` per data kind as
-    :func:`~automl_noisy.search.portfolio.load_portfolio` reads them, and the ``order`` the search runs
-    this data's kind in."""
+    """The portfolio file a search reads (``path``; parsed once: ``doc``), its ``entries`` per data kind
+    as :func:`~automl_noisy.search.portfolio.portfolio_entries` reads them, and the ``order`` the search
+    runs this data's kind in."""
 
     path: str
+    doc: Any
     entries: dict
     order: str
 
@@ -253,15 +254,16 @@ def _portfolio(options: SearchOptions, data: NoisyDataset) -> _Portfolio | None:
     """The portfolio a search reads (None: none) with the order it runs its entries for this data's
     kind in: ``--portfolio-order`` where given, else the order the file names for the kind (``fixed``
     where it names none)."""
-    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind, load_portfolio
+    from automl_noisy.search.portfolio import DEFAULT_PORTFOLIO, data_kind, portfolio_entries, read_portfolio_file
 
     path = options.portfolio
     if path == "default":
         path = str(DEFAULT_PORTFOLIO) if DEFAULT_PORTFOLIO.is_file() else None
     if not path:
         return None
-    entries = load_portfolio(path)
-    return _Portfolio(path, entries, options.portfolio_order or file_order(path, data_kind(data.input_shape)))
+    doc = read_portfolio_file(path)
+    entries = portfolio_entries(doc, path)
+    return _Portfolio(path, doc, entries, options.portfolio_order or order_in(doc, path, data_kind(data.input_shape)))
 
 
 def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions, portfolio: _Portfolio | None = None,
@@ -295,24 +297,25 @@ def _warm_starts(space: SearchSpace, data: NoisyDataset, options: SearchOptions,
         kind = data_kind(data.input_shape)
         entries = portfolio.entries[kind]
         if portfolio.order == "nearest" and entries:  # a kind with no entries has nothing to order
-            entries = _nearest(portfolio.path, portfolio.entries, kind, data, profile)
+            entries = _nearest(portfolio, kind, data, profile)
         out += [("portfolio", entry.name, params) for entry, params in fitting(entries, space, data.spec, options.seed)]
     return out
 
 
-def _nearest(path: str, portfolio: dict, kind: str, data: NoisyDataset, profile: dict | None) -> list:
+def _nearest(portfolio: _Portfolio, kind: str, data: NoisyDataset, profile: dict | None) -> list:
     """The ``portfolio``'s entries for ``kind`` in the order of the suite tasks nearest the data (``profile``:
     the data's noise profile, which ``search`` computes once when this order is asked for)."""
-    from automl_noisy.search.nearest import load_nearest, nearest_order
+    from automl_noisy.search.nearest import nearest_in, nearest_order
 
-    tasks = load_nearest(path, portfolio).get(kind)
+    path = portfolio.path
+    tasks = nearest_in(portfolio.doc, path, portfolio.entries).get(kind)
     if not tasks:
         raise UserError(f"{path} records no suite tasks for {kind} data (its 'nearest' part), which "
                         "--portfolio-order nearest needs; build the portfolio with benchmarks/portfolio.py, or use "
                         "--portfolio-order fixed")
     rows = len(data.y_train) + len(data.y_val)  # the pool a search selects with, as the suite's tasks count it
     assert profile is not None, "search computes the noise profile for the nearest order"
-    return nearest_order(portfolio[kind], tasks, rows, len(data.class_names), profile["estimated_rate"])
+    return nearest_order(portfolio.entries[kind], tasks, rows, len(data.class_names), profile["estimated_rate"])
 
 
 def _earlier_study(spec: str, storage_url: str) -> optuna.Study:

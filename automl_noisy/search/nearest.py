@@ -30,10 +30,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from automl_noisy.errors import UserError
-from automl_noisy.pipeline import read_yaml_file
-from automl_noisy.search.portfolio import KINDS, Entry
+from automl_noisy.search.portfolio import KINDS, Entry, read_portfolio_file
 
 ORDERS = ("fixed", "nearest")
 
@@ -60,7 +60,11 @@ def meta_point(rows: int, classes: int, noise: float) -> tuple[float, float, flo
 def file_order(path: str | Path, kind: str) -> str:
     """The order the portfolio file ``path`` names for data of ``kind`` (its ``order`` mapping), ``fixed``
     where it names none; a mistake is one UserError naming the file."""
-    doc = read_yaml_file(str(path), "portfolio file")
+    return order_in(read_portfolio_file(path), path, kind)
+
+
+def order_in(doc: Any, path: str | Path, kind: str) -> str:
+    """:func:`file_order` of a portfolio file's parsed YAML ``doc`` (``path`` names it in errors)."""
     orders = doc.get("order") if isinstance(doc, Mapping) else None
     if orders is None:
         return "fixed"
@@ -73,7 +77,11 @@ def file_order(path: str | Path, kind: str) -> str:
 def load_nearest(path: str | Path, entries: Mapping[str, Sequence[Entry]]) -> dict[str, list[SuiteTask]]:
     """The ``nearest`` tasks of a portfolio file per data kind (none for a kind it does not record);
     every mistake is one UserError naming the file, an entry name the kind's portfolio lacks included."""
-    doc = read_yaml_file(str(path), "portfolio file")
+    return nearest_in(read_portfolio_file(path), path, entries)
+
+
+def nearest_in(doc: Any, path: str | Path, entries: Mapping[str, Sequence[Entry]]) -> dict[str, list[SuiteTask]]:
+    """:func:`load_nearest` of a portfolio file's parsed YAML ``doc`` (``path`` names it in errors)."""
     nearest = doc.get("nearest") if isinstance(doc, Mapping) else None
     if nearest is None:
         return {}

@@ -53,7 +53,19 @@ def data_kind(input_shape: tuple[int, ...]) -> str:
 
 def load_portfolio(path: str | Path) -> dict[str, list[Entry]]:
     """Read a portfolio file: data kind -> entries. Every mistake is one UserError naming the file."""
-    doc = read_yaml_file(str(path), "portfolio file")
+    return portfolio_entries(read_portfolio_file(path), path)
+
+
+def read_portfolio_file(path: str | Path) -> Any:
+    """The parsed YAML of the portfolio file ``path`` (one UserError naming it where it cannot be read),
+    for a caller that reads several of its parts: :func:`portfolio_entries`,
+    :func:`~automl_noisy.search.nearest.order_in` and :func:`~automl_noisy.search.nearest.nearest_in`."""
+    return read_yaml_file(str(path), "portfolio file")
+
+
+def portfolio_entries(doc: Any, path: str | Path) -> dict[str, list[Entry]]:
+    """Data kind -> entries of a portfolio file's parsed YAML ``doc``; every mistake is one UserError
+    naming the file ``path``."""
     if not isinstance(doc, Mapping) or not set(doc) & set(KINDS):
         raise UserError(f"{path}: a portfolio maps {' and/or '.join(KINDS)} to lists of {{name, params}} entries")
     out: dict[str, list[Entry]] = {}

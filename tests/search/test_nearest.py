@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from automl_noisy.cli import main
+from automl_noisy.search import portfolio as portfolio_module
 from automl_noisy.errors import UserError
 from automl_noisy.search.controller import SearchOptions, search
 from automl_noisy.search.nearest import SuiteTask, file_order, load_nearest, meta_point, nearest_order
@@ -97,12 +98,16 @@ def test_a_search_runs_the_entries_of_the_nearest_task_first(tmp_path, tiny_spec
     assert near.user_attrs["noise_profile"] == fixed.user_attrs["noise_profile"]  # computed once, recorded as ever
 
 
-def test_the_order_the_file_names_for_the_kind_is_the_default_and_the_flag_overrides_it(tmp_path, tiny_spec):
+def test_the_order_the_file_names_for_the_kind_is_the_default_and_the_flag_overrides_it(tmp_path, tiny_spec,
+                                                                                         monkeypatch):
     path = tmp_path / "p.yaml"
     path.write_text(yaml.safe_dump({**PORTFOLIO, "order": {"vectors": "nearest"}}))
     assert (file_order(path, "vectors"), file_order(path, "images")) == ("nearest", "fixed")
+    reads, read = [], portfolio_module.read_yaml_file
+    monkeypatch.setattr(portfolio_module, "read_yaml_file", lambda p, what: reads.append(p) or read(p, what))
     near = search(_options(tmp_path, tiny_spec, portfolio=str(path), study="near"))
     assert [t.user_attrs.get("portfolio") for t in near.trials] == [None, "mae", "gce", "mixup"]
+    assert reads == [str(path)]  # entries, order and nearest tasks from one parse of the file
     assert "noise_profile" in near.user_attrs
     fixed = search(_options(tmp_path, tiny_spec, portfolio=str(path), study="fixed", portfolio_order="fixed"))
     assert [t.user_attrs.get("portfolio") for t in fixed.trials] == [None, "gce", "mixup", "mae"]
