@@ -363,6 +363,19 @@ def section_from_record(section: str, record: Path, render) -> None:
     print(f"wrote the {section} section of BENCHMARKS.md from {record.name}")
 
 
+def publish(runs: dict, render, record: Path, section: str, partial: Path | None = None, quick: bool = False) -> None:
+    """The end of a script's run: ``render(runs)`` printed; unless ``quick``, the record and the section
+    written whole and the ``partial`` rows of an interrupted run deleted (the run is complete)."""
+    print(render(runs))
+    if quick:
+        return
+    write_record(record, runs)
+    write_section(section, render(runs))
+    if partial is not None:
+        partial.unlink(missing_ok=True)
+    print(f"wrote the {section} section of BENCHMARKS.md and {record.name}")
+
+
 def task_seeds_main(description: str, tasks, seeds, runs_of, render, record: Path, partial: Path,
                     section: str) -> None:
     """The command line of a script that runs ``runs_of`` task by seed (:func:`run_task_seeds`):

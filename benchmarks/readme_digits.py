@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from _common import (OtherLoad, busy_cores, code_tree, commit, file_digest, finished_rows, keep_rows, machine,
-                     section_from_record, spread, table, write_record, write_section)
+                     publish, section_from_record, spread, table)
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "readme-digits.json"
@@ -102,13 +102,7 @@ def run(quick: bool = False) -> None:
                "the minutes count this run only." if kept else "")
     runs = {"machine": machine(code), "commit": code, "portfolio": portfolio, "minutes": (time.perf_counter() - start) / 60,
             "load": f"Other load when it started: {busy:.2f} cores busy. " + load.sentence() + resumed, "rows": rows}
-    print(render(runs))
-    if quick:
-        return
-    write_record(RECORD, runs)
-    write_section(SECTION, render(runs))
-    PARTIAL.unlink(missing_ok=True)
-    print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")
+    publish(runs, render, RECORD, SECTION, PARTIAL, quick)
 
 
 def main() -> None:

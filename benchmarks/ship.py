@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from _common import (OtherLoad, busy_cores, code_tree, commit, finished_rows, keep_rows, machine,
-                     section_from_record, spread, table, train_reuse, write_record, write_section)
+                     publish, section_from_record, spread, table, train_reuse)
 
 RECORD = Path(__file__).resolve().parent / "model-selection-ship.json"
 #: the rows finished so far, kept after each search so that an interrupted run goes on where it stopped
@@ -265,13 +265,7 @@ def run(quick: bool = False) -> None:
                     f"(git tree {tree[:10]} of automl_noisy); the minutes count this run only." if resumed else "")
     runs = {"machine": machine(code), "commit": code, "load": f"Other load when it started: {busy:.2f} cores busy. "
             + load.sentence() + resumed_note, "minutes": (time.perf_counter() - start) / 60, "rows": rows}
-    print(render(runs))
-    if quick:
-        return
-    write_record(RECORD, runs)
-    write_section(SECTION, render(runs))
-    PARTIAL.unlink(missing_ok=True)
-    print(f"wrote the {SECTION} section of BENCHMARKS.md and {RECORD.name}")
+    publish(runs, render, RECORD, SECTION, PARTIAL, quick)
 
 
 def report() -> None:
